@@ -1,0 +1,181 @@
+"""Job configuration: one nested dict, resolved from layered defaults.
+
+    global defaults < benchmark's official settings < method defaults < --set overrides
+
+The resolved dict is what a job records next to its metrics, so it must be complete: every key
+the training code reads exists in it. ``--set section.key=value`` may only change keys that exist
+(so typos fail loudly); values are parsed as YAML and must match the default's type.
+Nothing here imports torch: study workflows validate configs cheaply.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from typing import Any
+
+import yaml
+
+from hnet.errors import ConfigError
+
+SCENARIOS = {
+    "cl1": "task-incremental: task id given at test time, one head per task",
+    "cl2": "domain-incremental: no task id, one shared head",
+    "cl3": "class-incremental: no task id, must be inferred; heads of all tasks",
+}
+
+GLOBAL_DEFAULTS: dict[str, Any] = {
+    "benchmark": None,
+    "scenario": "cl1",
+    "method": "hnet",
+    "size": "official",  # hypernetwork size preset, or cr<ratio>; see hnet.models.sizes
+    "seed": 0,
+    "device": "auto",  # auto = CUDA when available, else CPU
+    "threads": 0,  # torch CPU threads; 0 = torch's default
+    "data": {"dir": None, "download": True},
+    "target": {"kind": "mlp", "hidden": [100, 100], "activation": "relu"},
+    "train": {
+        "iters": 1000,  # optimizer steps per task
+        "batch_size": 128,
+        "lr": 1e-3,
+        "adam_betas": [0.9, 0.999],
+        "eval_batch_size": 2000,
+        "log_every": 50,  # steps between logged training losses
+    },
+    "hnet_arch": {},  # overrides of the resolved size preset (chunk_size, hidden, ...)
+}
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """Recursively merge ``extra`` into a copy of ``base`` (extra wins; dicts merge)."""
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["train.lr=1e-4", "hnet.beta=0"]`` → ``{"train.lr": 0.0001, "hnet.beta": 0}``."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r} is not of the form key=value (e.g. train.lr=1e-4).")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: cannot parse value {raw!r} ({e}).") from None
+        if isinstance(value, str):  # YAML reads 1e-4 as a string; numbers should be numbers
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        out[key.strip()] = value
+    return out
+
+
+def _check_type(key: str, old: Any, new: Any) -> Any:
+    if old is None or new is None:
+        return new
+    if isinstance(old, bool):
+        if not isinstance(new, bool):
+            raise ConfigError(f"--set {key}={new!r}: expected true or false.")
+        return new
+    if isinstance(old, float) and isinstance(new, int) and not isinstance(new, bool):
+        return float(new)
+    if isinstance(old, int) and isinstance(new, float) and new.is_integer():
+        return int(new)
+    if type(old) is not type(new):
+        raise ConfigError(
+            f"--set {key}={new!r}: expected a {type(old).__name__} like the default {old!r}, "
+            f"got a {type(new).__name__}."
+        )
+    return new
+
+
+def apply_overrides(cfg: dict, overrides: dict[str, Any], open_sections: tuple[str, ...] = ()) -> dict:
+    """Set dotted keys; a key must already exist unless its section is in ``open_sections``."""
+    cfg = copy.deepcopy(cfg)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = cfg
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[:depth])
+            if not isinstance(node, dict) or (part not in node and parts[0] not in open_sections):
+                options = sorted(node) if isinstance(node, dict) else []
+                close = difflib.get_close_matches(part, options, n=2)
+                hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                raise ConfigError(
+                    f"Unknown config key {key!r}: {where or 'the top level'} has no {part!r}."
+                    f"{hint} Valid keys there: {', '.join(options) or '(none)'}. "
+                    f"`hnet train ... --print-config` shows the whole resolved config."
+                )
+            if last:
+                node[part] = _check_type(key, node.get(part), value)
+            else:
+                node = node[part]
+    return cfg
+
+
+def resolve(
+    benchmark: str,
+    method: str,
+    scenario: str = "cl1",
+    seed: int = 0,
+    size: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    **top: Any,
+) -> dict[str, Any]:
+    """The complete job config. Raises :class:`ConfigError` naming the offending key."""
+    from hnet.data import BENCHMARKS
+    from hnet.methods import METHODS
+    from hnet.models.sizes import is_valid_size
+
+    spec = BENCHMARKS.get(benchmark)
+    mcls = METHODS.get(method)
+    cfg = deep_merge(GLOBAL_DEFAULTS, {k: v for k, v in spec.defaults.items() if k != "size"})
+    cfg.update(benchmark=benchmark, method=method, scenario=scenario, seed=seed)
+    cfg["size"] = size or "official"
+    cfg["default_size"] = spec.defaults.get("size", "full")
+    cfg[method] = deep_merge(mcls.defaults, spec.defaults.get(method, {}))
+    for k, v in top.items():
+        if v is not None:
+            cfg[k] = v
+    cfg = apply_overrides(cfg, overrides or {}, open_sections=("hnet_arch",))
+    validate(cfg, spec, mcls)
+    return cfg
+
+
+def validate(cfg: dict, spec: Any, mcls: Any) -> None:
+    """Semantic checks that a schema cannot express."""
+    from hnet.models.sizes import is_valid_size
+
+    sc = cfg["scenario"]
+    if sc not in SCENARIOS:
+        raise ConfigError(f"Unknown scenario {sc!r}; choose one of {', '.join(SCENARIOS)}.")
+    if sc not in spec.scenarios:
+        raise ConfigError(f"Benchmark {spec.name!r} does not support scenario {sc!r} "
+                          f"(it supports {', '.join(spec.scenarios)}).")
+    if sc not in mcls.scenarios:
+        raise ConfigError(f"Method {mcls.name!r} does not support scenario {sc!r} "
+                          f"(it supports {', '.join(mcls.scenarios)}).")
+    if not is_valid_size(cfg["size"]):
+        from hnet.models.sizes import SIZES
+
+        raise ConfigError(f"Unknown size {cfg['size']!r}: use 'official', a preset "
+                          f"({', '.join(SIZES.names())}) or a compression ratio like cr0.5.")
+    if not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {cfg['seed']!r}.")
+    if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda[:N], got {cfg['device']!r}.")
+    train = cfg["train"]
+    for key in ("iters", "batch_size", "eval_batch_size", "log_every"):
+        if train[key] < 1:
+            raise ConfigError(f"train.{key} must be ≥ 1, got {train[key]!r}.")
+    if train["lr"] <= 0:
+        raise ConfigError(f"train.lr must be > 0, got {train['lr']!r}.")
+    mcls.check_config(cfg)

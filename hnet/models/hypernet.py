@@ -1,0 +1,113 @@
+"""Task-conditioned hypernetworks (METHOD.md §1).
+
+Both variants map a batch of task embeddings ``(E, d_e)`` to flat target weights ``(E, N)``.
+Task embeddings live in the module (one ``nn.Parameter`` each, so each task gets its own
+optimizer) but are *inputs* of ``forward``; the output regularizer can therefore evaluate the
+hypernetwork functionally at shifted parameters ``Θ + ΔΘ`` (lookahead) with ``functional_call``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from hnet.models.target import activation
+
+
+def mlp(dims: list[int], act: str) -> nn.Sequential:
+    """Linear layers with ``act`` between them and a linear output layer."""
+    seq = nn.Sequential()
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        seq.add_module(f"fc{i}", nn.Linear(a, b))
+        if i < len(dims) - 2:
+            seq.add_module(f"act{i}", activation(act))
+    return seq
+
+
+class HyperNetwork(nn.Module):
+    """Common part: task embeddings, initialisation, parameter accounting."""
+
+    def __init__(self, target_numel: int, n_tasks: int, task_emb: int) -> None:
+        super().__init__()
+        self.target_numel = target_numel
+        self.task_embs = nn.ParameterList(
+            [nn.Parameter(torch.empty(task_emb)) for _ in range(n_tasks)]
+        )
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform for ≥2-D weights, zero biases, then embeddings N(0, 1)."""
+        for name, p in self.named_parameters():
+            if name.startswith("task_embs") or name == "chunk_embs":
+                continue
+            if p.dim() >= 2:
+                nn.init.xavier_uniform_(p)
+            else:
+                nn.init.zeros_(p)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith("task_embs") or name == "chunk_embs":
+                    p.normal_(0.0, 1.0)
+
+    def theta(self) -> dict[str, nn.Parameter]:
+        """Θ_h: every trainable parameter except the task embeddings (chunk embeddings included)."""
+        return {n: p for n, p in self.named_parameters() if not n.startswith("task_embs")}
+
+    def embeddings(self, tasks: list[int] | Tensor) -> Tensor:
+        return torch.stack([self.task_embs[int(t)] for t in tasks])
+
+    def num_params(self) -> int:
+        """Trainable hypernetwork parameters incl. task and chunk embeddings."""
+        return sum(p.numel() for p in self.parameters())
+
+    def compression_ratio(self) -> float:
+        return self.num_params() / self.target_numel
+
+
+class FullHypernet(HyperNetwork):
+    """HMLP: one MLP from the task embedding to every target weight."""
+
+    def __init__(self, target_numel: int, n_tasks: int, task_emb: int, hidden: list[int],
+                 act: str = "relu") -> None:
+        super().__init__(target_numel, n_tasks, task_emb)
+        self.net = mlp([task_emb, *hidden, target_numel], act)
+        self.reset_parameters()
+
+    def forward(self, embs: Tensor) -> Tensor:
+        return self.net(embs)
+
+
+class ChunkedHypernet(HyperNetwork):
+    """Chunked HMLP: ``[e_t, c_i] → chunk i`` for learned, shared chunk embeddings ``c_i``.
+
+    All chunks of all requested tasks are one batch of ``E × n_chunks`` rows; the last chunk is
+    cut to length. The MLP's output layer has ``chunk_size`` units, so the hypernetwork can be
+    much smaller than the target (the compressive regime).
+    """
+
+    def __init__(self, target_numel: int, n_tasks: int, task_emb: int, hidden: list[int],
+                 chunk_size: int, chunk_emb: int, act: str = "relu") -> None:
+        super().__init__(target_numel, n_tasks, task_emb)
+        self.chunk_size = chunk_size
+        self.n_chunks = math.ceil(target_numel / chunk_size)
+        self.chunk_embs = nn.Parameter(torch.empty(self.n_chunks, chunk_emb))
+        self.net = mlp([task_emb + chunk_emb, *hidden, chunk_size], act)
+        self.reset_parameters()
+
+    def forward(self, embs: Tensor) -> Tensor:
+        e, c = embs.shape[0], self.n_chunks
+        inp = torch.cat(
+            [embs.unsqueeze(1).expand(e, c, -1), self.chunk_embs.unsqueeze(0).expand(e, c, -1)],
+            dim=-1,
+        )
+        return self.net(inp).reshape(e, c * self.chunk_size)[:, : self.target_numel]
+
+
+def build_hypernet(arch: dict, target_numel: int, n_tasks: int) -> HyperNetwork:
+    """Hypernetwork from a resolved size (see :mod:`hnet.models.sizes`)."""
+    if arch["chunked"]:
+        return ChunkedHypernet(target_numel, n_tasks, arch["task_emb"], list(arch["hidden"]),
+                               arch["chunk_size"], arch["chunk_emb"], arch["activation"])
+    return FullHypernet(target_numel, n_tasks, arch["task_emb"], list(arch["hidden"]),
+                        arch["activation"])

@@ -1,0 +1,116 @@
+"""Hypernetwork sizes: a grid axis.
+
+A size is either a named preset (the official architectures of METHOD.md §4 plus fast ones for
+the offline benchmarks) or a requested compression ratio written ``cr<ratio>`` (``cr0.1``,
+``cr0.5``, ``cr1.0``). ``official`` means the benchmark's own default preset.
+
+For a ratio, the benchmark's default preset is the template (embedding sizes, hidden layers,
+activation) and :func:`solve_ratio` picks the chunk size, scaling the hidden widths only if the
+chunk size alone cannot land within ±5 % of the requested ratio.
+
+Compression ratio = trainable hypernetwork parameters (incl. task and chunk embeddings)
+/ target-network weights (incl. all heads).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from hnet.errors import ConfigError
+from hnet.registry import Registry
+
+SIZES: Registry[dict[str, Any]] = Registry("size preset")
+
+# name: architecture. Adding a preset is one line here.
+SIZES.add("sm", dict(chunked=True, chunk_size=42000, chunk_emb=96, task_emb=96, hidden=[10, 10], activation="relu"))  # noqa: E501
+SIZES.add("pm10", dict(chunked=True, chunk_size=78000, chunk_emb=8, task_emb=24, hidden=[25, 25], activation="elu"))  # noqa: E501
+SIZES.add("pm100", dict(chunked=True, chunk_size=7500, chunk_emb=12, task_emb=128, hidden=[200, 250, 350], activation="relu"))  # noqa: E501
+SIZES.add("cifar_resnet", dict(chunked=True, chunk_size=7000, chunk_emb=32, task_emb=32, hidden=[], activation="relu"))  # noqa: E501
+SIZES.add("cifar_zenke", dict(chunked=True, chunk_size=5500, chunk_emb=80, task_emb=48, hidden=[100, 150, 200], activation="relu"))  # noqa: E501
+SIZES.add("digits", dict(chunked=True, chunk_size=300, chunk_emb=16, task_emb=16, hidden=[20, 20], activation="relu"))  # noqa: E501
+SIZES.add("toy", dict(chunked=False, chunk_size=None, chunk_emb=None, task_emb=2, hidden=[10, 10], activation="relu"))  # noqa: E501
+SIZES.add("full", dict(chunked=False, chunk_size=None, chunk_emb=None, task_emb=32, hidden=[50, 50], activation="relu"))  # noqa: E501
+
+ARCH_KEYS = ("chunked", "chunk_size", "chunk_emb", "task_emb", "hidden", "activation")
+RATIO = re.compile(r"^cr(\d+(?:\.\d+)?)$")
+TOLERANCE = 0.05
+
+
+def mlp_params(dims: list[int]) -> int:
+    return sum(a * b + b for a, b in zip(dims[:-1], dims[1:], strict=True))
+
+
+def count_params(arch: dict[str, Any], target_numel: int, n_tasks: int) -> int:
+    """Parameters of the hypernetwork ``arch`` would build, without building it."""
+    te = arch["task_emb"]
+    if not arch["chunked"]:
+        return mlp_params([te, *arch["hidden"], target_numel]) + n_tasks * te
+    cs, ce = arch["chunk_size"], arch["chunk_emb"]
+    n_chunks = math.ceil(target_numel / cs)
+    return mlp_params([te + ce, *arch["hidden"], cs]) + n_chunks * ce + n_tasks * te
+
+
+def is_valid_size(name: str) -> bool:
+    return name == "official" or name in SIZES or RATIO.match(name) is not None
+
+
+def solve_ratio(ratio: float, template: dict[str, Any], target_numel: int, n_tasks: int) -> dict:
+    """Chunked architecture whose compression ratio is within ±5 % of ``ratio``."""
+    base = dict(template)
+    if not base["chunked"]:
+        base.update(chunked=True, chunk_emb=base["task_emb"])
+    best: tuple[float, dict] | None = None
+    sizes = np.arange(1, target_numel + 1, dtype=np.int64)
+    # Chunk size first; then smaller/larger hidden widths; then smaller embeddings.
+    for emb_scale in (1.0, 0.5, 0.25):
+        for scale in (1.0, 0.5, 2.0, 0.25, 4.0, 0.1, 10.0):
+            hidden = [max(1, round(h * scale)) for h in base["hidden"]]
+            te = max(2, round(base["task_emb"] * emb_scale))
+            ce = max(2, round(base["chunk_emb"] * emb_scale))
+            first = [te + ce, *hidden]
+            fixed = mlp_params(first) + n_tasks * te
+            chunks = np.ceil(target_numel / sizes).astype(np.int64)
+            total = fixed + (first[-1] + 1) * sizes + chunks * ce
+            err = np.abs(total / target_numel - ratio) / ratio
+            i = int(np.argmin(err))
+            if best is None or err[i] < best[0]:
+                cand = dict(base, hidden=hidden, task_emb=te, chunk_emb=ce, chunk_size=int(sizes[i]))
+                best = (float(err[i]), cand)
+            if best[0] <= TOLERANCE / 2:
+                break
+        if best[0] <= TOLERANCE / 2:
+            break
+    assert best is not None
+    if best[0] > TOLERANCE:
+        got = count_params(best[1], target_numel, n_tasks) / target_numel
+        raise ConfigError(
+            f"Size 'cr{ratio:g}': no chunked hypernetwork based on this benchmark's default preset "
+            f"lands within ±5 % of compression ratio {ratio:g} for a target of {target_numel} "
+            f"weights (closest: {got:.3f}). Ask for a ratio closer to {got:.2f}, or pick a preset "
+            f"({', '.join(SIZES.names())})."
+        )
+    return best[1]
+
+
+def resolve_size(name: str, default_preset: str, target_numel: int, n_tasks: int,
+                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Size name → architecture dict (``ARCH_KEYS``), with ``--set hnet_arch.*`` overrides."""
+    if name == "official":
+        name = default_preset
+    m = RATIO.match(name)
+    if m:
+        arch = solve_ratio(float(m.group(1)), SIZES.get(default_preset), target_numel, n_tasks)
+    else:
+        arch = dict(SIZES.get(name))
+    for key, value in (overrides or {}).items():
+        if key not in ARCH_KEYS:
+            raise ConfigError(f"Unknown key hnet_arch.{key}; valid keys: {', '.join(ARCH_KEYS)}.")
+        arch[key] = value
+    if arch["chunked"] and not arch.get("chunk_size"):
+        raise ConfigError("hnet_arch.chunked is true but hnet_arch.chunk_size is not set.")
+    arch["hidden"] = list(arch["hidden"])
+    return arch
