@@ -1,0 +1,112 @@
+"""Benchmark containers: whole datasets as tensors on the training device.
+
+DESIGN.md decision 6: the (small) datasets live on the device; a batch is an index slice, never a
+DataLoader per step. Images may be kept as uint8 (4x less memory) and are cast, scaled and, for
+permuted benchmarks, permuted on the device when a batch is taken, so 100 permuted tasks share
+one copy of the pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class TaskData:
+    """One task's train and test split.
+
+    ``y`` holds *local* labels ``0..head_size-1`` (float targets of shape (n, 1) for regression);
+    ``classes`` are the global class ids they stand for, used to build class-incremental labels.
+    """
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    classes: tuple[int, ...] = ()
+    perm: Tensor | None = None  # input permutation (indices into the flat input), applied per batch
+    scale: float = 1.0  # multiplies the inputs after the cast to float (1/255 for uint8 images)
+
+    def inputs(self, x: Tensor) -> Tensor:
+        """Raw stored rows → float network inputs (cast, scale, permute), on x's device."""
+        x = x.float()
+        if self.scale != 1.0:
+            x = x * self.scale
+        if self.perm is not None:
+            x = x.index_select(1, self.perm)
+        return x
+
+    @property
+    def n_train(self) -> int:
+        return self.x_train.shape[0]
+
+    @property
+    def n_test(self) -> int:
+        return self.x_test.shape[0]
+
+    def train_batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        return self.inputs(self.x_train[idx]), self.y_train[idx]
+
+    def test_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        for start in range(0, self.n_test, batch_size):
+            sl = slice(start, start + batch_size)
+            yield self.inputs(self.x_test[sl]), self.y_test[sl]
+
+
+@dataclass
+class Benchmark:
+    """A sequence of tasks plus what a network needs to know about them."""
+
+    name: str
+    tasks: list[TaskData]
+    in_dim: int
+    head_size: int  # outputs of one task head: classes per task (1 for regression)
+    kind: str = "classification"  # or "regression"
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    def to(self, device: torch.device | str) -> Benchmark:
+        """Move every task; tasks that shared storage (permuted benchmarks) keep sharing it."""
+        moved: dict[int, Tensor] = {}
+
+        def mv(t: Tensor | None) -> Tensor | None:
+            if t is None:
+                return None
+            if id(t) not in moved:
+                moved[id(t)] = t.to(device)
+            return moved[id(t)]
+
+        tasks = [
+            TaskData(mv(t.x_train), mv(t.y_train), mv(t.x_test), mv(t.y_test), t.classes,
+                     mv(t.perm), t.scale)
+            for t in self.tasks
+        ]
+        return Benchmark(self.name, tasks, self.in_dim, self.head_size, self.kind)
+
+
+Loader = Callable[[dict[str, Any], int], Benchmark]
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """A registry entry: how to build a benchmark and its default (official) settings.
+
+    ``load(data_cfg, seed)`` returns the benchmark on the CPU; ``data_cfg`` is the resolved
+    ``data`` section of the job config (``dir``, ``download`` and the benchmark's own keys).
+    ``defaults`` are merged into the job config under the benchmark: sections ``data``,
+    ``target``, ``train``, ``hnet`` and the key ``size`` (the default size preset name).
+    """
+
+    name: str
+    description: str
+    load: Loader
+    defaults: dict[str, Any] = field(default_factory=dict)
+    scenarios: tuple[str, ...] = ("cl1", "cl2", "cl3")
+    kind: str = "classification"

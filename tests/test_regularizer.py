@@ -1,0 +1,113 @@
+"""The output regularizer: batched == per-task loop, target modes, lookahead, subsets, masks."""
+
+import copy
+
+import pytest
+import torch
+
+from hnet.models.hypernet import ChunkedHypernet, FullHypernet
+from hnet.regularizer import OutputRegularizer, adam_lookahead
+
+
+def make_hnet(chunked=True, n_tasks=6, numel=500):
+    torch.manual_seed(0)
+    if chunked:
+        return ChunkedHypernet(numel, n_tasks, task_emb=8, hidden=[16, 16], chunk_size=64,
+                               chunk_emb=4)
+    return FullHypernet(numel, n_tasks, task_emb=8, hidden=[16])
+
+
+def perturb(h):
+    with torch.no_grad():
+        for p in h.theta().values():
+            p.add_(0.05 * torch.randn_like(p))
+
+
+def grads(h):
+    return {n: p.grad.clone() for n, p in h.theta().items() if p.grad is not None}
+
+
+def rel_err(a, b):
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+@pytest.mark.parametrize("mode", ["stored", "online"])
+@pytest.mark.parametrize("use_delta", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_batched_equals_loop_in_loss_and_gradients(chunked, mode, use_delta, masked):
+    h = make_hnet(chunked)
+    mask = (lambda t: torch.arange(h.target_numel) % (t + 2) != 0) if masked else None
+    reg = OutputRegularizer(mode, head_mask=mask)
+    reg.begin_task(h, 5)
+    perturb(h)
+    delta = ({n: 0.01 * torch.randn_like(p) for n, p in h.theta().items()} if use_delta else None)
+    tasks = torch.tensor([0, 2, 3, 4])
+    results = []
+    for fn in (reg.loss, reg.loss_loop):
+        h.zero_grad()
+        loss = fn(h, tasks, delta)
+        loss.backward()
+        results.append((loss.detach(), grads(h)))
+    (lb, gb), (ll, gl) = results
+    assert lb.item() > 0
+    assert rel_err(lb, ll) < 1e-5
+    assert gb.keys() == gl.keys() and len(gb) == len(h.theta())
+    for n in gb:
+        assert rel_err(gb[n], gl[n]) < 1e-5, n
+
+
+def test_loss_is_zero_right_after_begin_task_and_sums_squares():
+    h = make_hnet()
+    reg = OutputRegularizer("stored")
+    reg.begin_task(h, 3)
+    assert reg.loss(h).item() == 0.0
+    with torch.no_grad():
+        h.net[-1].bias.add_(0.1)  # every generated weight moves by exactly 0.1
+    # sum over all N weights of 0.1², averaged over the 3 regularized tasks
+    assert reg.loss(h).item() == pytest.approx(h.target_numel * 0.01, rel=1e-4)
+
+
+def test_stored_and_online_targets_agree():
+    h = make_hnet()
+    stored, online = OutputRegularizer("stored"), OutputRegularizer("online")
+    stored.begin_task(h, 4)
+    online.begin_task(h, 4)
+    perturb(h)
+    assert stored.loss(h).item() == pytest.approx(online.loss(h).item(), rel=1e-6)
+    assert "targets" in stored.state() and any(k.startswith("snapshot.") for k in online.state())
+
+
+def test_previous_embeddings_get_no_gradient():
+    h = make_hnet()
+    reg = OutputRegularizer()
+    reg.begin_task(h, 3)
+    perturb(h)
+    reg.loss(h).backward()
+    assert all(h.task_embs[t].grad is None for t in range(6))
+
+
+def test_random_subset_is_fresh_each_step_and_of_size_s():
+    reg = OutputRegularizer(n_sample=3)
+    reg.n_prev = 10
+    g = torch.Generator().manual_seed(0)
+    picks = [tuple(reg.select(g).tolist()) for _ in range(20)]
+    assert all(len(p) == 3 == len(set(p)) and max(p) < 10 for p in picks)
+    assert len(set(picks)) > 5
+    reg.n_sample = 0
+    assert reg.select(g).tolist() == list(range(10))
+
+
+def test_adam_lookahead_predicts_the_real_adam_step():
+    h = make_hnet()
+    opt = torch.optim.Adam(h.theta().values(), lr=1e-2)
+    for step in range(3):  # with fresh and with accumulated moment estimates
+        h.zero_grad()
+        h(h.embeddings([0, 1])).pow(2).sum().backward()
+        state_before = copy.deepcopy(opt.state_dict())
+        before = {n: p.detach().clone() for n, p in h.theta().items()}
+        delta = adam_lookahead(opt, h.theta())
+        assert opt.state_dict()["state"].keys() == state_before["state"].keys()
+        opt.step()
+        for n, p in h.theta().items():
+            torch.testing.assert_close(p.detach() - before[n], delta[n], rtol=1e-4, atol=1e-7)
