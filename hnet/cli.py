@@ -23,14 +23,24 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="cl1", help="cl1 | cl2 | cl3 (default: cl1)")
     p.add_argument("--method", "-m", default="hnet", help="method name (default: hnet)")
     p.add_argument("--seed", type=int, default=0, help="fixes init, permutations, data order")
-    p.add_argument("--size", default=None,
-                   help="hypernetwork size: 'official' (default), a preset, or cr<ratio>")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.iters=100 (repeatable)")
+    p.add_argument(
+        "--size",
+        default=None,
+        help="hypernetwork size: 'official' (default), a preset, or cr<ratio>",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.iters=100 (repeatable)",
+    )
     p.add_argument("--device", default=None, help="auto (default) | cpu | cuda[:N]")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (0 = default)")
-    p.add_argument("--data-dir", default=None,
-                   help="dataset root (default: $HNET_DATA or ~/.cache/hnet/data)")
+    p.add_argument(
+        "--data-dir", default=None, help="dataset root (default: $HNET_DATA or ~/.cache/hnet/data)"
+    )
 
 
 def _resolve(args: argparse.Namespace) -> dict:
@@ -39,8 +49,16 @@ def _resolve(args: argparse.Namespace) -> dict:
     overrides = parse_set(args.overrides)
     if args.data_dir:
         overrides["data.dir"] = str(Path(args.data_dir).expanduser().resolve())
-    return resolve(args.benchmark, args.method, scenario=args.scenario, seed=args.seed,
-                   size=args.size, overrides=overrides, device=args.device, threads=args.threads)
+    return resolve(
+        args.benchmark,
+        args.method,
+        scenario=args.scenario,
+        seed=args.seed,
+        size=args.size,
+        overrides=overrides,
+        device=args.device,
+        threads=args.threads,
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -58,8 +76,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hnet.train import run_job
 
     res = run_job(cfg, out, progress=False if args.quiet else None)
-    keys = ("acc_final", "acc_during", "bwt", "fwt", "forgetting", "compression_ratio",
-            "train_seconds")
+    keys = (
+        "acc_final",
+        "acc_during",
+        "bwt",
+        "fwt",
+        "forgetting",
+        "compression_ratio",
+        "train_seconds",
+    )
     print(" ".join(f"{k}={res[k]:.4g}" for k in keys if res.get(k) is not None))
     print(f"wrote {out / 'metrics.json'}")
     return 0
@@ -73,8 +98,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     print("benchmarks:")
     for name, spec in BENCHMARKS.items():
-        print(f"  {name:18s} {'/'.join(spec.scenarios):14s} size={spec.defaults.get('size', '-'):8s}"
-              f" {spec.description}")
+        print(
+            f"  {name:18s} {'/'.join(spec.scenarios):14s} size={spec.defaults.get('size', '-'):8s}"
+            f" {spec.description}"
+        )
     print("methods:")
     for name, cls in METHODS.items():
         print(f"  {name:18s} {'/'.join(cls.scenarios):14s} {cls.summary}")
@@ -83,10 +110,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {name:18s} {text}")
     print("size presets (also: official = the benchmark's default, cr<ratio> e.g. cr0.5):")
     for name, arch in SIZES.items():
-        shape = (f"chunk {arch['chunk_size']}, chunk emb {arch['chunk_emb']}, "
-                 if arch["chunked"] else "full, ")
-        print(f"  {name:18s} {shape}task emb {arch['task_emb']}, hidden {arch['hidden']}, "
-              f"{arch['activation']}")
+        shape = (
+            f"chunk {arch['chunk_size']}, chunk emb {arch['chunk_emb']}, "
+            if arch["chunked"]
+            else "full, "
+        )
+        print(
+            f"  {name:18s} {shape}task emb {arch['task_emb']}, hidden {arch['hidden']}, "
+            f"{arch['activation']}"
+        )
     return 0
 
 
@@ -104,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="run one job (one grid cell) into a run directory")
     _add_job_args(p)
     p.add_argument("--out", "-o", help="run directory (metrics.json, config.json, losses.jsonl)")
-    p.add_argument("--restart", action="store_true",
-                   help="move an existing run directory aside and start over")
+    p.add_argument(
+        "--restart", action="store_true", help="move an existing run directory aside and start over"
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config, exit")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
@@ -115,8 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time training steps and the regularizer (prints a table)")
     _add_job_args(p)
-    p.add_argument("--prev-tasks", type=int, nargs="*", default=None,
-                   help="numbers of previous tasks to time the regularizer at (default: 1..T-1)")
+    p.add_argument(
+        "--prev-tasks",
+        type=int,
+        nargs="*",
+        default=None,
+        help="numbers of previous tasks to time the regularizer at (default: 1..T-1)",
+    )
     p.add_argument("--steps", type=int, default=20, help="timed steps per task index")
     p.add_argument("--repeats", type=int, default=20, help="timed regularizer calls per point")
     p.set_defaults(func=cmd_bench)

@@ -10,6 +10,7 @@ Nothing here imports torch: study workflows validate configs cheaply.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 from typing import Any
@@ -69,10 +70,8 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         except yaml.YAMLError as e:
             raise ConfigError(f"--set {item!r}: cannot parse value {raw!r} ({e}).") from None
         if isinstance(value, str):  # YAML reads 1e-4 as a string; numbers should be numbers
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         out[key.strip()] = value
     return out
 
@@ -96,7 +95,9 @@ def _check_type(key: str, old: Any, new: Any) -> Any:
     return new
 
 
-def apply_overrides(cfg: dict, overrides: dict[str, Any], open_sections: tuple[str, ...] = ()) -> dict:
+def apply_overrides(
+    cfg: dict, overrides: dict[str, Any], open_sections: tuple[str, ...] = ()
+) -> dict:
     """Set dotted keys; a key must already exist unless its section is in ``open_sections``."""
     cfg = copy.deepcopy(cfg)
     for key, value in overrides.items():
@@ -133,7 +134,6 @@ def resolve(
     """The complete job config. Raises :class:`ConfigError` naming the offending key."""
     from hnet.data import BENCHMARKS
     from hnet.methods import METHODS
-    from hnet.models.sizes import is_valid_size
 
     spec = BENCHMARKS.get(benchmark)
     mcls = METHODS.get(method)
@@ -158,16 +158,22 @@ def validate(cfg: dict, spec: Any, mcls: Any) -> None:
     if sc not in SCENARIOS:
         raise ConfigError(f"Unknown scenario {sc!r}; choose one of {', '.join(SCENARIOS)}.")
     if sc not in spec.scenarios:
-        raise ConfigError(f"Benchmark {spec.name!r} does not support scenario {sc!r} "
-                          f"(it supports {', '.join(spec.scenarios)}).")
+        raise ConfigError(
+            f"Benchmark {spec.name!r} does not support scenario {sc!r} "
+            f"(it supports {', '.join(spec.scenarios)})."
+        )
     if sc not in mcls.scenarios:
-        raise ConfigError(f"Method {mcls.name!r} does not support scenario {sc!r} "
-                          f"(it supports {', '.join(mcls.scenarios)}).")
+        raise ConfigError(
+            f"Method {mcls.name!r} does not support scenario {sc!r} "
+            f"(it supports {', '.join(mcls.scenarios)})."
+        )
     if not is_valid_size(cfg["size"]):
         from hnet.models.sizes import SIZES
 
-        raise ConfigError(f"Unknown size {cfg['size']!r}: use 'official', a preset "
-                          f"({', '.join(SIZES.names())}) or a compression ratio like cr0.5.")
+        raise ConfigError(
+            f"Unknown size {cfg['size']!r}: use 'official', a preset "
+            f"({', '.join(SIZES.names())}) or a compression ratio like cr0.5."
+        )
     if not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {cfg['seed']!r}.")
     if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):

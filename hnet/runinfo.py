@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -26,8 +27,10 @@ def resolve_device(name: str):
     if name.startswith("cuda") and not torch.cuda.is_available():
         from hnet.errors import ConfigError
 
-        raise ConfigError(f"device {name!r} was asked for but CUDA is not available here; "
-                          "use --device auto or cpu.")
+        raise ConfigError(
+            f"device {name!r} was asked for but CUDA is not available here; "
+            "use --device auto or cpu."
+        )
     return torch.device(name)
 
 
@@ -44,10 +47,8 @@ def seed_everything(seed: int) -> None:
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -55,10 +56,19 @@ def git_commit() -> str | None:
     """Commit of the hnet source tree (None when not installed from a git checkout)."""
     src = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--", "hnet"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        out = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(src), "status", "--porcelain", "--", "hnet"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return out + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None

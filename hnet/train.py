@@ -50,7 +50,7 @@ def batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
 
 
 def check_existing(out: Path, cfg: dict[str, Any]) -> bool:
-    """True if ``out`` already holds a finished run of exactly this config; refuse a different one."""
+    """True if ``out`` holds a finished run of exactly this config; refuse a different config."""
     cfg_file = out / "config.json"
     if not cfg_file.exists():
         return False
@@ -93,8 +93,13 @@ def run_job(cfg: dict[str, Any], out: str | Path, progress: bool | None = None) 
             method.begin_task(t)
             task = bench.tasks[t]
             bar = tqdm(
-                batches(task.n_train, min(train["batch_size"], task.n_train), train["iters"], order),
-                total=train["iters"], desc=f"task {t + 1}/{n_tasks}", leave=True, dynamic_ncols=True,
+                batches(
+                    task.n_train, min(train["batch_size"], task.n_train), train["iters"], order
+                ),
+                total=train["iters"],
+                desc=f"task {t + 1}/{n_tasks}",
+                leave=True,
+                dynamic_ncols=True,
                 disable=None if progress is None else not progress,  # None: only on a TTY
             )
             for step, idx in enumerate(bar):
@@ -112,21 +117,29 @@ def run_job(cfg: dict[str, Any], out: str | Path, progress: bool | None = None) 
             method.end_task(t)
             train_seconds += time.perf_counter() - t0
             R[t] = [method.evaluate(j) for j in range(n_tasks)]
-            bar.write(f"task {t + 1}/{n_tasks}: score on tasks 1..{t + 1} = "
-                      + " ".join(f"{v:.2f}" for v in R[t, : t + 1]))
+            bar.write(
+                f"task {t + 1}/{n_tasks}: score on tasks 1..{t + 1} = "
+                + " ".join(f"{v:.2f}" for v in R[t, : t + 1])
+            )
 
     result: dict[str, Any] = {
-        "benchmark": cfg["benchmark"], "scenario": cfg["scenario"], "method": cfg["method"],
-        "size": cfg["size"], "seed": cfg["seed"],
+        "benchmark": cfg["benchmark"],
+        "scenario": cfg["scenario"],
+        "method": cfg["method"],
+        "size": cfg["size"],
+        "seed": cfg["seed"],
         "score": "neg_mse" if bench.kind == "regression" else "accuracy_percent",
-        "acc_matrix": R.tolist(), "acc_init": b.tolist(),
+        "acc_matrix": R.tolist(),
+        "acc_init": b.tolist(),
         **metrics.all_metrics(R, b),
         **method.param_counts(),
         "train_seconds": train_seconds,
         "wall_seconds": time.perf_counter() - t_start,
         "peak_rss_mb": peak_rss_mb(),
         "device": str(device),
-        "config": cfg, "versions": versions(), "git_commit": git_commit(),
+        "config": cfg,
+        "versions": versions(),
+        "git_commit": git_commit(),
     }
     if device.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20

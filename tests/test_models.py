@@ -63,8 +63,14 @@ def test_head_outputs_and_mask_select_the_task_head():
 @pytest.mark.parametrize("chunked", [False, True])
 def test_hypernet_shapes_counts_and_init(chunked):
     torch.manual_seed(0)
-    arch = dict(chunked=chunked, chunk_size=37 if chunked else None,
-                chunk_emb=5 if chunked else None, task_emb=4, hidden=[6, 7], activation="elu")
+    arch = dict(
+        chunked=chunked,
+        chunk_size=37 if chunked else None,
+        chunk_emb=5 if chunked else None,
+        task_emb=4,
+        hidden=[6, 7],
+        activation="elu",
+    )
     h = build_hypernet(arch, target_numel=200, n_tasks=3)
     assert isinstance(h, ChunkedHypernet if chunked else FullHypernet)
     out = h(h.embeddings([0, 2]))
@@ -79,8 +85,9 @@ def test_hypernet_shapes_counts_and_init(chunked):
 
 
 def test_chunked_hypernet_batches_all_chunks_of_all_tasks():
-    h = ChunkedHypernet(target_numel=100, n_tasks=2, task_emb=3, hidden=[4], chunk_size=30,
-                        chunk_emb=2)
+    h = ChunkedHypernet(
+        target_numel=100, n_tasks=2, task_emb=3, hidden=[4], chunk_size=30, chunk_emb=2
+    )
     assert h.n_chunks == 4  # ceil(100 / 30)
     calls = []
     h.net.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
@@ -88,21 +95,34 @@ def test_chunked_hypernet_batches_all_chunks_of_all_tasks():
     assert calls == [torch.Size([2, 4, 5])]  # one call: tasks × chunks × (e_t, c_i)
 
 
-@pytest.mark.parametrize("preset,numel,n_tasks,expected", [
-    # Split MNIST: 784-400-400 with 5 heads of 2 → 478_410 weights, 12 chunks
-    ("sm", 784 * 400 + 400 + 400 * 400 + 400 + 400 * 10 + 10, 5,
-     (192 * 10 + 10) + (10 * 10 + 10) + (10 * 42000 + 42000) + 12 * 96 + 5 * 96),
-    # PM-10: 1024-1000-1000 with 10 heads of 10 → 2_126_100 weights, 28 chunks
-    ("pm10", 1024 * 1000 + 1000 + 1000 * 1000 + 1000 + 1000 * 100 + 100, 10,
-     (32 * 25 + 25) + (25 * 25 + 25) + (25 * 78000 + 78000) + 28 * 8 + 10 * 24),
-])
+@pytest.mark.parametrize(
+    "preset,numel,n_tasks,expected",
+    [
+        # Split MNIST: 784-400-400 with 5 heads of 2 → 478_410 weights, 12 chunks
+        (
+            "sm",
+            784 * 400 + 400 + 400 * 400 + 400 + 400 * 10 + 10,
+            5,
+            (192 * 10 + 10) + (10 * 10 + 10) + (10 * 42000 + 42000) + 12 * 96 + 5 * 96,
+        ),
+        # PM-10: 1024-1000-1000 with 10 heads of 10 → 2_126_100 weights, 28 chunks
+        (
+            "pm10",
+            1024 * 1000 + 1000 + 1000 * 1000 + 1000 + 1000 * 100 + 100,
+            10,
+            (32 * 25 + 25) + (25 * 25 + 25) + (25 * 78000 + 78000) + 28 * 8 + 10 * 24,
+        ),
+    ],
+)
 def test_official_presets_param_counts(preset, numel, n_tasks, expected):
     assert count_params(SIZES.get(preset), numel, n_tasks) == expected
 
 
 @pytest.mark.parametrize("ratio", [0.1, 0.5, 1.0])
-@pytest.mark.parametrize("preset,numel,n_tasks", [("sm", 478_410, 5), ("digits", 8_970, 5),
-                                                   ("pm10", 2_126_100, 10), ("full", 100_000, 5)])
+@pytest.mark.parametrize(
+    "preset,numel,n_tasks",
+    [("sm", 478_410, 5), ("digits", 8_970, 5), ("pm10", 2_126_100, 10), ("full", 100_000, 5)],
+)
 def test_compression_ratio_request_lands_within_5_percent(ratio, preset, numel, n_tasks):
     arch = resolve_size(f"cr{ratio}", preset, numel, n_tasks)
     got = count_params(arch, numel, n_tasks) / numel
@@ -112,14 +132,14 @@ def test_compression_ratio_request_lands_within_5_percent(ratio, preset, numel, 
 
 
 def test_impossible_ratio_is_a_config_error():
-    with pytest.raises(ConfigError, match="within ±5 %"):
+    with pytest.raises(ConfigError, match=r"within ±5 %"):
         resolve_size("cr0.0001", "digits", 8_970, 5)
 
 
 def test_size_overrides_and_unknown_keys():
     arch = resolve_size("official", "sm", 478_410, 5, {"chunk_size": 1000})
     assert arch["chunk_size"] == 1000 and math.ceil(478_410 / 1000) == 479
-    with pytest.raises(ConfigError, match="hnet_arch.chunksize"):
+    with pytest.raises(ConfigError, match=r"hnet_arch\.chunksize"):
         resolve_size("sm", "sm", 478_410, 5, {"chunksize": 1000})
     with pytest.raises(ConfigError, match="Unknown size preset 'huge'"):
         resolve_size("huge", "sm", 478_410, 5)

@@ -12,8 +12,9 @@ from hnet.regularizer import OutputRegularizer, adam_lookahead
 def make_hnet(chunked=True, n_tasks=6, numel=500):
     torch.manual_seed(0)
     if chunked:
-        return ChunkedHypernet(numel, n_tasks, task_emb=8, hidden=[16, 16], chunk_size=64,
-                               chunk_emb=4)
+        return ChunkedHypernet(
+            numel, n_tasks, task_emb=8, hidden=[16, 16], chunk_size=64, chunk_emb=4
+        )
     return FullHypernet(numel, n_tasks, task_emb=8, hidden=[16])
 
 
@@ -34,14 +35,14 @@ def rel_err(a, b):
 @pytest.mark.parametrize("chunked", [True, False])
 @pytest.mark.parametrize("mode", ["stored", "online"])
 @pytest.mark.parametrize("use_delta", [False, True])
-@pytest.mark.parametrize("masked", [False, True])
-def test_batched_equals_loop_in_loss_and_gradients(chunked, mode, use_delta, masked):
+@pytest.mark.parametrize("impl", ["direct", "gram", "masked"])
+def test_batched_equals_loop_in_loss_and_gradients(chunked, mode, use_delta, impl):
     h = make_hnet(chunked)
-    mask = (lambda t: torch.arange(h.target_numel) % (t + 2) != 0) if masked else None
-    reg = OutputRegularizer(mode, head_mask=mask)
+    mask = (lambda t: torch.arange(h.target_numel) % (t + 2) != 0) if impl == "masked" else None
+    reg = OutputRegularizer(mode, head_mask=mask, impl="direct" if mask else impl)
     reg.begin_task(h, 5)
     perturb(h)
-    delta = ({n: 0.01 * torch.randn_like(p) for n, p in h.theta().items()} if use_delta else None)
+    delta = {n: 0.01 * torch.randn_like(p) for n, p in h.theta().items()} if use_delta else None
     tasks = torch.tensor([0, 2, 3, 4])
     results = []
     for fn in (reg.loss, reg.loss_loop):
@@ -57,11 +58,12 @@ def test_batched_equals_loop_in_loss_and_gradients(chunked, mode, use_delta, mas
         assert rel_err(gb[n], gl[n]) < 1e-5, n
 
 
-def test_loss_is_zero_right_after_begin_task_and_sums_squares():
+@pytest.mark.parametrize("impl", ["direct", "gram"])
+def test_loss_is_zero_right_after_begin_task_and_sums_squares(impl):
     h = make_hnet()
-    reg = OutputRegularizer("stored")
+    reg = OutputRegularizer("stored", impl=impl)
     reg.begin_task(h, 3)
-    assert reg.loss(h).item() == 0.0
+    assert abs(reg.loss(h).item()) < 1e-9
     with torch.no_grad():
         h.net[-1].bias.add_(0.1)  # every generated weight moves by exactly 0.1
     # sum over all N weights of 0.1², averaged over the 3 regularized tasks
@@ -70,17 +72,19 @@ def test_loss_is_zero_right_after_begin_task_and_sums_squares():
 
 def test_stored_and_online_targets_agree():
     h = make_hnet()
-    stored, online = OutputRegularizer("stored"), OutputRegularizer("online")
+    stored, online = OutputRegularizer("stored", impl="gram"), OutputRegularizer("online")
     stored.begin_task(h, 4)
     online.begin_task(h, 4)
     perturb(h)
     assert stored.loss(h).item() == pytest.approx(online.loss(h).item(), rel=1e-6)
-    assert "targets" in stored.state() and any(k.startswith("snapshot.") for k in online.state())
+    assert "features" in stored.state() and not online.use_gram  # auto: Gram not worth it here
+    assert any(k.startswith("theta.") for k in online.state())
 
 
-def test_previous_embeddings_get_no_gradient():
+@pytest.mark.parametrize("impl", ["direct", "gram"])
+def test_previous_embeddings_get_no_gradient(impl):
     h = make_hnet()
-    reg = OutputRegularizer()
+    reg = OutputRegularizer(impl=impl)
     reg.begin_task(h, 3)
     perturb(h)
     reg.loss(h).backward()
@@ -101,7 +105,7 @@ def test_random_subset_is_fresh_each_step_and_of_size_s():
 def test_adam_lookahead_predicts_the_real_adam_step():
     h = make_hnet()
     opt = torch.optim.Adam(h.theta().values(), lr=1e-2)
-    for step in range(3):  # with fresh and with accumulated moment estimates
+    for _step in range(3):  # with fresh and with accumulated moment estimates
         h.zero_grad()
         h(h.embeddings([0, 1])).pow(2).sum().backward()
         state_before = copy.deepcopy(opt.state_dict())
@@ -111,3 +115,31 @@ def test_adam_lookahead_predicts_the_real_adam_step():
         opt.step()
         for n, p in h.theta().items():
             torch.testing.assert_close(p.detach() - before[n], delta[n], rtol=1e-4, atol=1e-7)
+
+
+def test_gram_subset_of_tasks_matches_direct():
+    h = make_hnet()
+    regs = [OutputRegularizer("stored", impl=i) for i in ("direct", "gram")]
+    for r in regs:
+        r.begin_task(h, 5)
+    perturb(h)
+    tasks = torch.tensor([1, 3])
+    direct, gram = (r.loss(h, tasks).item() for r in regs)
+    assert gram == pytest.approx(direct, rel=1e-5)
+
+
+def test_gram_stores_features_not_weights():
+    h = make_hnet(numel=5000)
+    reg = OutputRegularizer("stored", impl="gram")
+    reg.begin_task(h, 5)
+    stored = sum(t.numel() for t in reg.state().values())
+    assert stored < 5 * 5000 / 2  # features (5 tasks × chunks × width) + one output layer
+
+
+def test_auto_picks_gram_only_when_it_saves_work():
+    h = ChunkedHypernet(2**20, 12, task_emb=4, hidden=[3], chunk_size=2**14, chunk_emb=2)
+    reg = OutputRegularizer()
+    reg.begin_task(h, 1)  # 1 task × 64 chunks of width 3: Gram is cheaper
+    assert reg.use_gram
+    reg.begin_task(make_hnet(numel=500), 1)  # 1 task × 8 chunks of width 16: direct
+    assert not reg.use_gram

@@ -84,8 +84,15 @@ class Benchmark:
             return moved[id(t)]
 
         tasks = [
-            TaskData(mv(t.x_train), mv(t.y_train), mv(t.x_test), mv(t.y_test), t.classes,
-                     mv(t.perm), t.scale)
+            TaskData(
+                mv(t.x_train),
+                mv(t.y_train),
+                mv(t.x_test),
+                mv(t.y_test),
+                t.classes,
+                mv(t.perm),
+                t.scale,
+            )
             for t in self.tasks
         ]
         return Benchmark(self.name, tasks, self.in_dim, self.head_size, self.kind)

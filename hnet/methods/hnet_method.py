@@ -7,7 +7,7 @@ hypernetwork's outputs for earlier embeddings where they were (:mod:`hnet.regula
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -24,7 +24,7 @@ from hnet.models.target import (
     num_weights,
     other_heads_mask,
 )
-from hnet.regularizer import TARGET_MODES, OutputRegularizer, adam_lookahead
+from hnet.regularizer import IMPLEMENTATIONS, TARGET_MODES, OutputRegularizer, adam_lookahead
 
 
 @METHODS.register("hnet")
@@ -32,21 +32,28 @@ class HNET(Method):
     name = "hnet"
     summary = "task-conditioned hypernetwork with output regularizer"
     scenarios = ("cl1",)
-    defaults = {
+    defaults: ClassVar[dict[str, Any]] = {
         "beta": 0.01,  # regularizer strength β (benchmarks override with their official value)
         "lookahead": True,  # ΔΘ lookahead in the regularizer, as in the paper
         "targets": "stored",  # stored: keep f_h(e_t, Θ*) per task; online: recompute from Θ*
         "reg_tasks": 0,  # regularize a random subset of this many previous tasks (0 = all)
         "mask_heads": False,  # ignore other tasks' output heads in the regularizer
         "emb_lr": None,  # learning rate of the task embedding (None = train.lr)
+        "reg_impl": "auto",  # batched regularizer: auto | direct | gram (see hnet.regularizer)
     }
 
     @classmethod
     def check_config(cls, cfg: dict[str, Any]) -> None:
         hp = cfg["hnet"]
         if hp["targets"] not in TARGET_MODES:
-            raise ConfigError(f"hnet.targets must be one of {', '.join(TARGET_MODES)}, "
-                              f"got {hp['targets']!r}.")
+            raise ConfigError(
+                f"hnet.targets must be one of {', '.join(TARGET_MODES)}, got {hp['targets']!r}."
+            )
+        if hp["reg_impl"] not in IMPLEMENTATIONS:
+            raise ConfigError(
+                f"hnet.reg_impl must be one of {', '.join(IMPLEMENTATIONS)}, "
+                f"got {hp['reg_impl']!r}."
+            )
         if hp["beta"] < 0:
             raise ConfigError(f"hnet.beta must be ≥ 0, got {hp['beta']!r}.")
         if hp["reg_tasks"] < 0:
@@ -58,29 +65,37 @@ class HNET(Method):
         with torch.device("meta"):  # shapes only: the hypernetwork supplies every weight
             self.target = build_target(cfg["target"], bench.in_dim, bench.head_size, n_tasks)
         n_weights = num_weights(self.target)
-        self.arch = resolve_size(cfg["size"], cfg["default_size"], n_weights, n_tasks,
-                                 cfg["hnet_arch"])
+        self.arch = resolve_size(
+            cfg["size"], cfg["default_size"], n_weights, n_tasks, cfg["hnet_arch"]
+        )
         self.hnet = build_hypernet(self.arch, n_weights, n_tasks).to(device)
         train = cfg["train"]
-        self.opt = torch.optim.Adam(self.hnet.theta().values(), lr=train["lr"],
-                                    betas=tuple(train["adam_betas"]))
+        self.opt = torch.optim.Adam(
+            self.hnet.theta().values(), lr=train["lr"], betas=tuple(train["adam_betas"])
+        )
         self.emb_opt: torch.optim.Adam | None = None
         mask = (lambda t: other_heads_mask(self.target, t)) if self.hp["mask_heads"] else None
-        self.reg = OutputRegularizer(self.hp["targets"], self.hp["reg_tasks"], mask)
+        self.reg = OutputRegularizer(
+            self.hp["targets"], self.hp["reg_tasks"], mask, self.hp["reg_impl"]
+        )
         self.gen = torch.Generator().manual_seed(cfg["seed"] + 7919)  # subset sampling only
 
     def begin_task(self, task: int) -> None:
         train = self.cfg["train"]
-        self.emb_opt = torch.optim.Adam([self.hnet.task_embs[task]],
-                                        lr=self.hp["emb_lr"] or train["lr"],
-                                        betas=tuple(train["adam_betas"]))
+        self.emb_opt = torch.optim.Adam(
+            [self.hnet.task_embs[task]],
+            lr=self.hp["emb_lr"] or train["lr"],
+            betas=tuple(train["adam_betas"]),
+        )
         self.reg.begin_task(self.hnet, task)
 
     def weights(self, task: int) -> Tensor:
         return self.hnet(self.hnet.embeddings([task]))[0]
 
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
-        out = head_outputs(functional_forward(self.target, self.weights(task), x), self.target, task)
+        out = head_outputs(
+            functional_forward(self.target, self.weights(task), x), self.target, task
+        )
         loss = self.task_loss(out, y)
         self.opt.zero_grad(set_to_none=True)
         self.emb_opt.zero_grad(set_to_none=True)
@@ -98,8 +113,9 @@ class HNET(Method):
 
     @torch.no_grad()
     def outputs(self, x: Tensor, task: int) -> Tensor:
-        return head_outputs(functional_forward(self.target, self.weights(task), x), self.target,
-                            task)
+        return head_outputs(
+            functional_forward(self.target, self.weights(task), x), self.target, task
+        )
 
     def param_counts(self) -> dict[str, Any]:
         return {

@@ -8,6 +8,7 @@ hypernetwork functionally at shifted parameters ``Θ + ΔΘ`` (lookahead) with `
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -19,7 +20,7 @@ from hnet.models.target import activation
 def mlp(dims: list[int], act: str) -> nn.Sequential:
     """Linear layers with ``act`` between them and a linear output layer."""
     seq = nn.Sequential()
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(dims)):
         seq.add_module(f"fc{i}", nn.Linear(a, b))
         if i < len(dims) - 2:
             seq.add_module(f"act{i}", activation(act))
@@ -54,6 +55,15 @@ class HyperNetwork(nn.Module):
         """Θ_h: every trainable parameter except the task embeddings (chunk embeddings included)."""
         return {n: p for n, p in self.named_parameters() if not n.startswith("task_embs")}
 
+    def output_layer(self) -> tuple[str, str]:
+        """Names of the linear output layer's weight and bias (the regularizer's Gram path)."""
+        last = [n for n, _ in self.net.named_children()][-1]
+        return f"net.{last}.weight", f"net.{last}.bias"
+
+    def layout(self) -> tuple[int, int, int]:
+        """``(n_chunks, chunk_size, length of the last chunk)``; a full hypernet is one chunk."""
+        return 1, self.target_numel, self.target_numel
+
     def embeddings(self, tasks: list[int] | Tensor) -> Tensor:
         return torch.stack([self.task_embs[int(t)] for t in tasks])
 
@@ -68,13 +78,17 @@ class HyperNetwork(nn.Module):
 class FullHypernet(HyperNetwork):
     """HMLP: one MLP from the task embedding to every target weight."""
 
-    def __init__(self, target_numel: int, n_tasks: int, task_emb: int, hidden: list[int],
-                 act: str = "relu") -> None:
+    def __init__(
+        self, target_numel: int, n_tasks: int, task_emb: int, hidden: list[int], act: str = "relu"
+    ) -> None:
         super().__init__(target_numel, n_tasks, task_emb)
         self.net = mlp([task_emb, *hidden, target_numel], act)
         self.reset_parameters()
 
-    def forward(self, embs: Tensor) -> Tensor:
+    def forward(self, embs: Tensor, features: bool = False) -> Tensor:
+        """Flat weights ``(E, N)``, or with ``features`` the output layer's input ``(E, 1, h)``."""
+        if features:
+            return self.net[:-1](embs).unsqueeze(1)
         return self.net(embs)
 
 
@@ -86,8 +100,16 @@ class ChunkedHypernet(HyperNetwork):
     much smaller than the target (the compressive regime).
     """
 
-    def __init__(self, target_numel: int, n_tasks: int, task_emb: int, hidden: list[int],
-                 chunk_size: int, chunk_emb: int, act: str = "relu") -> None:
+    def __init__(
+        self,
+        target_numel: int,
+        n_tasks: int,
+        task_emb: int,
+        hidden: list[int],
+        chunk_size: int,
+        chunk_emb: int,
+        act: str = "relu",
+    ) -> None:
         super().__init__(target_numel, n_tasks, task_emb)
         self.chunk_size = chunk_size
         self.n_chunks = math.ceil(target_numel / chunk_size)
@@ -95,19 +117,37 @@ class ChunkedHypernet(HyperNetwork):
         self.net = mlp([task_emb + chunk_emb, *hidden, chunk_size], act)
         self.reset_parameters()
 
-    def forward(self, embs: Tensor) -> Tensor:
+    def layout(self) -> tuple[int, int, int]:
+        return (
+            self.n_chunks,
+            self.chunk_size,
+            self.target_numel - (self.n_chunks - 1) * self.chunk_size,
+        )
+
+    def forward(self, embs: Tensor, features: bool = False) -> Tensor:
+        """Flat weights ``(E, N)``, or with ``features`` the output layer's input ``(E, C, h)``."""
         e, c = embs.shape[0], self.n_chunks
         inp = torch.cat(
             [embs.unsqueeze(1).expand(e, c, -1), self.chunk_embs.unsqueeze(0).expand(e, c, -1)],
             dim=-1,
         )
+        if features:
+            return self.net[:-1](inp)
         return self.net(inp).reshape(e, c * self.chunk_size)[:, : self.target_numel]
 
 
 def build_hypernet(arch: dict, target_numel: int, n_tasks: int) -> HyperNetwork:
     """Hypernetwork from a resolved size (see :mod:`hnet.models.sizes`)."""
     if arch["chunked"]:
-        return ChunkedHypernet(target_numel, n_tasks, arch["task_emb"], list(arch["hidden"]),
-                               arch["chunk_size"], arch["chunk_emb"], arch["activation"])
-    return FullHypernet(target_numel, n_tasks, arch["task_emb"], list(arch["hidden"]),
-                        arch["activation"])
+        return ChunkedHypernet(
+            target_numel,
+            n_tasks,
+            arch["task_emb"],
+            list(arch["hidden"]),
+            arch["chunk_size"],
+            arch["chunk_emb"],
+            arch["activation"],
+        )
+    return FullHypernet(
+        target_numel, n_tasks, arch["task_emb"], list(arch["hidden"]), arch["activation"]
+    )

@@ -14,6 +14,7 @@ Compression ratio = trainable hypernetwork parameters (incl. task and chunk embe
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from typing import Any
@@ -26,14 +27,77 @@ from hnet.registry import Registry
 SIZES: Registry[dict[str, Any]] = Registry("size preset")
 
 # name: architecture. Adding a preset is one line here.
-SIZES.add("sm", dict(chunked=True, chunk_size=42000, chunk_emb=96, task_emb=96, hidden=[10, 10], activation="relu"))  # noqa: E501
-SIZES.add("pm10", dict(chunked=True, chunk_size=78000, chunk_emb=8, task_emb=24, hidden=[25, 25], activation="elu"))  # noqa: E501
-SIZES.add("pm100", dict(chunked=True, chunk_size=7500, chunk_emb=12, task_emb=128, hidden=[200, 250, 350], activation="relu"))  # noqa: E501
-SIZES.add("cifar_resnet", dict(chunked=True, chunk_size=7000, chunk_emb=32, task_emb=32, hidden=[], activation="relu"))  # noqa: E501
-SIZES.add("cifar_zenke", dict(chunked=True, chunk_size=5500, chunk_emb=80, task_emb=48, hidden=[100, 150, 200], activation="relu"))  # noqa: E501
-SIZES.add("digits", dict(chunked=True, chunk_size=300, chunk_emb=16, task_emb=16, hidden=[20, 20], activation="relu"))  # noqa: E501
-SIZES.add("toy", dict(chunked=False, chunk_size=None, chunk_emb=None, task_emb=2, hidden=[10, 10], activation="relu"))  # noqa: E501
-SIZES.add("full", dict(chunked=False, chunk_size=None, chunk_emb=None, task_emb=32, hidden=[50, 50], activation="relu"))  # noqa: E501
+SIZES.add(
+    "sm",
+    dict(
+        chunked=True,
+        chunk_size=42000,
+        chunk_emb=96,
+        task_emb=96,
+        hidden=[10, 10],
+        activation="relu",
+    ),
+)
+SIZES.add(
+    "pm10",
+    dict(
+        chunked=True, chunk_size=78000, chunk_emb=8, task_emb=24, hidden=[25, 25], activation="elu"
+    ),
+)
+SIZES.add(
+    "pm100",
+    dict(
+        chunked=True,
+        chunk_size=7500,
+        chunk_emb=12,
+        task_emb=128,
+        hidden=[200, 250, 350],
+        activation="relu",
+    ),
+)
+SIZES.add(
+    "cifar_resnet",
+    dict(chunked=True, chunk_size=7000, chunk_emb=32, task_emb=32, hidden=[], activation="relu"),
+)
+SIZES.add(
+    "cifar_zenke",
+    dict(
+        chunked=True,
+        chunk_size=5500,
+        chunk_emb=80,
+        task_emb=48,
+        hidden=[100, 150, 200],
+        activation="relu",
+    ),
+)
+SIZES.add(
+    "digits",
+    dict(
+        chunked=True, chunk_size=300, chunk_emb=16, task_emb=16, hidden=[20, 20], activation="relu"
+    ),
+)
+SIZES.add(
+    "toy",
+    dict(
+        chunked=False,
+        chunk_size=None,
+        chunk_emb=None,
+        task_emb=2,
+        hidden=[10, 10],
+        activation="relu",
+    ),
+)
+SIZES.add(
+    "full",
+    dict(
+        chunked=False,
+        chunk_size=None,
+        chunk_emb=None,
+        task_emb=32,
+        hidden=[50, 50],
+        activation="relu",
+    ),
+)
 
 ARCH_KEYS = ("chunked", "chunk_size", "chunk_emb", "task_emb", "hidden", "activation")
 RATIO = re.compile(r"^cr(\d+(?:\.\d+)?)$")
@@ -41,7 +105,7 @@ TOLERANCE = 0.05
 
 
 def mlp_params(dims: list[int]) -> int:
-    return sum(a * b + b for a, b in zip(dims[:-1], dims[1:], strict=True))
+    return sum(a * b + b for a, b in itertools.pairwise(dims))
 
 
 def count_params(arch: dict[str, Any], target_numel: int, n_tasks: int) -> int:
@@ -78,7 +142,9 @@ def solve_ratio(ratio: float, template: dict[str, Any], target_numel: int, n_tas
             err = np.abs(total / target_numel - ratio) / ratio
             i = int(np.argmin(err))
             if best is None or err[i] < best[0]:
-                cand = dict(base, hidden=hidden, task_emb=te, chunk_emb=ce, chunk_size=int(sizes[i]))
+                cand = dict(
+                    base, hidden=hidden, task_emb=te, chunk_emb=ce, chunk_size=int(sizes[i])
+                )
                 best = (float(err[i]), cand)
             if best[0] <= TOLERANCE / 2:
                 break
@@ -96,8 +162,13 @@ def solve_ratio(ratio: float, template: dict[str, Any], target_numel: int, n_tas
     return best[1]
 
 
-def resolve_size(name: str, default_preset: str, target_numel: int, n_tasks: int,
-                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def resolve_size(
+    name: str,
+    default_preset: str,
+    target_numel: int,
+    n_tasks: int,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Size name → architecture dict (``ARCH_KEYS``), with ``--set hnet_arch.*`` overrides."""
     if name == "official":
         name = default_preset

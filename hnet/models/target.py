@@ -14,6 +14,7 @@ Keeping this convention lets the regularizer mask other tasks' heads for any arc
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -44,7 +45,7 @@ class MLP(nn.Module):
         self.head_size, self.n_heads = head_size, n_heads
         dims = [in_dim, *hidden]
         self.body = nn.Sequential()
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        for i, (a, b) in enumerate(itertools.pairwise(dims)):
             self.body.add_module(f"fc{i}", nn.Linear(a, b))
             self.body.add_module(f"act{i}", activation(activation_name))
         self.head = nn.Linear(dims[-1], head_size * n_heads)
