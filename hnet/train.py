@@ -65,6 +65,17 @@ def check_existing(out: Path, cfg: dict[str, Any]) -> bool:
     return (out / "metrics.json").exists()
 
 
+def task_inference(TI: np.ndarray) -> dict[str, Any]:
+    """Task-inference accuracy (%): the matrix (rows: after training task i, columns: task j,
+    only over learned tasks j ≤ i) and its final-row mean."""
+    if np.isnan(TI).all():
+        return {}
+    return {
+        "task_inference_matrix": np.where(np.isnan(TI), None, TI).tolist(),
+        "task_inference_final": float(np.nanmean(TI[-1])),
+    }
+
+
 def run_job(cfg: dict[str, Any], out: str | Path, progress: bool | None = None) -> dict[str, Any]:
     """Train ``cfg``'s method on its benchmark, write the run directory, return the metrics."""
     out = Path(out)
@@ -84,8 +95,17 @@ def run_job(cfg: dict[str, Any], out: str | Path, progress: bool | None = None) 
     n_tasks, train = bench.n_tasks, cfg["train"]
     order = torch.Generator().manual_seed(cfg["seed"])
 
-    b = np.array([method.evaluate(j) for j in range(n_tasks)])
+    def evaluate_all(row: int | None) -> None:
+        for j in range(n_tasks):
+            score, ti = method.evaluate(j)
+            (b if row is None else R[row])[j] = score
+            if ti is not None and row is not None and j <= row:  # learned tasks only
+                TI[row, j] = ti
+
+    b = np.full(n_tasks, np.nan)
     R = np.full((n_tasks, n_tasks), np.nan)
+    TI = np.full((n_tasks, n_tasks), np.nan)  # task-inference accuracy (CL2/CL3 inference)
+    evaluate_all(None)
     train_seconds = 0.0
     with open(out / "losses.jsonl", "w") as log:
         for t in range(n_tasks):
@@ -116,7 +136,7 @@ def run_job(cfg: dict[str, Any], out: str | Path, progress: bool | None = None) 
                     log.write(json.dumps({"task": t, "step": step, "loss": loss}) + "\n")
             method.end_task(t)
             train_seconds += time.perf_counter() - t0
-            R[t] = [method.evaluate(j) for j in range(n_tasks)]
+            evaluate_all(t)
             bar.write(
                 f"task {t + 1}/{n_tasks}: score on tasks 1..{t + 1} = "
                 + " ".join(f"{v:.2f}" for v in R[t, : t + 1])
@@ -132,6 +152,7 @@ def run_job(cfg: dict[str, Any], out: str | Path, progress: bool | None = None) 
         "acc_matrix": R.tolist(),
         "acc_init": b.tolist(),
         **metrics.all_metrics(R, b),
+        **task_inference(TI),
         **method.param_counts(),
         "train_seconds": train_seconds,
         "wall_seconds": time.perf_counter() - t_start,

@@ -4,6 +4,7 @@ from hnet.registry import Registry
 
 METHODS: Registry = Registry("method")
 
-from hnet.methods import hnet_method  # noqa: E402, F401  (registers "hnet")
+# One line per method module: importing it registers its methods.
+from hnet.methods import baseline, hnet_method  # noqa: E402, F401
 
 __all__ = ["METHODS"]

@@ -28,6 +28,7 @@ class Method:
         self.cfg, self.bench, self.device = cfg, bench, device
         self.hp = cfg[self.name]
         self.scenario = cfg["scenario"]
+        self.seen = 0  # tasks begun so far
 
     @classmethod
     def check_config(cls, cfg: dict[str, Any]) -> None:
@@ -35,7 +36,8 @@ class Method:
 
     # -- training -------------------------------------------------------------------------------
     def begin_task(self, task: int) -> None:
-        """Called before the first step on ``task``."""
+        """Called before the first step on ``task``; subclasses call ``super().begin_task``."""
+        self.seen = task + 1
 
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         """One optimisation step on a batch of ``task``; returns the (detached) loss."""
@@ -44,29 +46,50 @@ class Method:
     def end_task(self, task: int) -> None:
         """Called after the last step on ``task`` (consolidation, snapshots, buffers)."""
 
-    # -- evaluation -----------------------------------------------------------------------------
-    def outputs(self, x: Tensor, task: int) -> Tensor:
-        """Network outputs for ``task``'s problem: ``(B, head_size)``."""
-        raise NotImplementedError
-
     def task_loss(self, out: Tensor, y: Tensor) -> Tensor:
         if self.bench.kind == "regression":
             return F.mse_loss(out, y)
         return F.cross_entropy(out, y)
 
+    # -- scenarios -------------------------------------------------------------------------------
+    def n_heads(self) -> int:
+        """Output heads of the target net: one per task, except one shared head in CL2."""
+        return 1 if self.scenario == "cl2" else self.bench.n_tasks
+
+    def active_tasks(self, task: int) -> int:
+        """How many task heads/embeddings are candidates at test time: the tasks trained so far
+        (at least up to ``task``, so scores before training are defined too)."""
+        return max(self.seen, task + 1)
+
+    def scenario_labels(self, y: Tensor, task: int) -> Tensor:
+        """Labels in the scenario's label space: global class ids in CL3, task-local otherwise."""
+        return y + task * self.bench.head_size if self.scenario == "cl3" else y
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def predict(self, x: Tensor, task: int) -> tuple[Tensor, Tensor | None]:
+        """Predictions for inputs of ``task`` in the scenario's label space (regression: values),
+        plus the inferred task ids when the method infers them (else None). In CL2/CL3 ``task``
+        must not be used to pick the output (no task identity at test time)."""
+        raise NotImplementedError
+
     @torch.no_grad()
-    def evaluate(self, task: int) -> float:
-        """Test score of ``task``: accuracy in % (classification) or −MSE (regression), so that
-        higher is better for every benchmark and the metric formulas keep their meaning."""
+    def evaluate(self, task: int) -> tuple[float, float | None]:
+        """Test score of ``task`` — accuracy in % (classification) or −MSE (regression), so that
+        higher is better everywhere — and the task-inference accuracy in % (or None)."""
         data = self.bench.tasks[task]
-        total = 0.0
+        total, inferred_ok, inferred_any = 0.0, 0, False
         for x, y in data.test_batches(self.cfg["train"]["eval_batch_size"]):
-            out = self.outputs(x, task)
+            pred, inferred = self.predict(x, task)
             if self.bench.kind == "regression":
-                total -= (out - y).pow(2).sum().item()
+                total -= (pred - y).pow(2).sum().item()
             else:
-                total += (out.argmax(-1) == y).sum().item()
-        return total / data.n_test * (100.0 if self.bench.kind != "regression" else 1.0)
+                total += (pred == self.scenario_labels(y, task)).sum().item()
+            if inferred is not None:
+                inferred_any = True
+                inferred_ok += (inferred == task).sum().item()
+        scale = 1.0 if self.bench.kind == "regression" else 100.0
+        ti = 100.0 * inferred_ok / data.n_test if inferred_any else None
+        return total / data.n_test * scale, ti
 
     def param_counts(self) -> dict[str, Any]:
         """``n_params_target`` and, for hypernetwork methods, ``n_params_hnet`` and

@@ -31,7 +31,7 @@ from hnet.regularizer import IMPLEMENTATIONS, TARGET_MODES, OutputRegularizer, a
 class HNET(Method):
     name = "hnet"
     summary = "task-conditioned hypernetwork with output regularizer"
-    scenarios = ("cl1",)
+    scenarios = ("cl1", "cl2", "cl3")
     defaults: ClassVar[dict[str, Any]] = {
         "beta": 0.01,  # regularizer strength β (benchmarks override with their official value)
         "lookahead": True,  # ΔΘ lookahead in the regularizer, as in the paper
@@ -63,7 +63,7 @@ class HNET(Method):
         super().__init__(cfg, bench, device)
         n_tasks = bench.n_tasks
         with torch.device("meta"):  # shapes only: the hypernetwork supplies every weight
-            self.target = build_target(cfg["target"], bench.in_dim, bench.head_size, n_tasks)
+            self.target = build_target(cfg["target"], bench.in_dim, bench.head_size, self.n_heads())
         n_weights = num_weights(self.target)
         self.arch = resolve_size(
             cfg["size"], cfg["default_size"], n_weights, n_tasks, cfg["hnet_arch"]
@@ -81,6 +81,7 @@ class HNET(Method):
         self.gen = torch.Generator().manual_seed(cfg["seed"] + 7919)  # subset sampling only
 
     def begin_task(self, task: int) -> None:
+        super().begin_task(task)
         train = self.cfg["train"]
         self.emb_opt = torch.optim.Adam(
             [self.hnet.task_embs[task]],
@@ -112,10 +113,33 @@ class HNET(Method):
         return total
 
     @torch.no_grad()
-    def outputs(self, x: Tensor, task: int) -> Tensor:
-        return head_outputs(
-            functional_forward(self.target, self.weights(task), x), self.target, task
-        )
+    def predict(self, x: Tensor, task: int) -> tuple[Tensor, Tensor | None]:
+        if self.scenario == "cl1" or self.bench.kind == "regression":
+            out = head_outputs(
+                functional_forward(self.target, self.weights(task), x), self.target, task
+            )
+            return (out if self.bench.kind == "regression" else out.argmax(-1)), None
+        return self.infer_by_entropy(x)
+
+    @torch.no_grad()
+    def infer_by_entropy(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """HNET+ENT: run every learned embedding (with its head in CL3) on the batch, pick per
+        input the embedding whose softmax has the lowest entropy, classify with it. One vmapped
+        call over embeddings; no extra training, no batch-size-1 evaluation."""
+        n = self.active_tasks(0)
+        weights = self.hnet(self.hnet.embeddings(range(n)))  # (E, N)
+        logits = functional_forward(self.target, weights, x)  # (E, B, heads·head_size)
+        hs = self.bench.head_size
+        if self.target.n_heads > 1:  # CL3: embedding e answers with its own head e
+            logits = torch.stack([logits[e, :, e * hs : (e + 1) * hs] for e in range(n)])
+        else:
+            logits = logits[..., :hs]
+        logp = logits.log_softmax(-1)
+        entropy = -(logp.exp() * logp).sum(-1)  # (E, B)
+        task_hat = entropy.argmin(0)  # (B,)
+        local = logits.argmax(-1).gather(0, task_hat.unsqueeze(0)).squeeze(0)
+        pred = local + task_hat * hs if self.scenario == "cl3" else local
+        return pred, task_hat
 
     def param_counts(self) -> dict[str, Any]:
         return {
