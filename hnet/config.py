@@ -141,7 +141,8 @@ def resolve(
     cfg.update(benchmark=benchmark, method=method, scenario=scenario, seed=seed)
     cfg["size"] = size or "official"
     cfg["default_size"] = spec.defaults.get("size", "full")
-    cfg[method] = deep_merge(mcls.defaults, spec.defaults.get(method, {}))
+    tuned = mcls.tuned_for(benchmark, scenario)
+    cfg[method] = deep_merge(deep_merge(mcls.defaults, tuned), spec.defaults.get(method, {}))
     for k, v in top.items():
         if v is not None:
             cfg[k] = v

@@ -23,6 +23,14 @@ class Method:
     summary: ClassVar[str] = ""
     scenarios: ClassVar[tuple[str, ...]] = ("cl1",)
     defaults: ClassVar[dict[str, Any]] = {}
+    # Tuned hyperparameters per (benchmark family, scenario), merged over ``defaults``; each
+    # entry carries a ``source`` string that ends up in the resolved config. Family = the
+    # benchmark name's prefix: split, permuted, toy.
+    tuned: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {}
+
+    @classmethod
+    def tuned_for(cls, benchmark: str, scenario: str) -> dict[str, Any]:
+        return dict(cls.tuned.get((benchmark.split("_")[0], scenario), {}))
 
     def __init__(self, cfg: dict[str, Any], bench: Benchmark, device: torch.device) -> None:
         self.cfg, self.bench, self.device = cfg, bench, device
@@ -90,6 +98,15 @@ class Method:
         scale = 1.0 if self.bench.kind == "regression" else 100.0
         ti = 100.0 * inferred_ok / data.n_test if inferred_any else None
         return total / data.n_test * scale, ti
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue after a task boundary: tensors, numbers, strings,
+        lists and dicts only (loadable with ``torch.load(weights_only=True)``)."""
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
 
     def param_counts(self) -> dict[str, Any]:
         """``n_params_target`` and, for hypernetwork methods, ``n_params_hnet`` and

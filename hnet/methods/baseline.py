@@ -89,6 +89,24 @@ class Baseline(Method):
         out = self.logits(x, task, self.active_tasks(task))
         return (out if self.bench.kind == "regression" else out.argmax(-1)), None
 
+    # -- checkpoints ---------------------------------------------------------------------------
+    def extra_state(self) -> dict[str, Any]:
+        """Method-specific state (Fisher, importances, anchors, buffers) for checkpoints."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`extra_state`."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "seen": self.seen,
+                "extra": self.extra_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.seen = state["seen"]
+        self.load_extra_state(state["extra"])
+
     def param_counts(self) -> dict[str, Any]:
         return {"n_params_target": num_weights(self.net)}
 
