@@ -75,7 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"moved the previous run to {aside}", file=sys.stderr)
     from hnet.train import run_job
 
-    res = run_job(cfg, out, progress=False if args.quiet else None)
+    res = run_job(cfg, out, progress=False if args.quiet else None, scratch=args.scratch)
     keys = (
         "acc_final",
         "acc_during",
@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", help="run directory (metrics.json, config.json, losses.jsonl)")
     p.add_argument(
         "--restart", action="store_true", help="move an existing run directory aside and start over"
+    )
+    p.add_argument(
+        "--scratch",
+        metavar="RUN",
+        help="matching scratch run (dir or metrics.json): adds transfer_vs_scratch",
     )
     p.add_argument("--print-config", action="store_true", help="print the resolved config, exit")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")

@@ -76,8 +76,37 @@ def task_inference(TI: np.ndarray) -> dict[str, Any]:
     }
 
 
-def run_job(cfg: dict[str, Any], out: str | Path, progress: bool | None = None) -> dict[str, Any]:
-    """Train ``cfg``'s method on its benchmark, write the run directory, return the metrics."""
+def scratch_reference(path: str | Path, cfg: dict[str, Any]) -> np.ndarray:
+    """Diagonal of a ``scratch`` run's matrix, checked to be the same benchmark/scenario/seed."""
+    path = Path(path)
+    file = path / "metrics.json" if path.is_dir() else path
+    if not file.exists():
+        raise HnetError(
+            f"--scratch {path}: no metrics.json there; run the scratch job first "
+            f"(hnet train -m scratch ...)."
+        )
+    ref = json.loads(file.read_text())
+    for key in ("benchmark", "scenario", "seed"):
+        if ref.get(key) != cfg[key]:
+            raise HnetError(
+                f"--scratch {file}: its {key} is {ref.get(key)!r}, this job's is "
+                f"{cfg[key]!r}; transfer needs the matching scratch run."
+            )
+    if ref.get("method") != "scratch":
+        raise HnetError(f"--scratch {file}: that is a {ref.get('method')!r} run, not scratch.")
+    return np.diag(np.array(ref["acc_matrix"], dtype=float))
+
+
+def run_job(
+    cfg: dict[str, Any],
+    out: str | Path,
+    progress: bool | None = None,
+    scratch: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg``'s method on its benchmark, write the run directory, return the metrics.
+
+    ``scratch``: a matching ``scratch`` run (dir or metrics.json) → ``transfer_vs_scratch``."""
+    r_scratch = scratch_reference(scratch, cfg) if scratch is not None else None
     out = Path(out)
     if check_existing(out, cfg):
         return json.loads((out / "metrics.json").read_text())
@@ -151,7 +180,7 @@ def run_job(cfg: dict[str, Any], out: str | Path, progress: bool | None = None) 
         "score": "neg_mse" if bench.kind == "regression" else "accuracy_percent",
         "acc_matrix": R.tolist(),
         "acc_init": b.tolist(),
-        **metrics.all_metrics(R, b),
+        **metrics.all_metrics(R, b, r_scratch),
         **task_inference(TI),
         **method.param_counts(),
         "train_seconds": train_seconds,

@@ -98,8 +98,12 @@ class Baseline(Method):
         """Inverse of :meth:`extra_state`."""
 
     def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "seen": self.seen,
-                "extra": self.extra_state()}
+        return {
+            "net": self.net.state_dict(),
+            "opt": self.opt.state_dict(),
+            "seen": self.seen,
+            "extra": self.extra_state(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])

@@ -1,0 +1,164 @@
+"""Experience replay: a small fixed buffer per task, replayed alongside every later task.
+
+Why this baseline: storing a few real samples is the simplest strong defence against
+forgetting, especially class-incrementally (Chaudhry et al. 2019, "On Tiny Episodic Memories in
+Continual Learning"; van de Ven et al. 2022, "Three types of incremental learning"), so it is the
+reference point a method that stores no data (HNET) must be measured against.
+
+The buffer is filled at ``end_task``: the job loop samples training indices itself, so the
+"stream" of a task is one pass over its training set and a seeded uniform subset of it has
+exactly the distribution of reservoir sampling (Vitter 1985) over that pass. It stores the raw
+rows (e.g. uint8), local labels and task ids; inputs are rebuilt with each sample's own task's
+``inputs()``, so permuted tasks (shared pixels, per-task ``perm``) replay correctly.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hnet.errors import ConfigError
+from hnet.methods import METHODS
+from hnet.methods.baseline import Baseline
+
+SELECTIONS = ("reservoir", "class_balanced")
+WEIGHTINGS = ("tasks", "equal")
+
+
+def seeded_generator(*keys: int | str) -> torch.Generator:
+    """CPU generator seeded from (job seed, purpose, task, ...): independent reproducible streams
+    that do not collide across methods, purposes or tasks and do not touch the global RNG."""
+    ints = [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys]
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(ints).generate_state(1)[0]))
+
+
+def mixed_loss(m: Baseline, x: Tensor, y: Tensor, tids: Tensor) -> Tensor:
+    """Task loss of a batch mixing tasks (``tids`` per sample, ``y`` local labels): each sample on
+    its own task's head (CL1), on the shared head (CL2), or with its global label over the active
+    classes of all tasks seen so far (CL3)."""
+    if m.scenario == "cl3" and m.bench.kind != "regression":
+        return m.task_loss(m.logits(x, 0, m.seen), y + tids * m.bench.head_size)
+    out = m.net(x)
+    hs = m.bench.head_size
+    if m.net.n_heads > 1:
+        out = out.view(len(x), m.net.n_heads, hs)[torch.arange(len(x), device=out.device), tids]
+    return m.task_loss(out[:, :hs], y)
+
+
+@METHODS.register("replay")
+class Replay(Baseline):
+    name = "replay"
+    summary = "experience replay from a fixed per-task buffer of stored samples"
+    defaults: ClassVar[dict[str, Any]] = {
+        # 100 samples per class (van de Ven et al. 2022, Split MNIST budget) × 2 classes per task
+        "buffer_per_task": 200,
+        "selection": "reservoir",  # or class_balanced: the same number of samples per class
+        "replay_batch_size": None,  # None = train.batch_size
+        # tasks: (1/t)·L_current + (1−1/t)·L_replay, every task seen weighs the same (van de Ven
+        # & Tolias 2019); equal: L_current + L_replay (ER of Chaudhry et al. 2019)
+        "weighting": "tasks",
+    }
+    tuned: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {
+        ("permuted", sc): {
+            "buffer_per_task": 100,
+            "source": "van de Ven et al. 2022: 10 samples per class on Permuted MNIST",
+        }
+        for sc in ("cl1", "cl2", "cl3")
+    }
+
+    @classmethod
+    def check_config(cls, cfg: dict[str, Any]) -> None:
+        from hnet.data import BENCHMARKS
+
+        hp = cfg["replay"]
+        k, bs = hp["buffer_per_task"], hp["replay_batch_size"]
+        if not isinstance(k, int) or k < 0:
+            raise ConfigError(f"replay.buffer_per_task must be an integer ≥ 0, got {k!r}.")
+        if hp["selection"] not in SELECTIONS:
+            raise ConfigError(
+                f"replay.selection must be one of {', '.join(SELECTIONS)}, got {hp['selection']!r}."
+            )
+        if hp["selection"] == "class_balanced" and BENCHMARKS.get(cfg["benchmark"]).kind != (
+            "classification"
+        ):
+            raise ConfigError("replay.selection=class_balanced needs classes; use reservoir.")
+        if bs is not None and (not isinstance(bs, int) or bs < 1):
+            raise ConfigError(f"replay.replay_batch_size must be ≥ 1 or null, got {bs!r}.")
+        if hp["weighting"] not in WEIGHTINGS:
+            raise ConfigError(
+                f"replay.weighting must be one of {', '.join(WEIGHTINGS)}, got {hp['weighting']!r}."
+            )
+
+    def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
+        super().__init__(cfg, bench, device)
+        self.batch_size = self.hp["replay_batch_size"] or cfg["train"]["batch_size"]
+        self.gen = seeded_generator(cfg["seed"], "replay-batches")
+        task0 = bench.tasks[0]
+        self.buf_x = task0.x_train[:0].clone()  # raw rows, dtype as stored
+        self.buf_y = task0.y_train[:0].clone()  # local labels
+        self.buf_t = torch.zeros(0, dtype=torch.long, device=task0.y_train.device)
+
+    def select(self, task: int) -> Tensor:
+        """Indices into ``task``'s training set kept in the buffer, seeded by (seed, task)."""
+        data, k = self.bench.tasks[task], self.hp["buffer_per_task"]
+        gen = seeded_generator(self.cfg["seed"], "replay-select", task)
+        if self.hp["selection"] == "reservoir":
+            return torch.randperm(data.n_train, generator=gen)[:k]
+        y = data.y_train.cpu()
+        classes = y.unique()
+        quota = torch.full((len(classes),), k // len(classes))
+        quota[torch.randperm(len(classes), generator=gen)[: k % len(classes)]] += 1
+        picks = []
+        for c, q in zip(classes.tolist(), quota.tolist(), strict=True):
+            idx = torch.nonzero(y == c).squeeze(1)  # a class with < q samples is kept whole
+            picks.append(idx[torch.randperm(len(idx), generator=gen)[:q]])
+        return torch.cat(picks).sort().values
+
+    def end_task(self, task: int) -> None:
+        data = self.bench.tasks[task]
+        idx = self.select(task).to(data.y_train.device)
+        self.buf_x = torch.cat([self.buf_x, data.x_train[idx]])
+        self.buf_y = torch.cat([self.buf_y, data.y_train[idx]])
+        self.buf_t = torch.cat([self.buf_t, torch.full_like(idx, task)])
+
+    def replay_batch(self) -> tuple[Tensor, Tensor, Tensor] | None:
+        """(inputs, local labels, task ids) drawn uniformly without replacement from the buffers
+        of all earlier tasks; None while the buffer is empty."""
+        if len(self.buf_t) == 0:
+            return None
+        pick = torch.randperm(len(self.buf_t), generator=self.gen)[: self.batch_size]
+        pick = pick.to(self.buf_t.device)
+        rows, y, tids = self.buf_x[pick], self.buf_y[pick], self.buf_t[pick]
+        x = torch.empty(len(pick), self.bench.in_dim, device=rows.device)
+        for s in tids.unique().tolist():
+            mask = tids == s
+            x[mask] = self.bench.tasks[s].inputs(rows[mask])
+        return x, y, tids
+
+    def weights(self, task: int) -> tuple[float, float]:
+        """(current, replay) loss weights on ``task`` once the buffer holds earlier tasks."""
+        if self.hp["weighting"] == "tasks":
+            return 1 / (task + 1), task / (task + 1)
+        return 1.0, 1.0
+
+    def loss_on(self, x: Tensor, y: Tensor, task: int) -> Tensor:
+        """The current batch's loss, down-weighted once there is something to replay."""
+        loss = super().loss_on(x, y, task)
+        return loss * self.weights(task)[0] if len(self.buf_t) else loss
+
+    def extra_loss(self, task: int) -> Tensor | None:
+        batch = self.replay_batch()
+        return None if batch is None else self.weights(task)[1] * mixed_loss(self, *batch)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"x": self.buf_x, "y": self.buf_y, "t": self.buf_t, "gen": self.gen.get_state()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        dev = self.buf_t.device
+        self.buf_x, self.buf_y = state["x"].to(dev), state["y"].to(dev)
+        self.buf_t = state["t"].to(dev)
+        self.gen.set_state(state["gen"])

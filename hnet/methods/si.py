@@ -1,0 +1,122 @@
+"""Synaptic Intelligence (Zenke, Poole & Ganguli 2017, ICML): importance from the training path.
+
+While a task is trained, each parameter's contribution to the drop of the task loss is
+accumulated online as the path integral of gradient × update,
+
+    ω_i += −g_i · Δθ_i        (every optimizer step)
+
+where g is the gradient of the *task loss only* (Zenke et al.; the penalty's own gradient is left
+out, so ω measures what the task gained from the move) and Δθ the actual step taken. At the end
+of task t the importance is normalised by how far the parameter moved during the task,
+
+    Ω_i += ω_i / ((θ_i(end of t) − θ_i(start of t))² + ξ),    ω ← 0,   θ* ← θ(end of t)
+
+and later tasks pay  c · Σ_i Ω_i (θ_i − θ*_i)²  (no ½, as in the paper and van de Ven's code).
+Cost: O(|θ|) extra memory and work per step, nothing at task ends.
+
+Note: van de Ven et al.'s code (where the ``tuned`` values of c come from) accumulates ω with the
+gradient of the *total* loss, penalty included; here it is the task loss, as in Zenke et al.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from hnet.errors import ConfigError
+from hnet.methods import METHODS
+from hnet.methods.baseline import Baseline
+from hnet.methods.ewc import IL_NAMES, VDV2022, flat_params
+
+
+def flat_grad(net: torch.nn.Module) -> Tensor:
+    """All gradients as one vector (zeros where a parameter got none, e.g. unused heads)."""
+    return torch.cat(
+        [(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1) for p in net.parameters()]
+    )
+
+
+@METHODS.register("si")
+class SI(Baseline):
+    name = "si"
+    summary = "Synaptic Intelligence: path-integral importance penalty (Zenke et al. 2017)"
+    defaults: ClassVar[dict[str, Any]] = {
+        "c": 1.0,  # penalty strength c (benchmark families override it: ``tuned``)
+        "xi": 0.1,  # damping ξ of the normalisation by the squared parameter change
+    }
+    # van de Ven et al. 2022, params/param_values.py.
+    tuned: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {
+        (fam, sc): {"c": c, "source": f"{VDV2022} ({bench}, {IL_NAMES[sc]})"}
+        for fam, bench, cs in (
+            ("split", "splitMNIST", (10.0, 5e4, 5e3)),
+            ("permuted", "permMNIST", (10.0, 10.0, 5.0)),
+        )
+        for sc, c in zip(("cl1", "cl2", "cl3"), cs)
+    }
+
+    @classmethod
+    def check_config(cls, cfg: dict[str, Any]) -> None:
+        hp = cfg[cls.name]
+        if hp["c"] < 0:
+            raise ConfigError(f"si.c must be ≥ 0, got {hp['c']!r}.")
+        if hp["xi"] <= 0:
+            raise ConfigError(f"si.xi must be > 0 (it bounds Ω), got {hp['xi']!r}.")
+
+    def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
+        super().__init__(cfg, bench, device)
+        zeros = torch.zeros_like(flat_params(self.net).detach())
+        self.omega = zeros.clone()  # Ω: consolidated importance of finished tasks
+        self.w = zeros.clone()  # ω: path integral of the current task
+        self.anchor: Tensor | None = None  # θ*: parameters at the end of the last task
+        self.start = flat_params(self.net).detach()  # θ at the start of the current task
+        self.prev = self.start.clone()  # θ before the current step
+        self.g = zeros.clone()  # task-loss gradient of the current step
+
+    def begin_task(self, task: int) -> None:
+        super().begin_task(task)
+        self.start = flat_params(self.net).detach()
+        self.prev = self.start.clone()
+
+    def penalty(self) -> Tensor | None:
+        if self.anchor is None or self.hp["c"] == 0:
+            return None
+        return self.hp["c"] * (self.omega * (flat_params(self.net) - self.anchor).pow(2)).sum()
+
+    def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
+        # Baseline.train_step, with the task loss backpropagated first so that its gradient
+        # can be recorded before the penalty's gradient is added to it.
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss_on(x, y, task)
+        extra = self.extra_loss(task)
+        if extra is not None:
+            loss = loss + extra
+        loss.backward()
+        self.g = flat_grad(self.net)
+        pen = self.penalty()
+        if pen is not None:
+            pen.backward()
+        self.opt.step()
+        self.after_step(task)
+        return (loss if pen is None else loss + pen).detach()
+
+    @torch.no_grad()
+    def after_step(self, task: int) -> None:
+        now = flat_params(self.net)
+        self.w -= self.g * (now - self.prev)
+        self.prev = now
+
+    @torch.no_grad()
+    def end_task(self, task: int) -> None:
+        theta = flat_params(self.net)
+        self.omega += self.w / ((theta - self.start).pow(2) + self.hp["xi"])
+        self.w.zero_()
+        self.anchor = theta.clone()
+
+    def extra_state(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("omega", "w", "anchor", "start", "prev", "g")}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
