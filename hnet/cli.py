@@ -168,10 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from hnet.train import JobInterrupted  # noqa: PLC0415  (heavy import only when running)
+
     if os.environ.get("HNET_DEBUG"):
         return args.func(args)
     try:
         return args.func(args)
+    except JobInterrupted as e:
+        print(f"hnet {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
     except HnetError as e:
         print(f"hnet {args.command}: error: {e}", file=sys.stderr)
         return 2

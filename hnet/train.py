@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hnet import metrics
+from hnet import checkpoint, metrics
+from hnet.checkpoint import Sampler
 from hnet.data import load_benchmark
 from hnet.errors import HnetError
 from hnet.methods import METHODS
@@ -39,14 +44,34 @@ class TrainingDiverged(HnetError):
     """The loss became NaN or infinite."""
 
 
-def batches(n: int, batch_size: int, steps: int, generator: torch.Generator):
-    """Index batches for ``steps`` steps: reshuffled epochs, order fixed by ``generator``."""
-    perm, pos = torch.randperm(n, generator=generator), 0
-    for _ in range(steps):
-        if pos + batch_size > n:
-            perm, pos = torch.randperm(n, generator=generator), 0
-        yield perm[pos : pos + batch_size]
-        pos += batch_size
+class JobInterrupted(HnetError):
+    """SIGTERM/SIGINT arrived; a checkpoint was saved and the job can be resumed."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class StopFlag:
+    """Turns SIGTERM (cluster preemption) and SIGINT (Ctrl-C) into a flag the loop checks after
+    every step, so the job stops at a safe point with a checkpoint instead of dying mid-write."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
 
 
 def check_existing(out: Path, cfg: dict[str, Any]) -> bool:
@@ -102,74 +127,130 @@ def run_job(
     out: str | Path,
     progress: bool | None = None,
     scratch: str | Path | None = None,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Train ``cfg``'s method on its benchmark, write the run directory, return the metrics.
+    """Train ``cfg``'s method on its benchmark into run directory ``out``; return the metrics.
 
-    ``scratch``: a matching ``scratch`` run (dir or metrics.json) → ``transfer_vs_scratch``."""
+    Resumes from ``out/state/ckpt.pt`` when present (same config only). ``scratch``: a matching
+    ``scratch`` run (dir or metrics.json) adds ``transfer_vs_scratch``. ``on_event(kind, data)``
+    receives ``loss`` / ``row`` / ``done`` events (the MLflow mirror listens here).
+    """
     r_scratch = scratch_reference(scratch, cfg) if scratch is not None else None
     out = Path(out)
     if check_existing(out, cfg):
         return json.loads((out / "metrics.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", cfg)
+    emit = on_event or (lambda kind, data: None)
     t_start = time.perf_counter()
 
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     device = resolve_device(cfg["device"])
     seed_everything(cfg["seed"])
-    data_cfg = dict(cfg["data"])
-    bench = load_benchmark(cfg["benchmark"], data_cfg, cfg["seed"]).to(device)
+    bench = load_benchmark(cfg["benchmark"], dict(cfg["data"]), cfg["seed"]).to(device)
     method = METHODS.get(cfg["method"])(cfg, bench, device)
     n_tasks, train = bench.n_tasks, cfg["train"]
-    order = torch.Generator().manual_seed(cfg["seed"])
+    sampler = Sampler(cfg["seed"])
+    R = np.full((n_tasks, n_tasks), np.nan)
+    TI = np.full((n_tasks, n_tasks), np.nan)  # task-inference accuracy (CL2/CL3 inference)
+    b = np.full(n_tasks, np.nan)
+    ckpt_path = out / "state" / "ckpt.pt"
 
-    def evaluate_all(row: int | None) -> None:
+    def evaluate_row(row: int | None) -> None:
         for j in range(n_tasks):
             score, ti = method.evaluate(j)
             (b if row is None else R[row])[j] = score
             if ti is not None and row is not None and j <= row:  # learned tasks only
                 TI[row, j] = ti
 
-    b = np.full(n_tasks, np.nan)
-    R = np.full((n_tasks, n_tasks), np.nan)
-    TI = np.full((n_tasks, n_tasks), np.nan)  # task-inference accuracy (CL2/CL3 inference)
-    evaluate_all(None)
-    train_seconds = 0.0
-    with open(out / "losses.jsonl", "w") as log:
-        for t in range(n_tasks):
-            t0 = time.perf_counter()
-            method.begin_task(t)
+    def save_checkpoint(task: int, step: int, log_offset: int) -> None:
+        checkpoint.save(
+            ckpt_path,
+            {
+                "task": task,
+                "step": step,
+                "method": method.state_dict(),
+                "R": torch.from_numpy(R),
+                "b": torch.from_numpy(b),
+                "TI": torch.from_numpy(TI),
+                "train_seconds": train_seconds,
+                "sampler": sampler.state(),
+                "rng": checkpoint.rng_state(),
+                "log_offset": log_offset,
+            },
+        )
+
+    state = checkpoint.load(ckpt_path, device)
+    if state is None:
+        start_task, start_step, train_seconds, log_offset = 0, 0, 0.0, 0
+        evaluate_row(None)
+    else:
+        method.load_state_dict(state["method"])
+        R[:], b[:], TI[:] = (state[k].cpu().numpy() for k in ("R", "b", "TI"))
+        start_task, start_step = state["task"], state["step"]
+        train_seconds, log_offset = state["train_seconds"], state["log_offset"]
+        sampler.load(state["sampler"])
+        checkpoint.set_rng_state(state["rng"])
+        print(f"resuming {out} at task {start_task + 1}, step {start_step}", file=sys.stderr)
+
+    with StopFlag() as stop, open(out / "losses.jsonl", "a+b", buffering=0) as log:
+        log.truncate(log_offset)  # drop what was logged after the checkpoint
+        log.seek(log_offset)
+        for t in range(start_task, n_tasks):
             task = bench.tasks[t]
+            first = start_step if t == start_task else 0
+            if first == 0:
+                method.begin_task(t)
+                sampler.start_task(task.n_train)
+            t0 = time.perf_counter()
             bar = tqdm(
-                batches(
-                    task.n_train, min(train["batch_size"], task.n_train), train["iters"], order
-                ),
+                range(first, train["iters"]),
                 total=train["iters"],
+                initial=first,
                 desc=f"task {t + 1}/{n_tasks}",
                 leave=True,
                 dynamic_ncols=True,
-                disable=None if progress is None else not progress,  # None: only on a TTY
-            )
-            for step, idx in enumerate(bar):
-                x, y = task.train_batch(idx.to(device))
+                disable=None if progress is None else not progress,
+            )  # None: TTY only
+            for step in bar:
+                x, y = task.train_batch(sampler.next(train["batch_size"]).to(device))
                 loss = float(method.train_step(t, x, y))
                 if not math.isfinite(loss):
                     raise TrainingDiverged(
                         f"Training diverged: the loss is {loss} at task {t + 1}, step {step + 1} "
-                        f"({cfg['method']} on {cfg['benchmark']}). Lower train.lr or the "
-                        "regularizer strength and run again."
+                        f"({cfg['method']} on {cfg['benchmark']}). The last good checkpoint "
+                        f"is kept. Lower train.lr or the regularizer strength and run again "
+                        f"with --restart."
                     )
                 if step % train["log_every"] == 0 or step == train["iters"] - 1:
                     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-                    log.write(json.dumps({"task": t, "step": step, "loss": loss}) + "\n")
+                    log.write((json.dumps({"task": t, "step": step, "loss": loss}) + "\n").encode())
+                    emit("loss", {"task": t, "step": step, "loss": loss})
+                if stop.signum is not None and step + 1 < train["iters"]:
+                    train_seconds += time.perf_counter() - t0
+                    save_checkpoint(t, step + 1, log.tell())
+                    raise JobInterrupted(
+                        f"Stopped by signal {stop.signum} at task {t + 1}, step {step + 1}; "
+                        f"checkpoint saved in {ckpt_path.parent}. Run the same command to "
+                        "resume.",
+                        stop.signum,
+                    )
             method.end_task(t)
             train_seconds += time.perf_counter() - t0
-            evaluate_all(t)
+            evaluate_row(t)
+            emit("row", {"task": t, "scores": R[t].tolist()})
             bar.write(
                 f"task {t + 1}/{n_tasks}: score on tasks 1..{t + 1} = "
                 + " ".join(f"{v:.2f}" for v in R[t, : t + 1])
             )
+            save_checkpoint(t + 1, 0, log.tell())
+            if stop.signum is not None and t + 1 < n_tasks:
+                raise JobInterrupted(
+                    f"Stopped by signal {stop.signum} after task {t + 1}; checkpoint saved in "
+                    f"{ckpt_path.parent}. Run the same command to resume.",
+                    stop.signum,
+                )
 
     result: dict[str, Any] = {
         "benchmark": cfg["benchmark"],
@@ -187,6 +268,7 @@ def run_job(
         "wall_seconds": time.perf_counter() - t_start,
         "peak_rss_mb": peak_rss_mb(),
         "device": str(device),
+        "resumed": state is not None,
         "config": cfg,
         "versions": versions(),
         "git_commit": git_commit(),
@@ -194,4 +276,5 @@ def run_job(
     if device.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     write_json_atomic(out / "metrics.json", result)
+    emit("done", result)
     return result

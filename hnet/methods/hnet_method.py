@@ -141,6 +141,29 @@ class HNET(Method):
         pred = local + task_hat * hs if self.scenario == "cl3" else local
         return pred, task_hat
 
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "hnet": self.hnet.state_dict(),
+            "opt": self.opt.state_dict(),
+            "emb_opt": None if self.emb_opt is None else self.emb_opt.state_dict(),
+            "seen": self.seen,
+            "reg": {"frozen": self.reg.state(), "n_prev": self.reg.n_prev,
+                    "use_gram": self.reg.use_gram},
+            "gen": self.gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.hnet.load_state_dict(state["hnet"])
+        self.opt.load_state_dict(state["opt"])
+        self.seen = state["seen"]
+        if state["emb_opt"] is not None:  # mid-task: the current embedding's optimizer
+            self.begin_task(self.seen - 1)  # rebuilds emb_opt (and the regularizer)...
+            self.emb_opt.load_state_dict(state["emb_opt"])
+        reg = state["reg"]  # ...which is then replaced by the exact saved one
+        self.reg.frozen, self.reg.n_prev, self.reg.use_gram = (
+            dict(reg["frozen"]), reg["n_prev"], reg["use_gram"])
+        self.gen.set_state(state["gen"].cpu())
+
     def param_counts(self) -> dict[str, Any]:
         return {
             "n_params_hnet": self.hnet.num_params(),

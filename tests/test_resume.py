@@ -1,0 +1,117 @@
+"""Jobs survive crashes and preemption: checkpoints at task boundaries, exact resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hnet import config
+from hnet.train import run_job
+
+ITERS = 600
+
+
+def cli(out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "hnet.cli",
+        "train",
+        "-b",
+        "split_digits",
+        "--seed",
+        "3",
+        "--set",
+        f"train.iters={ITERS}",
+        "--set",
+        "train.log_every=10",
+        "-q",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def wait_for_step(out: Path, task: int, step: int, proc: subprocess.Popen, timeout=120.0):
+    """Block until losses.jsonl shows ``task`` at ``step`` or later (0-based task)."""
+    log, deadline = out / "losses.jsonl", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if log.exists():
+            lines = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()]
+            if any(r["task"] > task or (r["task"] == task and r["step"] >= step) for r in lines):
+                return
+        time.sleep(0.02)
+    raise AssertionError("the job never got there")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run of the same job."""
+    cfg = config.resolve(
+        "split_digits", "hnet", seed=3, overrides={"train.iters": ITERS, "train.log_every": 10}
+    )
+    out = tmp_path_factory.mktemp("ref") / "run"
+    return run_job(cfg, out, progress=False), out
+
+
+def env():
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+def test_sigkill_in_task_3_then_resume_gives_identical_metrics(tmp_path, reference):
+    ref, ref_out = reference
+    out = tmp_path / "run"
+    proc = subprocess.Popen(cli(out), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for_step(out, task=2, step=ITERS // 2, proc=proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "metrics.json").exists()
+    state = torch.load(out / "state" / "ckpt.pt", weights_only=True)
+    assert state["task"] == 2 and state["step"] == 0  # last complete task boundary
+
+    done = subprocess.run(cli(out), env=env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr and "task 3, step 0" in done.stderr
+    res = json.loads((out / "metrics.json").read_text())
+    assert res["acc_matrix"] == ref["acc_matrix"]
+    assert res["acc_init"] == ref["acc_init"]
+    for key in ("acc_final", "bwt", "fwt", "forgetting"):
+        assert res[key] == ref[key]
+    # the loss log has no duplicated or missing lines
+    assert (out / "losses.jsonl").read_text() == (ref_out / "losses.jsonl").read_text()
+
+
+def test_sigterm_mid_task_saves_and_exits_nonzero_then_resumes_exactly(tmp_path, reference):
+    ref, _ = reference
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        cli(out), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wait_for_step(out, task=1, step=ITERS // 3, proc=proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Run the same command to resume" in err
+    state = torch.load(out / "state" / "ckpt.pt", weights_only=True)
+    assert state["task"] == 1 and 0 < state["step"] < ITERS  # mid-task checkpoint
+
+    done = subprocess.run(cli(out), env=env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    res = json.loads((out / "metrics.json").read_text())
+    assert res["acc_matrix"] == ref["acc_matrix"]
+    assert res["resumed"] is True
+
+
+def test_finished_job_started_again_does_nothing(tmp_path, reference):
+    _, ref_out = reference
+    before = (ref_out / "metrics.json").stat().st_mtime_ns
+    again = subprocess.run(cli(ref_out), env=env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0
+    assert (ref_out / "metrics.json").stat().st_mtime_ns == before
