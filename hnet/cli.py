@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from hnet.errors import HnetError
+from hnet.errors import HnetError, JobInterrupted
 
 
 def _add_job_args(p: argparse.ArgumentParser) -> None:
@@ -168,8 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from hnet.train import JobInterrupted  # noqa: PLC0415  (heavy import only when running)
-
     if os.environ.get("HNET_DEBUG"):
         return args.func(args)
     try:

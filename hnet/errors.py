@@ -16,3 +16,11 @@ class ConfigError(HnetError):
 
 class DataError(HnetError):
     """A dataset is missing, corrupt or cannot be downloaded."""
+
+
+class JobInterrupted(HnetError):
+    """SIGTERM/SIGINT arrived; a checkpoint was saved and the job can be resumed."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from hnet import checkpoint, metrics
 from hnet.checkpoint import Sampler
 from hnet.data import load_benchmark
-from hnet.errors import HnetError
+from hnet.errors import HnetError, JobInterrupted
 from hnet.methods import METHODS
 from hnet.runinfo import (
     git_commit,
@@ -42,14 +42,6 @@ from hnet.runinfo import (
 
 class TrainingDiverged(HnetError):
     """The loss became NaN or infinite."""
-
-
-class JobInterrupted(HnetError):
-    """SIGTERM/SIGINT arrived; a checkpoint was saved and the job can be resumed."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.exit_code = 128 + signum
 
 
 class StopFlag:
