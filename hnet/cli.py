@@ -69,13 +69,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.out is None:
         raise HnetError("hnet train needs --out DIR (the run directory to write).")
     out = Path(args.out)
-    if args.restart and out.exists():
+    if out.exists() and (
+        args.restart or (args.if_changed == "restart" and config_changed(out, cfg))
+    ):
         aside = out.with_name(f"{out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
         shutil.move(str(out), str(aside))
         print(f"moved the previous run to {aside}", file=sys.stderr)
     from hnet.train import run_job
 
-    res = run_job(cfg, out, progress=False if args.quiet else None, scratch=args.scratch)
+    uri = None if args.no_tracking else args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    progress = False if args.quiet else None
+    if uri is None:
+        res = run_job(cfg, out, progress=progress, scratch=args.scratch)
+    else:
+        from hnet.tracking import Mirror
+
+        with Mirror(uri, args.experiment, cfg, out) as mirror:
+            res = run_job(
+                cfg, out, progress=progress, scratch=args.scratch, on_event=mirror.on_event
+            )
     keys = (
         "acc_final",
         "acc_during",
@@ -87,6 +99,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print(" ".join(f"{k}={res[k]:.4g}" for k in keys if res.get(k) is not None))
     print(f"wrote {out / 'metrics.json'}")
+    return 0
+
+
+def config_changed(out: Path, cfg: dict) -> bool:
+    """Does ``out`` hold a run of a different config? (compared as JSON)"""
+    old = out / "config.json"
+    return old.exists() and json.loads(old.read_text()) != json.loads(json.dumps(cfg))
+
+
+def cmd_tracking_init(args: argparse.Namespace) -> int:
+    from hnet.tracking import init_store
+
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise HnetError("hnet tracking-init needs --tracking-uri URI or $MLFLOW_TRACKING_URI.")
+    exp_id = init_store(uri, args.experiment)
+    print(f"MLflow store {uri}: experiment {args.experiment!r} (id {exp_id}) ready")
     return 0
 
 
@@ -129,6 +158,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from hnet.tracking import sync
+
+    for run_dir in args.run_dirs:
+        run_id = sync(run_dir, uri=args.tracking_uri, experiment=args.experiment, force=args.force)
+        print(f"{run_dir}: mirrored as MLflow run {run_id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="hnet", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -139,6 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--restart", action="store_true", help="move an existing run directory aside and start over"
     )
+    p.add_argument(
+        "--if-changed",
+        choices=("refuse", "restart"),
+        default="refuse",
+        help="when --out holds a run of a different config: refuse (default) or move "
+        "it aside and start over (what the study workflow uses)",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="MLflow store to mirror the run to (default: $MLFLOW_TRACKING_URI; none = no mirror)",
+    )
+    p.add_argument("--experiment", default="hnet", help="MLflow experiment (the study name)")
+    p.add_argument("--no-tracking", action="store_true", help="no MLflow mirror")
     p.add_argument(
         "--scratch",
         metavar="RUN",
@@ -163,6 +215,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20, help="timed steps per task index")
     p.add_argument("--repeats", type=int, default=20, help="timed regularizer calls per point")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "tracking-init",
+        help="create the MLflow store and experiment once, "
+        "before parallel jobs (avoids the migration and experiment races)",
+    )
+    p.add_argument("--tracking-uri", metavar="URI", help="default: $MLFLOW_TRACKING_URI")
+    p.add_argument("--experiment", default="hnet", help="experiment (study) name")
+    p.set_defaults(func=cmd_tracking_init)
+
+    p = sub.add_parser("sync", help="upload finished run dirs to MLflow (idempotent)")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories to upload")
+    p.add_argument(
+        "--tracking-uri", metavar="URI", help="default: mlflow_pending.json, $MLFLOW_TRACKING_URI"
+    )
+    p.add_argument(
+        "--experiment", metavar="NAME", help="default: mlflow_pending.json, config, the run's key"
+    )
+    p.add_argument("--force", action="store_true", help="re-upload runs already complete")
+    p.set_defaults(func=cmd_sync)
     return ap
 
 

@@ -11,9 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from hnet import config
-from hnet.train import run_job
-
 ITERS = 600
 
 
@@ -66,9 +63,18 @@ def env():
 
 
 def test_sigkill_in_task_3_then_resume_gives_identical_metrics(tmp_path, reference):
+    from mlflow.tracking import MlflowClient
+
+    from hnet.tracking import init_store, run_key
+
     ref, ref_out = reference
     out = tmp_path / "run"
-    proc = subprocess.Popen(cli(out), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exp_id = init_store(uri, "resume-test")
+    track = ("--tracking-uri", uri, "--experiment", "resume-test")
+    proc = subprocess.Popen(
+        cli(out, *track), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     wait_for_step(out, task=2, step=ITERS // 2, proc=proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -76,7 +82,7 @@ def test_sigkill_in_task_3_then_resume_gives_identical_metrics(tmp_path, referen
     state = torch.load(out / "state" / "ckpt.pt", weights_only=True)
     assert state["task"] == 2 and state["step"] == 0  # last complete task boundary
 
-    done = subprocess.run(cli(out), env=env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cli(out, *track), env=env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "resuming" in done.stderr and "task 3, step 0" in done.stderr
     res = json.loads((out / "metrics.json").read_text())
@@ -86,6 +92,15 @@ def test_sigkill_in_task_3_then_resume_gives_identical_metrics(tmp_path, referen
         assert res[key] == ref[key]
     # the loss log has no duplicated or missing lines
     assert (out / "losses.jsonl").read_text() == (ref_out / "losses.jsonl").read_text()
+    # exactly one MLflow run for this job's key, finished, with the final row of R
+    client = MlflowClient(uri)
+    cfg = json.loads((out / "config.json").read_text())
+    runs = client.search_runs([exp_id], f"tags.`hnet.run_key` = '{run_key(cfg)}'")
+    assert len(runs) == 1 and len(client.search_runs([exp_id])) == 1
+    assert runs[0].info.status == "FINISHED"
+    assert runs[0].data.metrics["acc_final"] == pytest.approx(ref["acc_final"])
+    history = client.get_metric_history(runs[0].info.run_id, "acc_task1")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3, 4, 5]
 
 
 def test_sigterm_mid_task_saves_and_exits_nonzero_then_resumes_exactly(tmp_path, reference):

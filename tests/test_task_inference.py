@@ -78,9 +78,12 @@ def test_batched_inference_matches_one_embedding_at_a_time(tmp_path, blobs_bench
     method.seen = 2
     x = bench.tasks[0].x_test
     pred, task_hat = method.infer_by_entropy(x)
-    entropies = []
+    entropies, local = [], []
     for e in range(2):
         out = functional_forward(method.target, method.weights(e), x)[:, 2 * e : 2 * e + 2]
         entropies.append(torch.distributions.Categorical(logits=out).entropy())
+        local.append(out.argmax(-1))
     expected_task = torch.stack(entropies).argmin(0)
     assert torch.equal(task_hat, expected_task)
+    expected_pred = torch.stack(local).gather(0, expected_task[None])[0] + 2 * expected_task
+    assert torch.equal(pred, expected_pred)  # CL3: global class = 2·task + local class

@@ -1,26 +1,24 @@
 """EWC and Online EWC: a quadratic penalty that keeps weights important to earlier tasks in place.
 
 EWC (Kirkpatrick et al. 2017, PNAS) approximates the posterior of each finished task t by a
-Gaussian around its solution θ*_t with the diagonal Fisher F_t as precision; one penalty per task:
+Gaussian around its solution θ*_t with the diagonal Fisher F_t as precision; one term per task:
 
     L = L_task + λ/2 · Σ_t Σ_i F_t,i (θ_i − θ*_t,i)²
 
-Online EWC (Schwarz et al. 2018, "Progress & Compress"; Huszár 2018) keeps one running Fisher
-F ← γ·F + F_t and the latest solution θ* as the anchor, with the penalty λ/2 · Σ_i γ F_i (θ_i − θ*_i)²
-(γ inside the penalty as in Schwarz et al. eq. 8 and van de Ven's code; identical for γ = 1).
-Memory and per-step cost are O(|θ|) instead of O(T·|θ|).
+Online EWC (Schwarz et al. 2018, "Progress & Compress") keeps one running Fisher F ← γ·F + F_t
+and the latest solution θ* as anchor, penalty λ/2 · Σ_i γ F_i (θ_i − θ*_i)² (γ inside as in
+Schwarz et al. and van de Ven's code; the same for γ = 1): O(|θ|) memory instead of O(T·|θ|).
 
-The Fisher is the *expected* (true) Fisher of the model's own predictive distribution, exactly
-as van de Ven, Tuytelaars & Tolias 2022 compute it (``fisher_labels='all'``, batch size 1):
+The Fisher is the *expected* Fisher of the model's predictive distribution, as van de Ven,
+Tuytelaars & Tolias 2022 compute it (their default ``fisher_labels='all'``, batch size 1):
 
     F_i = mean_x Σ_c p(c|x) · (∂ log p(c|x) / ∂θ_i)²
 
 over the outputs the task was trained with (its head in CL1, the shared head in CL2, the heads of
-all tasks seen so far in CL3). For regression the likelihood is N(f(x), 1), so F_i = mean_x
-Σ_o (∂f_o(x)/∂θ_i)². Per-sample Jacobians come from ``torch.func`` (vmap ∘ jacrev), in chunks
-of at most ``_BUDGET`` floats; cost per task: one forward and C backward passes per sample for
-at most ``fisher_samples`` samples. Because F is a *mean* (not a sum) over samples, the λ values of
-van de Ven et al. carry over unchanged and do not depend on ``fisher_samples``.
+all tasks seen so far in CL3); regression: likelihood N(f(x), 1), F_i = mean_x Σ_o (∂f_o/∂θ_i)².
+Per-sample Jacobians via torch.func (vmap ∘ jacrev) in chunks of ≤ ``_BUDGET`` floats; cost per
+task: 1 forward + C backward passes for each of ≤ ``fisher_samples`` samples. F is a *mean* over
+samples, like theirs, so their λ values carry over and do not depend on ``fisher_samples``.
 """
 
 from __future__ import annotations
@@ -118,7 +116,7 @@ class EWC(Baseline):
             ("split", "splitMNIST", (1e5, 1e10, 1e9)),
             ("permuted", "permMNIST", (100.0, 100.0, 100.0)),
         )
-        for sc, lam in zip(("cl1", "cl2", "cl3"), lams)
+        for sc, lam in zip(("cl1", "cl2", "cl3"), lams, strict=True)
     }
 
     @classmethod
@@ -127,9 +125,7 @@ class EWC(Baseline):
         if hp["lambda"] < 0:
             raise ConfigError(f"{cls.name}.lambda must be ≥ 0, got {hp['lambda']!r}.")
         if hp["fisher_samples"] < 1:
-            raise ConfigError(
-                f"{cls.name}.fisher_samples must be ≥ 1, got {hp['fisher_samples']!r}."
-            )
+            raise ConfigError(f"{cls.name}.fisher_samples must be ≥ 1, got {hp['fisher_samples']}.")
         if "gamma" in hp and not 0 <= hp["gamma"] <= 1:
             raise ConfigError(f"{cls.name}.gamma must be in [0, 1], got {hp['gamma']!r}.")
 

@@ -147,8 +147,11 @@ class HNET(Method):
             "opt": self.opt.state_dict(),
             "emb_opt": None if self.emb_opt is None else self.emb_opt.state_dict(),
             "seen": self.seen,
-            "reg": {"frozen": self.reg.state(), "n_prev": self.reg.n_prev,
-                    "use_gram": self.reg.use_gram},
+            "reg": {
+                "frozen": self.reg.state(),
+                "n_prev": self.reg.n_prev,
+                "use_gram": self.reg.use_gram,
+            },
             "gen": self.gen.get_state(),
         }
 
@@ -161,7 +164,10 @@ class HNET(Method):
             self.emb_opt.load_state_dict(state["emb_opt"])
         reg = state["reg"]  # ...which is then replaced by the exact saved one
         self.reg.frozen, self.reg.n_prev, self.reg.use_gram = (
-            dict(reg["frozen"]), reg["n_prev"], reg["use_gram"])
+            dict(reg["frozen"]),
+            reg["n_prev"],
+            reg["use_gram"],
+        )
         self.gen.set_state(state["gen"].cpu())
 
     def param_counts(self) -> dict[str, Any]:

@@ -88,8 +88,9 @@ class Joint(Baseline):
         self.opt.step()
         return loss.detach()
 
-    def extra_state(self) -> dict[str, Any]:
-        return {"gen": self.gen.get_state()}
+    def extra_state(self) -> dict[str, Any]:  # the epoch position too: jobs resume mid-task
+        return {"gen": self.gen.get_state(), "perm": self.perm, "pos": self.pos}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.gen.set_state(state["gen"])
+        self.gen.set_state(state["gen"].cpu())
+        self.perm, self.pos = state["perm"].cpu(), state["pos"]

@@ -27,6 +27,7 @@ from hnet.methods.baseline import Baseline
 
 SELECTIONS = ("reservoir", "class_balanced")
 WEIGHTINGS = ("tasks", "equal")
+VDV2022 = "van de Ven, Tuytelaars & Tolias 2022"
 
 
 def seeded_generator(*keys: int | str) -> torch.Generator:
@@ -54,7 +55,8 @@ class Replay(Baseline):
     name = "replay"
     summary = "experience replay from a fixed per-task buffer of stored samples"
     defaults: ClassVar[dict[str, Any]] = {
-        # 100 samples per class (van de Ven et al. 2022, Split MNIST budget) × 2 classes per task
+        # 100 samples per class × 2 classes per task: the splitMNIST budget of van de Ven et al.
+        # 2022 (their param_values.py: budget 100 per class, 10 on permMNIST)
         "buffer_per_task": 200,
         "selection": "reservoir",  # or class_balanced: the same number of samples per class
         "replay_batch_size": None,  # None = train.batch_size
@@ -62,11 +64,9 @@ class Replay(Baseline):
         # & Tolias 2019); equal: L_current + L_replay (ER of Chaudhry et al. 2019)
         "weighting": "tasks",
     }
+    # Their permMNIST budget: 10 per class × 10 classes (split: the default, 100 × 2).
     tuned: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {
-        ("permuted", sc): {
-            "buffer_per_task": 100,
-            "source": "van de Ven et al. 2022: 10 samples per class on Permuted MNIST",
-        }
+        ("permuted", sc): {"buffer_per_task": 100, "source": f"{VDV2022} (permMNIST budget)"}
         for sc in ("cl1", "cl2", "cl3")
     }
 
@@ -75,23 +75,20 @@ class Replay(Baseline):
         from hnet.data import BENCHMARKS
 
         hp = cfg["replay"]
+        for key, choices in (("selection", SELECTIONS), ("weighting", WEIGHTINGS)):
+            if hp[key] not in choices:
+                raise ConfigError(
+                    f"replay.{key} must be one of {', '.join(choices)}, got {hp[key]!r}."
+                )
         k, bs = hp["buffer_per_task"], hp["replay_batch_size"]
         if not isinstance(k, int) or k < 0:
             raise ConfigError(f"replay.buffer_per_task must be an integer ≥ 0, got {k!r}.")
-        if hp["selection"] not in SELECTIONS:
-            raise ConfigError(
-                f"replay.selection must be one of {', '.join(SELECTIONS)}, got {hp['selection']!r}."
-            )
+        if bs is not None and (not isinstance(bs, int) or bs < 1):
+            raise ConfigError(f"replay.replay_batch_size must be ≥ 1 or null, got {bs!r}.")
         if hp["selection"] == "class_balanced" and BENCHMARKS.get(cfg["benchmark"]).kind != (
             "classification"
         ):
             raise ConfigError("replay.selection=class_balanced needs classes; use reservoir.")
-        if bs is not None and (not isinstance(bs, int) or bs < 1):
-            raise ConfigError(f"replay.replay_batch_size must be ≥ 1 or null, got {bs!r}.")
-        if hp["weighting"] not in WEIGHTINGS:
-            raise ConfigError(
-                f"replay.weighting must be one of {', '.join(WEIGHTINGS)}, got {hp['weighting']!r}."
-            )
 
     def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
         super().__init__(cfg, bench, device)
@@ -107,7 +104,7 @@ class Replay(Baseline):
         data, k = self.bench.tasks[task], self.hp["buffer_per_task"]
         gen = seeded_generator(self.cfg["seed"], "replay-select", task)
         if self.hp["selection"] == "reservoir":
-            return torch.randperm(data.n_train, generator=gen)[:k]
+            return torch.randperm(data.n_train, generator=gen)[:k].sort().values
         y = data.y_train.cpu()
         classes = y.unique()
         quota = torch.full((len(classes),), k // len(classes))
@@ -159,6 +156,5 @@ class Replay(Baseline):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         dev = self.buf_t.device
-        self.buf_x, self.buf_y = state["x"].to(dev), state["y"].to(dev)
-        self.buf_t = state["t"].to(dev)
-        self.gen.set_state(state["gen"])
+        self.buf_x, self.buf_y, self.buf_t = (state[k].to(dev) for k in ("x", "y", "t"))
+        self.gen.set_state(state["gen"].cpu())

@@ -53,7 +53,7 @@ class SI(Baseline):
             ("split", "splitMNIST", (10.0, 5e4, 5e3)),
             ("permuted", "permMNIST", (10.0, 10.0, 5.0)),
         )
-        for sc, c in zip(("cl1", "cl2", "cl3"), cs)
+        for sc, c in zip(("cl1", "cl2", "cl3"), cs, strict=True)
     }
 
     @classmethod

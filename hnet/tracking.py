@@ -1,0 +1,463 @@
+"""MLflow mirror of a run directory, and run identity (DESIGN.md decisions 2, 3, 8).
+
+The run directory is the truth; MLflow mirrors it. A tracking store that is down, slow or
+misconfigured must never fail or stall a job, so every MLflow call goes through a retry helper and,
+if it still fails, the :class:`Mirror` switches itself off and leaves ``mlflow_pending.json`` in
+the run dir; ``hnet sync RUN_DIR`` uploads the run later from its files, idempotently.
+
+Identity: :func:`run_key` hashes the resolved config without environment-only keys and is stored
+as the tag ``hnet.run_key``; the mirror looks the key up and re-attaches instead of creating a
+second run, so resumes, reruns and syncs never duplicate runs. Only ``MlflowClient`` with explicit
+experiment and run ids is used: the fluent API's global state (``mlflow.set_experiment``) races
+between parallel jobs and silently drops the loser's run into the Default experiment.
+
+Metric scheme (live logging and sync use the same one, so a sync re-writes identical rows):
+
+    train_loss          step = task * train.iters + step (one continuous curve over all tasks)
+    acc_task{j}         score on task j (1-based) at step i: 0 = before training (acc_init),
+                        i = after training task i (row i of the matrix R, 1-based)
+    ti_task{j}          task-inference accuracy on task j after task i (step i), when recorded
+    acc_final, bwt, …   every numeric scalar of metrics.json, at step 0
+
+Every metric's timestamp is the run's start time + step (ms), not the wall clock: MLflow's SQL
+store keys metric rows by (key, timestamp, step, value) and ignores an exact duplicate, so
+re-logging from the files never adds rows (the UI's wall-time axis is therefore meaningless).
+
+Use (the store is initialised once, before parallel jobs; see :func:`init_store`)::
+
+    uri = resolve_uri(cfg_uri, results_dir); init_store(uri, study)
+    with Mirror(uri, study, cfg, out_dir, tags={"grid": ...}) as mirror:
+        run_job(cfg, out_dir, on_event=mirror.on_event)
+
+``mlflow`` is imported inside functions only: importing it costs ~2 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import numbers
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from hnet.errors import HnetError
+from hnet.runinfo import git_commit, write_json_atomic
+
+ENV_KEYS = ("device", "threads", "data.dir", "data.download", "tracking")  # not identity
+KEY_TAG, STATE_TAG, PENDING = "hnet.run_key", "hnet.mirror", "mlflow_pending.json"
+DEFAULT_EXPERIMENT = "hnet"
+# MLflow's HTTP client retries an unreachable server for minutes (7 retries, 120 s timeout);
+# the mirror has its own retries, so it caps these unless the user set them.
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def identity_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` without the keys that describe the machine rather than the experiment."""
+    out = json.loads(json.dumps(cfg))
+    for dotted in ENV_KEYS:
+        *parents, last = dotted.split(".")
+        node = out
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+def run_key(cfg: dict[str, Any]) -> str:
+    """Same experiment config → same key on any machine (16 hex digits of a sha256)."""
+    text = json.dumps(identity_config(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"train": {"lr": 0.001}}`` → ``{"train.lr": "0.001"}`` (MLflow params are strings)."""
+    out: dict[str, str] = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = (v if isinstance(v, str) else json.dumps(v))[:6000]
+    return out
+
+
+def default_uri(results_dir: str | Path) -> str:
+    """The embedded store under results/ (SQLite; MLflow 3 deprecates the file store)."""
+    return f"sqlite:///{Path(results_dir).expanduser().resolve() / 'mlflow.db'}"
+
+
+def resolve_uri(explicit: str | None, results_dir: str | Path) -> str:
+    """Explicit URI > ``$MLFLOW_TRACKING_URI`` > :func:`default_uri`."""
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or default_uri(results_dir)
+
+
+@contextlib.contextmanager
+def _http_limits(uri: str) -> Iterator[None]:
+    """Apply :data:`HTTP_LIMITS` for the duration of one call, leaving user-set values alone."""
+    added = [k for k in HTTP_LIMITS if uri.startswith("http") and k not in os.environ]
+    os.environ.update({k: HTTP_LIMITS[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
+def _client(uri: str):
+    """An ``MlflowClient``, after a quick connection test for database URIs: MLflow's own engine
+    creation retries a failing database for ~100 s before giving up."""
+    from mlflow.tracking import MlflowClient
+
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if not uri.startswith(("http:", "https:", "file:", "databricks")) and "://" in uri:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        finally:
+            engine.dispose()
+    return MlflowClient(uri)
+
+
+def _ensure_experiment(client: Any, uri: str, name: str) -> str:
+    """Id of experiment ``name``, created if missing; a concurrent creator wins gracefully."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        where = None  # SQLite: artifacts beside the db, not in ./mlruns of whatever cwd
+        if uri.startswith("sqlite:///"):
+            root = Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts"
+            where = (root / "".join(c if c.isalnum() or c in "-_." else "_" for c in name)).as_uri()
+        try:
+            return client.create_experiment(name, artifact_location=where)
+        except MlflowException as e:
+            if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            exp = client.get_experiment_by_name(name)
+    if exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+    return exp.experiment_id
+
+
+def init_store(uri: str, experiment: str) -> str:
+    """Create the tables and the experiment ONCE, before parallel jobs start (N processes that
+    create a fresh store at once race in the schema migration); returns the experiment id."""
+    return _ensure_experiment(_client(uri), uri, experiment)
+
+
+def write_matrix_csv(R: Any, path: str | Path) -> None:
+    """Score matrix as CSV: row ``after_task`` i, columns ``task1..taskT`` (1-based; NaN empty)."""
+    rows = [["after_task", *(f"task{j + 1}" for j in range(len(R)))]]
+    rows += [[i + 1, *("" if _bad(v) else repr(float(v)) for v in r)] for i, r in enumerate(R)]
+    Path(path).write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
+
+
+def plot_matrix(R: Any, path: str | Path, title: str = "", label: str = "score") -> None:
+    """Heatmap of R with annotated cells and 1-based task numbers (Agg canvas, no pyplot state)."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    M = np.array([[np.nan if _bad(v) else v for v in r] for r in R], dtype=float)
+    T = len(M)
+    w, h = min(12.0, max(4.0, 0.55 * T + 2.2)), min(11.0, max(3.5, 0.5 * T + 1.6))
+    fig = Figure(figsize=(w, h), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    im = ax.imshow(np.ma.masked_invalid(M), cmap="viridis", aspect="equal")
+    fig.colorbar(im, ax=ax, shrink=0.8, label=label)
+    ticks = range(0, T, max(1, T // 20))
+    ax.set_xticks(list(ticks), [str(t + 1) for t in ticks])
+    ax.set_yticks(list(ticks), [str(t + 1) for t in ticks])
+    ax.set(xlabel="evaluated on task", ylabel="after training task", title=title)
+    if T <= 25:  # beyond that the numbers are unreadable; the colours still tell
+        size = max(5.0, min(9.0, 70 / T))
+        lo, hi, color = np.nanmin(M), np.nanmax(M), {True: "white", False: "black"}
+        fmt = ".1f" if np.nanmax(np.abs(M)) >= 10 else ".3g"  # percentages vs. small losses
+        for (i, j), v in np.ndenumerate(M):
+            if not np.isnan(v):
+                dark = hi > lo and (v - lo) / (hi - lo) < 0.6
+                ax.text(
+                    j, i, format(v, fmt), ha="center", va="center", fontsize=size, color=color[dark]
+                )
+    fig.savefig(path, dpi=120)
+
+
+def _bad(v: Any) -> bool:
+    """Not a loggable number: None, NaN (JSON null in matrices), bools, strings, lists."""
+    return isinstance(v, bool) or not isinstance(v, numbers.Real) or math.isnan(v)
+
+
+class MirrorDown(HnetError):
+    """The tracking store failed after all retries."""
+
+
+class Mirror:
+    """One MLflow run per job key, mirroring a run directory; see the module docstring.
+
+    Outside ``strict`` mode no method raises: a failure after ``attempts`` tries (waits of
+    ``backoff``·2^k s) switches the mirror off and writes ``run_dir/mlflow_pending.json``. Metrics
+    are buffered and written with one ``log_batch`` per ``flush_every`` values or ``flush_seconds``
+    (one ``log_metric`` costs ~2-25 ms on SQLite, a batched value ~0.2 ms).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        cfg: dict[str, Any],
+        run_dir: str | Path,
+        tags: dict[str, Any] | None = None,
+        enabled: bool = True,
+        *,
+        attempts: int = 3,
+        backoff: float = 0.5,
+        flush_every: int = 200,
+        flush_seconds: float = 10.0,
+        strict: bool = False,
+    ) -> None:
+        self.uri, self.experiment, self.cfg, self.run_dir = uri, experiment, cfg, Path(run_dir)
+        self.tags, self.enabled, self.strict = dict(tags or {}), enabled, strict
+        self.attempts, self.backoff = attempts, backoff
+        self.flush_every, self.flush_seconds = flush_every, flush_seconds
+        self.key, self.run_id, self.complete = run_key(cfg), None, False
+        self._client: Any = None
+        self._buffer: list[Any] = []
+        self._t0, self._last_flush = 0, time.monotonic()
+
+    # -- failure handling -------------------------------------------------------------------
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(self.attempts):
+            try:
+                with _http_limits(self.uri):
+                    return fn(*args, **kwargs)
+            except Exception as e:
+                last = e
+                if attempt + 1 < self.attempts:
+                    time.sleep(self.backoff * 2**attempt)
+        name = getattr(fn, "__name__", "call")
+        raise MirrorDown(f"MLflow {name} failed {self.attempts}x at {self.uri}: {last}") from last
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Run a mirror step; on any failure switch off (or raise when strict)."""
+        try:
+            yield
+        except Exception as e:
+            if self.strict and isinstance(e, HnetError):
+                raise
+            if self.strict:
+                raise MirrorDown(f"{type(e).__name__}: {e}") from e
+            self.enabled, self._buffer = False, []
+            reason = f"{type(e).__name__}: {e}"[:2000]
+            when = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            info = {"uri": self.uri, "experiment": self.experiment, "reason": reason, "time": when}
+            with contextlib.suppress(OSError):
+                write_json_atomic(self.run_dir / PENDING, {**info, "run_key": self.key})
+            print(
+                f"hnet: MLflow mirror off for this job ({reason}). Results are written locally; "
+                f"`hnet sync {self.run_dir}` uploads them later.",
+                file=sys.stderr,
+            )
+
+    # -- run lifecycle ----------------------------------------------------------------------
+    def start(self, status: str | None = "RUNNING") -> str | None:
+        """Find the run by key and re-attach (setting ``status``), or create it; log tags and
+        params (re-logging a param with the same value is a no-op in MLflow). Returns its id."""
+        if not self.enabled:
+            return None
+        with self._guard():
+            from mlflow.entities import Param, RunTag
+
+            self._client = c = self._call(_client, self.uri)
+            exp_id = self._call(_ensure_experiment, c, self.uri, self.experiment)
+            flt = f"tags.`{KEY_TAG}` = '{self.key}'"
+            found = self._call(c.search_runs, [exp_id], flt, order_by=["attributes.start_time"])
+            cfg = self.cfg
+            tags = {k: str(cfg[k]) for k in ("benchmark", "scenario", "method", "size", "seed")}
+            tags.update({f"hnet.{k}": str(cfg[k]) for k in ("device", "threads") if k in cfg})
+            tags["study"] = self.experiment
+            tags[KEY_TAG], tags["hnet.run_dir"] = self.key, str(self.run_dir.resolve())
+            tags.update({k: str(v) for k, v in self.tags.items() if v is not None})
+            tags.setdefault("mlflow.source.git.commit", git_commit() or "unknown")
+            if found:
+                run = found[0]
+                if status:
+                    self._call(c.update_run, run.info.run_id, status=status)
+            else:
+                name = "/".join(tags[k] for k in ("benchmark", "scenario", "method", "size"))
+                run = self._call(
+                    c.create_run, exp_id, tags=tags, run_name=f"{name}/seed{tags['seed']}"
+                )
+            self.run_id, self._t0 = run.info.run_id, run.info.start_time
+            self.complete = run.data.tags.get(STATE_TAG) == "complete"
+            self._batch("tags", [RunTag(k, v) for k, v in tags.items()], 100)
+            self._batch(
+                "params", [Param(k, v) for k, v in flatten(identity_config(cfg)).items()], 100
+            )
+        return self.run_id
+
+    def _batch(self, kind: str, items: list[Any], size: int) -> None:
+        """``log_batch`` in chunks within MLflow's limits (1000 metrics, 100 params + tags)."""
+        for i in range(0, len(items), size):
+            chunk = {kind: items[i : i + size]}
+            self._call(self._client.log_batch, self.run_id, synchronous=True, **chunk)
+
+    def _add(self, values: dict[str, Any], step: int) -> None:
+        from mlflow.entities import Metric
+
+        for k, v in values.items():
+            if not _bad(v):
+                self._buffer.append(Metric(k, float(v), self._t0 + int(step), int(step)))
+
+    def log_metrics(self, values: dict[str, Any], step: int) -> None:
+        """Buffer metrics at ``step`` (timestamp = run start + step); None/NaN are skipped."""
+        if self.enabled and self.run_id is not None:
+            with self._guard():
+                self._add(values, step)
+            since = time.monotonic() - self._last_flush
+            if len(self._buffer) >= self.flush_every or since >= self.flush_seconds:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered metrics with one ``log_batch`` (per 1000 values)."""
+        self._last_flush = time.monotonic()
+        if self.enabled and self._buffer:
+            batch, self._buffer = self._buffer, []
+            with self._guard():
+                self._batch("metrics", batch, 1000)
+
+    def log_artifacts(self, paths: Iterable[str | Path]) -> None:
+        """Upload files to the run's artifact root (an existing path is overwritten)."""
+        if self.enabled and self.run_id is not None:
+            with self._guard():
+                for p in paths:
+                    self._call(self._client.log_artifact, self.run_id, str(p))
+
+    def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Listener for ``run_job(on_event=...)``: live loss and matrix rows, final upload."""
+        if not self.enabled:
+            return
+        with self._guard():
+            if kind == "loss":
+                gstep = data["task"] * self.cfg["train"]["iters"] + data["step"]
+                self.log_metrics({"train_loss": data["loss"]}, gstep)
+            elif kind == "row":
+                acc = {f"acc_task{j + 1}": v for j, v in enumerate(data["scores"])}
+                self.log_metrics(acc, data["task"] + 1)
+                self.flush()
+            elif kind == "done":
+                self.upload()
+
+    def upload(self) -> None:
+        """Reconcile the run with the files (losses, matrices, final metrics, artifacts), then
+        tag it ``hnet.mirror=complete`` and drop ``mlflow_pending.json``. Idempotent."""
+        if not self.enabled or self.run_id is None:
+            return
+        with self._guard():
+            d, iters = self.run_dir, self.cfg["train"]["iters"]
+            res = json.loads((d / "metrics.json").read_text())
+            if (d / "losses.jsonl").exists():
+                for line in (d / "losses.jsonl").read_text().splitlines():
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        r = json.loads(line)
+                        self._add({"train_loss": r["loss"]}, r["task"] * iters + r["step"])
+            self._add({f"acc_task{j + 1}": v for j, v in enumerate(res.get("acc_init", []))}, 0)
+            for prefix, key in (("acc_task", "acc_matrix"), ("ti_task", "task_inference_matrix")):
+                for i, row in enumerate(res.get(key) or []):
+                    self._add({f"{prefix}{j + 1}": v for j, v in enumerate(row)}, i + 1)
+            self._add({k: v for k, v in res.items() if k != "seed"}, 0)  # scalars only
+            self.flush()
+            with tempfile.TemporaryDirectory() as tmp:
+                write_matrix_csv(res["acc_matrix"], Path(tmp) / "acc_matrix.csv")
+                title = f"{res.get('method')} on {res.get('benchmark')} ({res.get('scenario')})"
+                unit = {"accuracy_percent": "accuracy (%)"}.get(res.get("score"), "score")
+                plot_matrix(res["acc_matrix"], Path(tmp) / "acc_matrix.png", title, unit)
+                files = [d / "metrics.json", d / "config.json", *Path(tmp).iterdir()]
+                self.log_artifacts(p for p in files if p.exists())
+            if self.enabled:
+                self._call(self._client.set_tag, self.run_id, STATE_TAG, "complete")
+                self.complete = True
+                (d / PENDING).unlink(missing_ok=True)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        """Flush; upload from the files if the job finished but was not reconciled yet (e.g. it
+        had finished before and ``run_job`` returned early); mark the run terminated."""
+        self.flush()
+        if status == "FINISHED" and not self.complete and (self.run_dir / "metrics.json").exists():
+            self.upload()
+        if self.enabled and self.run_id is not None:
+            with self._guard():
+                self._call(self._client.set_terminated, self.run_id, status)
+
+    def __enter__(self) -> Mirror:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        stop = exc is not None and (
+            getattr(exc, "exit_code", None) or exc_type is KeyboardInterrupt
+        )
+        self.finish("FINISHED" if exc is None else "KILLED" if stop else "FAILED")
+
+
+def _experiment_of(uri: str, key: str) -> str | None:
+    """Name of the experiment that already holds a run with this key, if any."""
+    c = _client(uri)
+    ids = [e.experiment_id for e in c.search_experiments()]
+    runs = c.search_runs(ids, f"tags.`{KEY_TAG}` = '{key}'", max_results=1) if ids else []
+    return c.get_experiment(runs[0].info.experiment_id).name if runs else None
+
+
+def sync(
+    run_dir: str | Path, uri: str | None = None, experiment: str | None = None, force: bool = False
+) -> str:
+    """(Re-)upload a finished run dir from its files; returns the MLflow run id.
+
+    Destination: the arguments, else what ``mlflow_pending.json`` recorded, else the config's
+    ``tracking`` section, else ``$MLFLOW_TRACKING_URI`` / ``$MLFLOW_EXPERIMENT_NAME`` / the
+    nearest ``mlflow.db`` above the run dir / experiment ``hnet``. A run already tagged
+    ``hnet.mirror=complete`` is left alone unless ``force``; re-logging writes identical rows.
+    """
+    d = Path(run_dir)
+    if not (d / "metrics.json").exists():
+        raise HnetError(f"{d} has no metrics.json: the job has not finished; resume it first.")
+    res = json.loads((d / "metrics.json").read_text())
+    cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else None
+    cfg = cfg or res["config"]
+    pending = json.loads((d / PENDING).read_text()) if (d / PENDING).exists() else {}
+    trk = cfg.get("tracking") if isinstance(cfg.get("tracking"), dict) else {}
+    uri = uri or pending.get("uri") or trk.get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    near = [p / "mlflow.db" for p in d.resolve().parents if (p / "mlflow.db").exists()]
+    uri = uri or (default_uri(near[0].parent) if near else None)
+    if not uri:
+        raise HnetError(f"hnet sync {d}: no tracking store known; pass --tracking-uri URI.")
+    experiment = experiment or pending.get("experiment") or trk.get("experiment")
+    experiment = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if not experiment:  # mirrored live before? then the run's key knows its experiment
+        try:
+            experiment = _experiment_of(uri, run_key(cfg)) or DEFAULT_EXPERIMENT
+        except Exception as e:
+            raise MirrorDown(f"cannot search the MLflow store at {uri}: {e}") from e
+    m = Mirror(uri, experiment, cfg, d, {"mlflow.source.git.commit": res.get("git_commit")},
+               strict=True)  # fmt: skip
+    m.start(status=None)
+    if force or not m.complete:
+        m.upload()
+        m.finish()
+    return m.run_id
