@@ -99,6 +99,28 @@ def test_cli_train_and_restart_moves_old_run_aside(tmp_path, capsys):
     assert (tmp_path / "r" / "metrics.json").exists()
 
 
+def test_if_changed_restart_moves_only_a_different_config_aside(tmp_path, capsys):
+    base = [
+        "train",
+        "-b",
+        "split_digits",
+        "--set",
+        "train.iters=5",
+        "-q",
+        "--out",
+        str(tmp_path / "r"),
+        "--if-changed",
+        "restart",
+    ]
+    assert main(base) == 0
+    assert main(base) == 0  # same config: finished run reused, nothing moved
+    assert not list(tmp_path.glob("r.old-*"))
+    assert main([*base, "--set", "train.lr=0.01"]) == 0
+    assert len(list(tmp_path.glob("r.old-*"))) == 1
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["train"]["lr"] == 0.01
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [
