@@ -64,7 +64,7 @@ def git_commit() -> str | None:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(src), "status", "--porcelain", "--", "hnet"],
+            ["git", "--no-optional-locks", "-C", str(src), "status", "--porcelain", "--", "hnet"],
             capture_output=True,
             text=True,
             timeout=5,
