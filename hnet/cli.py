@@ -159,7 +159,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from hnet.tracking import sync
+    from hnet.sync import sync
 
     for run_dir in args.run_dirs:
         run_id = sync(run_dir, uri=args.tracking_uri, experiment=args.experiment, force=args.force)

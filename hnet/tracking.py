@@ -37,8 +37,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
-import numbers
 import os
 import sys
 import tempfile
@@ -48,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from hnet.errors import HnetError
+from hnet.plots import is_bad as _bad
+from hnet.plots import plot_matrix, write_matrix_csv
 from hnet.runinfo import git_commit, write_json_atomic
 
 ENV_KEYS = ("device", "threads", "data.dir", "data.download", "tracking")  # not identity
@@ -158,49 +158,6 @@ def init_store(uri: str, experiment: str) -> str:
     """Create the tables and the experiment ONCE, before parallel jobs start (N processes that
     create a fresh store at once race in the schema migration); returns the experiment id."""
     return _ensure_experiment(_client(uri), uri, experiment)
-
-
-def write_matrix_csv(R: Any, path: str | Path) -> None:
-    """Score matrix as CSV: row ``after_task`` i, columns ``task1..taskT`` (1-based; NaN empty)."""
-    rows = [["after_task", *(f"task{j + 1}" for j in range(len(R)))]]
-    rows += [[i + 1, *("" if _bad(v) else repr(float(v)) for v in r)] for i, r in enumerate(R)]
-    Path(path).write_text("".join(",".join(map(str, r)) + "\n" for r in rows))
-
-
-def plot_matrix(R: Any, path: str | Path, title: str = "", label: str = "score") -> None:
-    """Heatmap of R with annotated cells and 1-based task numbers (Agg canvas, no pyplot state)."""
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    M = np.array([[np.nan if _bad(v) else v for v in r] for r in R], dtype=float)
-    T = len(M)
-    w, h = min(12.0, max(4.0, 0.55 * T + 2.2)), min(11.0, max(3.5, 0.5 * T + 1.6))
-    fig = Figure(figsize=(w, h), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    im = ax.imshow(np.ma.masked_invalid(M), cmap="viridis", aspect="equal")
-    fig.colorbar(im, ax=ax, shrink=0.8, label=label)
-    ticks = range(0, T, max(1, T // 20))
-    ax.set_xticks(list(ticks), [str(t + 1) for t in ticks])
-    ax.set_yticks(list(ticks), [str(t + 1) for t in ticks])
-    ax.set(xlabel="evaluated on task", ylabel="after training task", title=title)
-    if T <= 25:  # beyond that the numbers are unreadable; the colours still tell
-        size = max(5.0, min(9.0, 70 / T))
-        lo, hi, color = np.nanmin(M), np.nanmax(M), {True: "white", False: "black"}
-        fmt = ".1f" if np.nanmax(np.abs(M)) >= 10 else ".3g"  # percentages vs. small losses
-        for (i, j), v in np.ndenumerate(M):
-            if not np.isnan(v):
-                dark = hi > lo and (v - lo) / (hi - lo) < 0.6
-                ax.text(
-                    j, i, format(v, fmt), ha="center", va="center", fontsize=size, color=color[dark]
-                )
-    fig.savefig(path, dpi=120)
-
-
-def _bad(v: Any) -> bool:
-    """Not a loggable number: None, NaN (JSON null in matrices), bools, strings, lists."""
-    return isinstance(v, bool) or not isinstance(v, numbers.Real) or math.isnan(v)
 
 
 class MirrorDown(HnetError):
@@ -414,50 +371,3 @@ class Mirror:
             getattr(exc, "exit_code", None) or exc_type is KeyboardInterrupt
         )
         self.finish("FINISHED" if exc is None else "KILLED" if stop else "FAILED")
-
-
-def _experiment_of(uri: str, key: str) -> str | None:
-    """Name of the experiment that already holds a run with this key, if any."""
-    c = _client(uri)
-    ids = [e.experiment_id for e in c.search_experiments()]
-    runs = c.search_runs(ids, f"tags.`{KEY_TAG}` = '{key}'", max_results=1) if ids else []
-    return c.get_experiment(runs[0].info.experiment_id).name if runs else None
-
-
-def sync(
-    run_dir: str | Path, uri: str | None = None, experiment: str | None = None, force: bool = False
-) -> str:
-    """(Re-)upload a finished run dir from its files; returns the MLflow run id.
-
-    Destination: the arguments, else what ``mlflow_pending.json`` recorded, else the config's
-    ``tracking`` section, else ``$MLFLOW_TRACKING_URI`` / ``$MLFLOW_EXPERIMENT_NAME`` / the
-    nearest ``mlflow.db`` above the run dir / experiment ``hnet``. A run already tagged
-    ``hnet.mirror=complete`` is left alone unless ``force``; re-logging writes identical rows.
-    """
-    d = Path(run_dir)
-    if not (d / "metrics.json").exists():
-        raise HnetError(f"{d} has no metrics.json: the job has not finished; resume it first.")
-    res = json.loads((d / "metrics.json").read_text())
-    cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else None
-    cfg = cfg or res["config"]
-    pending = json.loads((d / PENDING).read_text()) if (d / PENDING).exists() else {}
-    trk = cfg.get("tracking") if isinstance(cfg.get("tracking"), dict) else {}
-    uri = uri or pending.get("uri") or trk.get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
-    near = [p / "mlflow.db" for p in d.resolve().parents if (p / "mlflow.db").exists()]
-    uri = uri or (default_uri(near[0].parent) if near else None)
-    if not uri:
-        raise HnetError(f"hnet sync {d}: no tracking store known; pass --tracking-uri URI.")
-    experiment = experiment or pending.get("experiment") or trk.get("experiment")
-    experiment = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME")
-    if not experiment:  # mirrored live before? then the run's key knows its experiment
-        try:
-            experiment = _experiment_of(uri, run_key(cfg)) or DEFAULT_EXPERIMENT
-        except Exception as e:
-            raise MirrorDown(f"cannot search the MLflow store at {uri}: {e}") from e
-    m = Mirror(uri, experiment, cfg, d, {"mlflow.source.git.commit": res.get("git_commit")},
-               strict=True)  # fmt: skip
-    m.start(status=None)
-    if force or not m.complete:
-        m.upload()
-        m.finish()
-    return m.run_id

@@ -19,7 +19,8 @@ import pytest
 
 from hnet import tracking
 from hnet.errors import HnetError
-from hnet.tracking import Mirror, run_key, sync
+from hnet.sync import sync
+from hnet.tracking import Mirror, run_key
 
 CFG = {
     "benchmark": "split_digits",
