@@ -67,6 +67,10 @@ class Baseline(Method):
         """Loss on data other than the current batch (replay); None = none."""
         return None
 
+    def after_loss_backward(self) -> None:
+        """Called when the task loss's gradient is in ``.grad`` and the penalty's is not yet
+        (SI records the task-loss gradient here)."""
+
     def after_step(self, task: int) -> None:
         """Called after every optimizer step (SI's path integral)."""
 
@@ -77,12 +81,16 @@ class Baseline(Method):
         extra = self.extra_loss(task)
         if extra is not None:
             loss = loss + extra
+        loss.backward()
+        self.after_loss_backward()
+        total = loss.detach()
         pen = self.penalty()
-        total = loss if pen is None else loss + pen
-        total.backward()
+        if pen is not None:  # its gradient accumulates onto the task loss's
+            pen.backward()
+            total = total + pen.detach()
         self.opt.step()
         self.after_step(task)
-        return total.detach()
+        return total
 
     @torch.no_grad()
     def predict(self, x: Tensor, task: int) -> tuple[Tensor, Tensor | None]:

@@ -84,22 +84,8 @@ class SI(Baseline):
             return None
         return self.hp["c"] * (self.omega * (flat_params(self.net) - self.anchor).pow(2)).sum()
 
-    def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
-        # Baseline.train_step, with the task loss backpropagated first so that its gradient
-        # can be recorded before the penalty's gradient is added to it.
-        self.opt.zero_grad(set_to_none=True)
-        loss = self.loss_on(x, y, task)
-        extra = self.extra_loss(task)
-        if extra is not None:
-            loss = loss + extra
-        loss.backward()
-        self.g = flat_grad(self.net)
-        pen = self.penalty()
-        if pen is not None:
-            pen.backward()
-        self.opt.step()
-        self.after_step(task)
-        return (loss if pen is None else loss + pen).detach()
+    def after_loss_backward(self) -> None:
+        self.g = flat_grad(self.net)  # the task loss's gradient only (Zenke et al.)
 
     @torch.no_grad()
     def after_step(self, task: int) -> None:
