@@ -167,6 +167,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from hnet.report import make_report
+
+    rep = make_report(args.results_dir, args.out, hnet_ref=args.hnet_ref)
+    for note in rep.notes:
+        print(note, file=sys.stderr)
+    print(f"wrote {len(rep.written)} files to {rep.out / 'tables'} and {rep.out / 'figures'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="hnet", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -235,6 +245,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="re-upload runs already complete")
     p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("report", help="tables and figures from all metrics.json under a directory")
+    p.add_argument("results_dir", metavar="RESULTS_DIR", help="searched recursively for runs")
+    p.add_argument("--out", "-o", default=None, help="output directory (default: RESULTS_DIR)")
+    p.add_argument(
+        "--hnet-ref",
+        metavar="SIZE",
+        default=None,
+        help="hnet size for the paired comparison (default: the best mean acc_final)",
+    )
+    p.set_defaults(func=cmd_report)
     return ap
 
 
