@@ -198,6 +198,24 @@ def test_cli_corrupt_idx_file(tmp_path, capsys, no_system_data):
     assert "train-images-idx3-ubyte" in err and "Traceback" not in err
 
 
+def test_divergence_in_a_later_task_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import torch
+
+    from hnet.methods.hnet_method import HNET
+
+    real_step = HNET.train_step
+
+    def step(self, task, x, y):
+        return torch.tensor(float("nan")) if task == 2 else real_step(self, task, x, y)
+
+    monkeypatch.setattr(HNET, "train_step", step)
+    with pytest.raises(HnetError, match=r"task 3, step 1\b"):
+        job(tmp_path)
+    state = torch.load(tmp_path / "run" / "state" / "ckpt.pt", weights_only=True)
+    assert state["task"] == 2 and state["step"] == 0  # after task 2, the last good one
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
 def test_diverging_training_names_task_and_step(tmp_path):
     with pytest.raises(HnetError, match=r"diverged.*task 1, step \d+"):
         job(tmp_path, **{"train.lr": 1e30})
