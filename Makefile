@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 ## make study: run the default demo study on embedded data (no network, no GPU)
 study: $(STAMP)
 	$(BIN)/hnet train --benchmark split_digits --scenario cl1 --method hnet --seed 0 \
-		--out results/demo/split_digits/cl1/hnet/default/seed0
+		--out results/demo/split_digits/cl1/hnet/official/seed0
 
 ## make test: the fast test suite (slow and cluster tests are skipped)
 test: $(STAMP)
