@@ -90,9 +90,19 @@ class OutputRegularizer:
             self.frozen = {"features": hnet(embs, features=True), "W": theta[w], "b": theta[b]}
         else:
             self.frozen = {"targets": hnet(hnet.embeddings(range(task)))}
-        if self.head_mask is not None:
-            device = next(hnet.parameters()).device
-            self.masks = torch.stack([self.head_mask(t) for t in range(task)]).to(device).float()
+        self._build_masks(next(hnet.parameters()).device)
+
+    def _build_masks(self, device: torch.device) -> None:
+        if self.head_mask is not None and self.n_prev > 0:
+            masks = [self.head_mask(t) for t in range(self.n_prev)]
+            self.masks = torch.stack(masks).to(device).float()
+
+    def load(
+        self, frozen: dict[str, Tensor], n_prev: int, use_gram: bool, device: torch.device
+    ) -> None:
+        """Restore what :meth:`begin_task` froze, from a checkpoint (:meth:`state`)."""
+        self.frozen, self.n_prev, self.use_gram, self.masks = dict(frozen), n_prev, use_gram, None
+        self._build_masks(device)
 
     def state(self) -> dict[str, Tensor]:
         """Tensors a checkpoint must keep to rebuild this regularizer exactly."""

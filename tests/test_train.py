@@ -219,3 +219,30 @@ def test_divergence_in_a_later_task_keeps_the_last_good_checkpoint(tmp_path, mon
 def test_diverging_training_names_task_and_step(tmp_path):
     with pytest.raises(HnetError, match=r"diverged.*task 1, step \d+"):
         job(tmp_path, **{"train.lr": 1e30})
+
+
+@pytest.mark.parametrize("mask_heads", [False, True])
+def test_hnet_mid_task_state_restores_the_regularizer_without_recomputing(mask_heads):
+    import io
+
+    import torch
+
+    from hnet.data import load_benchmark
+    from hnet.methods import METHODS
+
+    cfg = config.resolve("split_digits", "hnet", overrides={"hnet.mask_heads": mask_heads})
+    bench = load_benchmark("split_digits", cfg["data"], 0)
+    a = METHODS.get("hnet")(cfg, bench, torch.device("cpu"))
+    for t in range(2):
+        a.begin_task(t)
+        for _ in range(3):
+            a.train_step(t, *bench.tasks[t].train_batch(torch.arange(16)))
+    buf = io.BytesIO()  # through a file, as a checkpoint does (state_dict tensors are aliases)
+    torch.save(a.state_dict(), buf)
+    buf.seek(0)
+    b = METHODS.get("hnet")(cfg, bench, torch.device("cpu"))
+    b.load_state_dict(torch.load(buf, weights_only=True))
+    assert (b.reg.masks is not None) == mask_heads
+    x, y = bench.tasks[1].train_batch(torch.arange(16, 32))
+    assert torch.equal(a.train_step(1, x, y), b.train_step(1, x, y))
+    assert torch.equal(a.weights(0), b.weights(0))

@@ -82,13 +82,17 @@ class HNET(Method):
 
     def begin_task(self, task: int) -> None:
         super().begin_task(task)
+        self.emb_opt = self.embedding_optimizer(task)
+        self.reg.begin_task(self.hnet, task)
+
+    def embedding_optimizer(self, task: int) -> torch.optim.Adam:
+        """A fresh Adam for the current task's embedding (earlier ones stay frozen)."""
         train = self.cfg["train"]
-        self.emb_opt = torch.optim.Adam(
+        return torch.optim.Adam(
             [self.hnet.task_embs[task]],
             lr=self.hp["emb_lr"] or train["lr"],
             betas=tuple(train["adam_betas"]),
         )
-        self.reg.begin_task(self.hnet, task)
 
     def weights(self, task: int) -> Tensor:
         return self.hnet(self.hnet.embeddings([task]))[0]
@@ -160,14 +164,10 @@ class HNET(Method):
         self.opt.load_state_dict(state["opt"])
         self.seen = state["seen"]
         if state["emb_opt"] is not None:  # mid-task: the current embedding's optimizer
-            self.begin_task(self.seen - 1)  # rebuilds emb_opt (and the regularizer)...
+            self.emb_opt = self.embedding_optimizer(self.seen - 1)
             self.emb_opt.load_state_dict(state["emb_opt"])
-        reg = state["reg"]  # ...which is then replaced by the exact saved one
-        self.reg.frozen, self.reg.n_prev, self.reg.use_gram = (
-            dict(reg["frozen"]),
-            reg["n_prev"],
-            reg["use_gram"],
-        )
+        reg = state["reg"]  # the exact frozen targets, not recomputed
+        self.reg.load(reg["frozen"], reg["n_prev"], reg["use_gram"], self.device)
         self.gen.set_state(state["gen"].cpu())
 
     def param_counts(self) -> dict[str, Any]:
