@@ -4,17 +4,27 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: study test test-slow lint format clean-venv
+.PHONY: study unlock test test-slow lint format clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-## make study: run the default demo study on embedded data (no network, no GPU)
+## make study: run the default demo study on embedded data (no network, no GPU), then write
+## its HTML report. Rerunning it trains nothing that is finished; a killed run resumes.
+STUDY_CONFIG ?= workflow/config/default.yaml
+STUDY_NAME = $(shell sed -n 's/^study: *\([^ #]*\).*/\1/p' $(STUDY_CONFIG))
+SMK := $(BIN)/snakemake --profile workflow/profiles/local --configfile $(STUDY_CONFIG)
 study: $(STAMP)
-	$(BIN)/hnet train --benchmark split_digits --scenario cl1 --method hnet --seed 0 \
-		--out results/demo/split_digits/cl1/hnet/official/seed0
+	$(SMK)
+	$(SMK) --report results/$(STUDY_NAME)/report.html
+	@echo "hnet: study '$(STUDY_NAME)' done; report: results/$(STUDY_NAME)/report.html"
+
+## make unlock: after `kill -9` of a study run, Snakemake keeps its lock; release it (only when
+## no other Snakemake runs in this directory).
+unlock: $(STAMP)
+	$(SMK) --unlock
 
 ## make test: the fast test suite (slow and cluster tests are skipped)
 test: $(STAMP)

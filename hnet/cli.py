@@ -159,9 +159,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from hnet.sync import sync
+    from hnet.sync import run_dirs_under, sync
 
-    for run_dir in args.run_dirs:
+    dirs = [d for arg in args.run_dirs for d in run_dirs_under(arg)]
+    for run_dir in dirs:
         run_id = sync(run_dir, uri=args.tracking_uri, experiment=args.experiment, force=args.force)
         print(f"{run_dir}: mirrored as MLflow run {run_id}")
     return 0
@@ -170,10 +171,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from hnet.report import make_report
 
-    rep = make_report(args.results_dir, args.out, hnet_ref=args.hnet_ref)
+    rep = make_report(args.results_dir, args.out, hnet_ref=args.hnet_ref, expected=args.expected)
     for note in rep.notes:
         print(note, file=sys.stderr)
     print(f"wrote {len(rep.written)} files to {rep.out / 'tables'} and {rep.out / 'figures'}")
+    print(rep.missing_summary())
     return 0
 
 
@@ -236,7 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tracking_init)
 
     p = sub.add_parser("sync", help="upload finished run dirs to MLflow (idempotent)")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories to upload")
+    p.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run directories, or directories searched for finished runs (e.g. a study's runs/)",
+    )
     p.add_argument(
         "--tracking-uri", metavar="URI", help="default: mlflow_pending.json, $MLFLOW_TRACKING_URI"
     )
@@ -254,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         default=None,
         help="hnet size for the paired comparison (default: the best mean acc_final)",
+    )
+    p.add_argument(
+        "--expected",
+        metavar="GRID_JSON",
+        default=None,
+        help="the study's grid file: expected cells without a result are listed in "
+        "tables/missing.csv|md (failed, interrupted or not run)",
     )
     p.set_defaults(func=cmd_report)
     return ap

@@ -74,6 +74,17 @@ def git_commit() -> str | None:
         return None
 
 
+def process_age() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere). A job's fixed cost
+    (interpreter, imports, data, model) is this age when its first training step begins."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -32,6 +32,19 @@ def _experiment_of(uri: str, key: str) -> str | None:
     return c.get_experiment(runs[0].info.experiment_id).name if runs else None
 
 
+def run_dirs_under(path: str | Path) -> list[Path]:
+    """``path`` itself if it is a run dir, else every finished run dir below it (sorted)."""
+    p = Path(path)
+    if (p / "metrics.json").exists() or not p.is_dir():
+        return [p]
+    from hnet.report import find_metrics
+
+    found = [f.parent for f in find_metrics(p)]
+    if not found:
+        raise HnetError(f"hnet sync {p}: no finished run (metrics.json) in or below it.")
+    return found
+
+
 def sync(
     run_dir: str | Path, uri: str | None = None, experiment: str | None = None, force: bool = False
 ) -> str:

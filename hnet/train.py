@@ -33,6 +33,7 @@ from hnet.methods import METHODS
 from hnet.runinfo import (
     git_commit,
     peak_rss_mb,
+    process_age,
     resolve_device,
     seed_everything,
     versions,
@@ -114,6 +115,9 @@ def scratch_reference(path: str | Path, cfg: dict[str, Any]) -> np.ndarray:
     return np.diag(np.array(ref["acc_matrix"], dtype=float))
 
 
+FAILED = "failed.json"
+
+
 def run_job(
     cfg: dict[str, Any],
     out: str | Path,
@@ -126,7 +130,37 @@ def run_job(
     Resumes from ``out/state/ckpt.pt`` when present (same config only). ``scratch``: a matching
     ``scratch`` run (dir or metrics.json) adds ``transfer_vs_scratch``. ``on_event(kind, data)``
     receives ``loss`` / ``row`` / ``done`` events (the MLflow mirror listens here).
+
+    A job that fails (anything but an interruption) leaves ``out/failed.json`` with the error, so
+    a study report can say why a cell is missing; a later successful run removes it.
     """
+    try:
+        result = _run_job(cfg, Path(out), progress, scratch, on_event)
+    except JobInterrupted:
+        raise
+    except Exception as e:
+        if Path(out).is_dir():
+            write_json_atomic(
+                Path(out) / FAILED,
+                {
+                    "error": type(e).__name__,
+                    "message": str(e),
+                    "exit_code": 2 if isinstance(e, HnetError) else 1,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                },
+            )
+        raise
+    (Path(out) / FAILED).unlink(missing_ok=True)
+    return result
+
+
+def _run_job(
+    cfg: dict[str, Any],
+    out: str | Path,
+    progress: bool | None = None,
+    scratch: str | Path | None = None,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     r_scratch = scratch_reference(scratch, cfg) if scratch is not None else None
     out = Path(out)
     if check_existing(out, cfg):
@@ -148,6 +182,7 @@ def run_job(
     TI = np.full((n_tasks, n_tasks), np.nan)  # task-inference accuracy (CL2/CL3 inference)
     b = np.full(n_tasks, np.nan)
     ckpt_path = out / "state" / "ckpt.pt"
+    startup_seconds = None  # process age at the first training step: the job's fixed cost
 
     def evaluate_row(row: int | None) -> None:
         for j in range(n_tasks):
@@ -206,6 +241,8 @@ def run_job(
                 disable=None if progress is None else not progress,
             )  # None: TTY only
             for step in bar:
+                if startup_seconds is None:
+                    startup_seconds = process_age()
                 x, y = task.train_batch(sampler.next(train["batch_size"]).to(device))
                 loss = float(method.train_step(t, x, y))
                 if not math.isfinite(loss):
@@ -256,8 +293,11 @@ def run_job(
         **metrics.all_metrics(R, b, r_scratch),
         **task_inference(TI),
         **method.param_counts(),
+        **method.extra_results(),
         "train_seconds": train_seconds,
         "wall_seconds": time.perf_counter() - t_start,
+        "startup_seconds": startup_seconds,
+        "process_seconds": process_age(),
         "peak_rss_mb": peak_rss_mb(),
         "device": str(device),
         "resumed": state is not None,

@@ -340,3 +340,16 @@ def test_real_split_fmnist(tmp_path, monkeypatch):
     bench = load_benchmark("split_fmnist", {"dir": str(tmp_path)}, seed=0)
     assert bench.n_tasks == 5
     assert bench.tasks[0].n_train == 12000 and bench.tasks[0].n_test == 2000
+
+
+def test_digits_csv_reader_matches_sklearn_load_digits():
+    """The direct CSV read (no sklearn import per job) gives exactly load_digits' data."""
+    from sklearn.datasets import load_digits
+
+    from hnet.data.digits import read_sklearn_digits
+
+    images, labels = read_sklearn_digits()
+    ref = load_digits()
+    assert images.shape == (1797, 8, 8) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, ref.images.astype(np.uint8))
+    np.testing.assert_array_equal(labels, ref.target)

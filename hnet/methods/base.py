@@ -22,6 +22,9 @@ class Method:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     scenarios: ClassVar[tuple[str, ...]] = ("cl1",)
+    # Does the hypernetwork size axis (presets, cr<ratio>) apply? Study grids multiply only
+    # these methods by the study's sizes.
+    sized: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
     # Tuned hyperparameters per (benchmark family, scenario), merged over ``defaults``; each
     # entry carries a ``source`` string that ends up in the resolved config. Family = the
@@ -111,4 +114,9 @@ class Method:
     def param_counts(self) -> dict[str, Any]:
         """``n_params_target`` and, for hypernetwork methods, ``n_params_hnet`` and
         ``compression_ratio``."""
+        return {}
+
+    def extra_results(self) -> dict[str, Any]:
+        """Method-specific, JSON-serialisable results added to metrics.json after training
+        (hnet: the learned task embeddings, which the report projects with PCA)."""
         return {}

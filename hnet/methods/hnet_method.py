@@ -32,6 +32,7 @@ class HNET(Method):
     name = "hnet"
     summary = "task-conditioned hypernetwork with output regularizer"
     scenarios = ("cl1", "cl2", "cl3")
+    sized: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
         "beta": 0.01,  # regularizer strength β (benchmarks override with their official value)
         "lookahead": True,  # ΔΘ lookahead in the regularizer, as in the paper
@@ -59,15 +60,22 @@ class HNET(Method):
         if hp["reg_tasks"] < 0:
             raise ConfigError(f"hnet.reg_tasks must be ≥ 0 (0 = all), got {hp['reg_tasks']!r}.")
 
+    @staticmethod
+    def architecture(cfg: dict[str, Any], bench, n_heads: int) -> tuple[Any, dict[str, Any]]:
+        """(target net on the meta device, hypernetwork architecture) of a config. Cheap: study
+        checks call it for every size before any job starts (unreachable ratios fail there)."""
+        with torch.device("meta"):  # shapes only: the hypernetwork supplies every weight
+            target = build_target(cfg["target"], bench.in_dim, bench.head_size, n_heads)
+        arch = resolve_size(
+            cfg["size"], cfg["default_size"], num_weights(target), bench.n_tasks, cfg["hnet_arch"]
+        )
+        return target, arch
+
     def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
         super().__init__(cfg, bench, device)
         n_tasks = bench.n_tasks
-        with torch.device("meta"):  # shapes only: the hypernetwork supplies every weight
-            self.target = build_target(cfg["target"], bench.in_dim, bench.head_size, self.n_heads())
+        self.target, self.arch = self.architecture(cfg, bench, self.n_heads())
         n_weights = num_weights(self.target)
-        self.arch = resolve_size(
-            cfg["size"], cfg["default_size"], n_weights, n_tasks, cfg["hnet_arch"]
-        )
         self.hnet = build_hypernet(self.arch, n_weights, n_tasks).to(device)
         train = cfg["train"]
         self.opt = torch.optim.Adam(
@@ -169,6 +177,10 @@ class HNET(Method):
         reg = state["reg"]  # the exact frozen targets, not recomputed
         self.reg.load(reg["frozen"], reg["n_prev"], reg["use_gram"], self.device)
         self.gen.set_state(state["gen"].cpu())
+
+    def extra_results(self) -> dict[str, Any]:
+        embs = self.hnet.embeddings(range(self.seen)).detach().cpu()
+        return {"task_embeddings": embs.tolist()}
 
     def param_counts(self) -> dict[str, Any]:
         return {

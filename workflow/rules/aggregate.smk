@@ -1,0 +1,37 @@
+# All cells → tables and figures (hnet report), shown in `snakemake --report`.
+
+
+localrules:
+    aggregate,
+
+
+rule aggregate:
+    """Collect every cell's metrics.json into tables (CSV, Markdown, LaTeX) and figures."""
+    input:
+        grid=f"{OUT}/grid.json",
+        runs=CELL_METRICS,
+    output:
+        tables=report(
+            directory(f"{OUT}/tables"),
+            patterns=["{name}.csv"],
+            caption="../report/tables.rst",
+            category="Tables",
+            labels={"table": "{name}"},
+        ),
+        figures=[
+            report(
+                directory(f"{OUT}/figures/{kind}"),
+                patterns=["{benchmark}__{scenario}.png"],
+                caption=f"../report/{kind}.rst",
+                category=title,
+                subcategory="{benchmark} {scenario}",
+                labels={"benchmark": "{benchmark}", "scenario": "{scenario}"},
+            )
+            for kind, (title, _) in FIGURE_KINDS.items()
+        ],
+    log:
+        f"{LOGS}/aggregate.log",
+    conda:
+        "../../envs/hnet.yaml"
+    shell:
+        "{HNET} report {RUNS} --out {OUT} --expected {input.grid} > {log} 2>&1"

@@ -1,0 +1,93 @@
+# The study grid and the helpers every rule uses. Parsing must stay cheap (no torch): the grid
+# comes from hnet.study, which only reads hnet's torch-free catalog.
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from hnet.errors import HnetError
+from hnet.report_layout import FIGURE_KINDS
+from hnet.study import NO_SIZE, Cell, expand, resources, train_args
+
+try:
+    CELLS = expand(config)
+except HnetError as e:
+    raise WorkflowError(str(e)) from None
+
+STUDY = config["study"]
+OUT = f"results/{STUDY}"  # the study's directory
+RUNS = f"{OUT}/runs"  # one run directory per cell
+LOGS = f"{OUT}/logs"
+CELL_PATTERN = "{benchmark}/{scenario}/{method}/{size}/seed{seed}"
+CELL_METRICS = [f"{RUNS}/{c.path}/metrics.json" for c in CELLS]
+BY_PATH = {c.path: c for c in CELLS}
+
+# Jobs run hnet from the interpreter running Snakemake (its venv), or from the rule's conda env
+# when --software-deployment-method conda is used (then hnet is imported from this checkout).
+if "conda" in str(getattr(workflow.deployment_settings, "deployment_method", "")):
+    HNET = f"PYTHONPATH={shlex.quote(workflow.basedir)} python -m hnet.cli"
+else:
+    HNET = f"{shlex.quote(sys.executable)} -m hnet.cli"
+
+# MLflow: results/<study>/mlflow.db unless the config or $MLFLOW_TRACKING_URI names a server.
+TRACKING = config["tracking"]
+TRACKING_URI = (
+    TRACKING["uri"]
+    or os.environ.get("MLFLOW_TRACKING_URI")
+    or f"sqlite:///{Path(OUT).resolve()}/mlflow.db"
+)
+EXPERIMENT = TRACKING["experiment"] or STUDY
+LIVE = (
+    TRACKING_URI.startswith(("http://", "https://"))
+    if TRACKING["live"] == "auto"
+    else bool(TRACKING["live"])
+)
+
+
+def cell_of(wildcards) -> Cell:
+    path = CELL_PATTERN.format(**wildcards)
+    if path not in BY_PATH:
+        raise WorkflowError(f"{path} is not a cell of study {STUDY!r}.")
+    return BY_PATH[path]
+
+
+def job_args(wildcards) -> str:
+    """hnet train arguments of a cell, plus where its MLflow run goes."""
+    args = train_args(config, cell_of(wildcards))
+    if LIVE:
+        return f"{args} --tracking-uri {shlex.quote(TRACKING_URI)} --experiment {shlex.quote(EXPERIMENT)}"
+    return f"{args} --no-tracking"
+
+
+def job_resource(name):
+    return lambda wildcards: resources(config, wildcards.benchmark)[name]
+
+
+def report_outputs(wildcards=None):
+    """Everything the aggregate step writes (the study's tables and figure directories)."""
+    return [f"{OUT}/tables"] + [f"{OUT}/figures/{kind}" for kind in FIGURE_KINDS]
+
+
+def study_targets():
+    targets = [*CELL_METRICS, *report_outputs()]
+    if not LIVE:
+        targets.append(f"{OUT}/mlflow_sync.json")
+    return targets
+
+
+def partial_report():
+    """After a failed run (e.g. --keep-going with a failing cell): report the cells that did
+    finish, list the missing and failed ones, and mirror the finished ones to MLflow."""
+    import subprocess
+
+    grid = Path(OUT) / "grid.json"
+    if not grid.exists() or not any(Path(RUNS).rglob("metrics.json")):
+        return
+    hnet = shlex.split(HNET.replace(f"PYTHONPATH={shlex.quote(workflow.basedir)} ", ""))
+    print(f"hnet: writing a partial report of study {STUDY!r} to {OUT}/", file=sys.stderr)
+    subprocess.run([*hnet, "report", RUNS, "--out", OUT, "--expected", str(grid)], check=False)
+    if not LIVE:
+        sync = [*hnet, "sync", RUNS, "--tracking-uri", TRACKING_URI, "--experiment", EXPERIMENT]
+        subprocess.run(sync, check=False, stdout=subprocess.DEVNULL)

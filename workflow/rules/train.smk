@@ -1,0 +1,48 @@
+# One training job per grid cell. Only metrics.json is declared: Snakemake deletes declared
+# outputs before a job runs, and the undeclared state/ checkpoint lets a rerun resume.
+
+
+localrules:
+    check_study,
+
+
+rule check_study:
+    """Resolve every cell's config and hypernetwork size (and load each benchmark's data once)
+    before any training job starts; writes the expected grid for the report."""
+    output:
+        f"{OUT}/grid.json",
+    params:
+        study=config,  # rerun when the study config changes
+    log:
+        f"{LOGS}/check_study.log",
+    conda:
+        "../../envs/hnet.yaml"
+    script:
+        "../scripts/check_study.py"
+
+
+rule train:
+    """hnet train for one cell; resumes from the cell's state/ after preemption or a crash."""
+    input:
+        ancient(f"{OUT}/grid.json"),
+        ancient(f"{OUT}/mlflow.json"),
+    output:
+        f"{RUNS}/{CELL_PATTERN}/metrics.json",
+    params:
+        args=job_args,
+        run_dir=lambda wildcards, output: os.path.dirname(output[0]),
+    log:
+        f"{LOGS}/train/{CELL_PATTERN}.log",
+    threads: lambda wildcards: resources(config, wildcards.benchmark)["threads"]
+    resources:
+        mem_mb=job_resource("mem_mb"),
+        runtime=job_resource("runtime"),
+        gpu=job_resource("gpu"),
+    conda:
+        "../../envs/hnet.yaml"
+    shell:
+        # --if-changed restart: a cell whose config changed is retrained (the old run dir is
+        # moved aside); an unchanged one resumes or returns its finished metrics.
+        "echo \"== $(date -Is) attempt on $(hostname)\" >> {log}; "
+        "{HNET} train {params.args} --threads {threads} --out {params.run_dir} "
+        "--if-changed restart --quiet >> {log} 2>&1"
