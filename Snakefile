@@ -11,7 +11,9 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 
-if not config:  # no --configfile: the embedded demo study (a given config is not merged in)
+if (
+    not config
+):  # no --configfile: the embedded demo study (a given config is not merged in)
 
     configfile: "workflow/config/default.yaml"
 
@@ -41,11 +43,11 @@ localrules:
 
 
 rule all:
+    default_target: True
     """Every cell's metrics.json (so a deleted cell is rebuilt even though the report exists),
     the MLflow mirror and the report."""
     input:
         study_targets(),
-    default_target: True
 
 
 onerror:

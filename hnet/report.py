@@ -1,13 +1,16 @@
 """``hnet report RESULTS_DIR``: tables and figures from the ``metrics.json`` files of many runs.
 
-Everything is a pure function of the files under RESULTS_DIR (sorted walk, no clocks, no
-randomness), so running it twice writes byte-identical tables::
+Everything is a pure function of the files under RESULTS_DIR (and the grid file), read in a
+sorted walk with no clocks or randomness, so running it twice writes byte-identical tables. The
+layout is fixed (hnet.report_layout, imported by the study Snakefile)::
 
     OUT/tables/runs.csv            one row per run (+ transfer_vs_scratch joined from scratch runs)
     OUT/tables/summary.csv         mean / std / 95 % CI (Student t) per group × metric (long form)
+    OUT/tables/summary_wide.csv    the same, one row per group, <metric>_mean|std|ci95|best
     OUT/tables/summary.md|.tex     "mean ± std" per group, best value per benchmark×scenario bold
     OUT/tables/paired_vs_hnet.csv|.md   paired differences (method − hnet) of acc_final by seed
-    OUT/figures/*.png|.svg         acc_final, forgetting, acc_vs_compression, matrix heatmaps
+    OUT/tables/missing.csv|.md     expected cells (--expected grid) without a result, and why
+    OUT/figures/<kind>/<benchmark>__<scenario>.png|.svg   one directory per FIGURE_KINDS entry
 
 Groups are benchmark × scenario × method × size; ``size`` is ``-`` for non-hnet methods (the
 hypernetwork size means nothing for them). Directories named ``*.old-*`` (runs moved aside by
@@ -36,6 +39,7 @@ RUN_COLUMNS = [
     "method",
     "size",
     "seed",
+    "score",
     "acc_final",
     "acc_during",
     "bwt",
@@ -55,11 +59,13 @@ METHOD_ORDER = ("hnet", "finetune", "ewc", "online_ewc", "si", "mas", "replay", 
 
 @dataclass
 class Runs:
-    """The runs table plus each run's score matrix (keyed by ``run_dir``) and notes."""
+    """The runs table plus each run's score matrix and (hnet) task embeddings, keyed by
+    ``run_dir``, and notes."""
 
     table: pd.DataFrame
     matrices: dict[str, np.ndarray]
     notes: list[str] = field(default_factory=list)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def method_key(m: str) -> tuple[int, str]:
@@ -119,7 +125,7 @@ def collect_runs(results_dir: str | Path) -> Runs:
             "Point `hnet report` at the directory that holds finished run directories (each "
             "written by `hnet train --out DIR`), or run the jobs first."
         )
-    rows, mats, notes = [], {}, []
+    rows, mats, embs, notes = [], {}, {}, []
     for f in files:
         rel = f.parent.relative_to(root).as_posix() or "."
         try:
@@ -138,10 +144,14 @@ def collect_runs(results_dir: str | Path) -> Runs:
             method=str(m["method"]),
             size=str(m.get("size", "official")) if m["method"] == "hnet" else "-",
             seed=int(m["seed"]),
+            score=str(m.get("score", "accuracy_percent")),
             run_dir=rel,
         )
         rows.append(row)
         mats[rel] = R
+        E = _embeddings(m.get("task_embeddings"))
+        if E is not None:
+            embs[rel] = E
     if not rows:
         raise HnetError(
             f"None of the {len(files)} metrics.json files under {root} could be read: "
@@ -156,7 +166,17 @@ def collect_runs(results_dir: str | Path) -> Runs:
             f"({', '.join(df.loc[dup, 'run_dir'])}); summaries use all runs, paired tests the "
             "first run per seed"
         )
-    return Runs(df, mats, notes)
+    return Runs(df, mats, notes, embs)
+
+
+def _embeddings(value: Any) -> np.ndarray | None:
+    """``task_embeddings`` as a finite T×d array, or None (absent, ragged or not numbers)."""
+    try:
+        E = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    ok = value is not None and E.ndim == 2 and E.size > 0 and np.isfinite(E).all()
+    return E if ok else None
 
 
 def _transfer(df: pd.DataFrame, mats: dict[str, np.ndarray], notes: list[str]) -> list[float]:
@@ -185,44 +205,207 @@ def _transfer(df: pd.DataFrame, mats: dict[str, np.ndarray], notes: list[str]) -
     return out
 
 
+MISSING_COLUMNS = [*KEYS, "seed", "status", "run_dir", "error", "exit_code", "time", "message"]
+MESSAGE_CHARS = 200
+STATUSES = ("failed", "interrupted", "not run", "unreadable")
+
+
+@dataclass
+class Grid:
+    """The expected cells of a study (the workflow's grid file), sizes normalised like runs'."""
+
+    study: str
+    path: Path
+    cells: list[dict[str, Any]]
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read a grid file ``{"study": ..., "cells": [{benchmark, scenario, method, size, seed,
+    run_dir}, ...]}``; ``run_dir`` is relative to the file's directory. Baselines' size
+    (``"none"`` in the grid) becomes ``-`` as in the runs table."""
+    path = Path(path)
+    try:
+        grid = json.loads(path.read_text())
+        cells = []
+        for c in grid["cells"]:
+            method = str(c["method"])
+            cells.append(
+                {
+                    "benchmark": str(c["benchmark"]),
+                    "scenario": str(c["scenario"]),
+                    "method": method,
+                    "size": str(c["size"]) if method == "hnet" else "-",
+                    "seed": int(c["seed"]),
+                    "run_dir": str(c["run_dir"]),
+                }
+            )
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise HnetError(
+            f"--expected {path}: not a readable grid file ({type(e).__name__}: {e}). It must be "
+            'JSON {"study": NAME, "cells": [{"benchmark", "scenario", "method", "size", "seed", '
+            '"run_dir"}, ...]} as written by the study workflow.'
+        ) from e
+    return Grid(str(grid.get("study", "")), path, cells)
+
+
+def _short(text: Any, limit: int = MESSAGE_CHARS) -> str:
+    """One line, at most ``limit`` characters (tables stay readable; the full text is in the
+    run directory's failed.json)."""
+    one = " ".join(str(text).split())
+    return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+def cell_status(run_dir: Path) -> dict[str, Any]:
+    """Why an expected cell has no result: ``failed`` (failed.json), ``interrupted`` (a
+    checkpoint to resume from) or ``not run``; with the error of failed.json when there is one."""
+    info: dict[str, Any] = {"error": "", "exit_code": "", "time": "", "message": ""}
+    failed = run_dir / "failed.json"
+    if failed.exists():
+        try:
+            f = json.loads(failed.read_text())
+            if not isinstance(f, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            return info | {"status": "failed", "message": _short(f"unreadable failed.json: {e}")}
+        return info | {
+            "status": "failed",
+            "error": _short(f.get("error", ""), 80),
+            "exit_code": f.get("exit_code", ""),
+            "time": _short(f.get("time", ""), 40),
+            "message": _short(f.get("message", "")),
+        }
+    if (run_dir / "state" / "ckpt.pt").exists():
+        return info | {"status": "interrupted", "message": "checkpoint found: rerun to resume"}
+    return info | {"status": "not run"}
+
+
+def missing_cells(
+    grid: Grid, results_dir: str | Path, runs: pd.DataFrame | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Expected cells without a collected run (one row each, in report order), plus notes.
+
+    A cell counts as finished when its run directory is one of the runs read under
+    ``results_dir``; a metrics.json that exists but was not read (unreadable, or outside
+    RESULTS_DIR) gives status ``unreadable``.
+    """
+    root = Path(results_dir)
+    have = set() if runs is None else {(root / d).resolve() for d in runs["run_dir"]}
+    rows, in_grid = [], set()
+    for c in grid.cells:
+        d = (grid.path.parent / c["run_dir"]).resolve()
+        in_grid.add(d)
+        if d in have:
+            continue
+        if (d / "metrics.json").exists():
+            why = "metrics.json exists but was not read (unreadable, or outside RESULTS_DIR)"
+            blank = {"error": "", "exit_code": "", "time": ""}
+            rows.append(c | blank | {"status": "unreadable", "message": why})
+        else:
+            rows.append(c | cell_status(d))
+    notes = []
+    extra = len(have - in_grid)
+    if extra:
+        notes.append(
+            f"note: {extra} run(s) under {root} are not cells of the grid {grid.path}; they are "
+            "included in the tables and figures"
+        )
+    df = pd.DataFrame(rows, columns=MISSING_COLUMNS)
+    return sort_groups(df, extra=("seed", "run_dir")), notes
+
+
 @dataclass
 class Report:
+    """What ``make_report`` wrote; ``n_expected`` / ``missing`` only with a grid file."""
+
     out: Path
     written: list[Path]
     notes: list[str]
+    n_expected: int | None = None
+    missing: pd.DataFrame | None = None
+
+    def missing_summary(self) -> str:
+        """One line for the CLI: how many expected cells are missing, and why."""
+        if self.n_expected is None or self.missing is None:
+            return "no grid given (--expected): missing cells not checked"
+        n = len(self.missing)
+        if n == 0:
+            return f"all {self.n_expected} expected cells finished"
+        counts = self.missing["status"].value_counts()
+        why = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
+        return (
+            f"missing {n} of {self.n_expected} expected cells ({why}); "
+            f"see {self.out / 'tables' / 'missing.md'}"
+        )
 
 
 def make_report(
-    results_dir: str | Path, out: str | Path | None = None, hnet_ref: str | None = None
+    results_dir: str | Path,
+    out: str | Path | None = None,
+    hnet_ref: str | None = None,
+    expected: str | Path | None = None,
 ) -> Report:
     """Write tables and figures for all runs under ``results_dir`` into ``out`` (default: same).
 
     ``hnet_ref``: the hnet size the paired comparison uses (default: the only one, or the one
-    with the highest mean acc_final per benchmark × scenario).
+    with the highest mean acc_final per benchmark × scenario). ``expected``: the study's grid
+    file; expected cells without a result are listed in tables/missing.csv|md with the reason.
+    The layout is fixed (hnet.report_layout); see the module docstring.
     """
     from hnet import report_figures, report_tables
 
-    runs = collect_runs(results_dir)
+    grid = load_grid(expected) if expected is not None else None
+    n_expected = None if grid is None else len(grid.cells)
     out = Path(out) if out is not None else Path(results_dir)
-    tables, figures = out / "tables", out / "figures"
+    tables = out / "tables"
     tables.mkdir(parents=True, exist_ok=True)
-    figures.mkdir(parents=True, exist_ok=True)
-    notes, written = list(runs.notes), []
+    written: list[Path] = []
 
     def put(name: str, text: str) -> None:
         (tables / name).write_text(text)
         written.append(tables / name)
 
+    def put_missing(runs_table: pd.DataFrame | None) -> tuple[pd.DataFrame | None, list[str]]:
+        """missing.csv|md are always written (header only / 'no grid' without ``expected``)."""
+        if grid is None:
+            missing, notes = None, []
+        else:
+            missing, notes = missing_cells(grid, results_dir, runs_table)
+        empty = pd.DataFrame(columns=MISSING_COLUMNS)
+        put("missing.csv", (empty if missing is None else missing).to_csv(index=False))
+        put("missing.md", report_tables.missing_markdown(missing, n_expected))
+        return missing, notes
+
+    try:
+        runs = collect_runs(results_dir)
+    except HnetError as e:
+        if grid is None:
+            raise
+        put_missing(None)
+        raise HnetError(
+            f"{e} ({tables / 'missing.md'} lists the {n_expected} expected cells and why each "
+            "has no result.)"
+        ) from e
+    missing, notes = put_missing(runs.table)
+    notes = runs.notes + notes
+
     put("runs.csv", runs.table.to_csv(index=False))
     summary = report_tables.summarize(runs.table)
     put("summary.csv", summary.to_csv(index=False))
-    put("summary.md", report_tables.summary_markdown(summary))
+    put("summary_wide.csv", report_tables.summary_wide(summary).to_csv(index=False))
+    head = None
+    if grid is not None and missing is not None:
+        head = (
+            f"{n_expected - len(missing)} of {n_expected} expected cells finished"
+            + (f" (study {grid.study})" if grid.study else "")
+            + ("; the missing ones are listed in missing.md." if len(missing) else ".")
+        )
+    put("summary.md", report_tables.summary_markdown(summary, head))
     put("summary.tex", report_tables.summary_latex(summary))
     paired, paired_notes = report_tables.paired_vs_hnet(runs.table, summary, hnet_ref)
     notes += paired_notes
     put("paired_vs_hnet.csv", paired.to_csv(index=False))
     put("paired_vs_hnet.md", report_tables.paired_markdown(paired))
-    fig_files, fig_notes = report_figures.all_figures(runs, summary, figures)
+    fig_files, fig_notes = report_figures.all_figures(runs, summary, out)
     written += fig_files
     notes += fig_notes
-    return Report(out, written, notes)
+    return Report(out, written, notes, n_expected, missing)

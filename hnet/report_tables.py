@@ -21,6 +21,7 @@ SUMMARY_METRICS = [
     "compression_ratio",
     "train_seconds",
 ]
+WIDE_STATS = ("mean", "std", "ci95", "best")
 #: +1: higher is better, −1: lower is better, 0: not ranked (no bold)
 DIRECTION = {
     "acc_final": 1,
@@ -98,6 +99,22 @@ def _best(s: pd.DataFrame) -> pd.Series:
     return best
 
 
+def summary_wide(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per group, columns ``<metric>_mean|_std|_ci95|_best`` for every summary metric
+    (the long table pivoted, for readers and spreadsheets)."""
+    rows = []
+    for key, g in summary.groupby(KEYS, sort=False):
+        row = dict(zip(KEYS, key, strict=True)) | {"n_seeds": int(g["n_seeds"].iloc[0])}
+        cells = {r.metric: r for r in g.itertuples()}
+        for m in SUMMARY_METRICS:
+            r = cells[m]
+            row |= {f"{m}_mean": r.mean, f"{m}_std": r.std, f"{m}_ci95": r.ci95}
+            row[f"{m}_best"] = bool(r.best)
+        rows.append(row)
+    cols = [*KEYS, "n_seeds"] + [f"{m}_{s}" for m in SUMMARY_METRICS for s in WIDE_STATS]
+    return pd.DataFrame(rows, columns=cols)
+
+
 def _wide(summary: pd.DataFrame):
     """Per benchmark × scenario: (bench, scen, rows of (method, size, n_seeds, {metric: row}))."""
     for (bench, scen), g in summary.groupby(["benchmark", "scenario"], sort=False):
@@ -117,8 +134,10 @@ def _cell(r, bold: tuple[str, str], pm: str) -> str:
     return f"{bold[0]}{text}{bold[1]}" if r.best else text
 
 
-def summary_markdown(summary: pd.DataFrame) -> str:
-    lines = [
+def summary_markdown(summary: pd.DataFrame, head: str | None = None) -> str:
+    """``head``: a first line (the workflow's "N of M expected cells finished")."""
+    lines = [] if head is None else [head, ""]
+    lines += [
         "# Summary",
         "",
         "mean ± std over seeds (n = number of seeds); **bold**: best per benchmark × scenario "
@@ -264,4 +283,41 @@ def paired_markdown(paired: pd.DataFrame) -> str:
                 f"{f(r.method_acc_final)} | {f(r.hnet_acc_final)} | {f(r.diff_mean)} | {ci} | "
                 f"{f(r.p_value, 3)} |"
             )
+    return "\n".join(lines) + "\n"
+
+
+def missing_markdown(missing: pd.DataFrame | None, n_expected: int | None) -> str:
+    """missing.md: the expected cells without a result, grouped by status (``missing`` None:
+    no grid file was given, so nothing could be checked)."""
+    lines = ["# Missing cells", ""]
+    if missing is None or n_expected is None:
+        lines.append(
+            "No grid file was given (`hnet report --expected GRID_JSON`), so expected cells "
+            "could not be checked."
+        )
+        return "\n".join(lines) + "\n"
+    if missing.empty:
+        return "\n".join([*lines, f"All {n_expected} expected cells finished."]) + "\n"
+    counts = missing["status"].value_counts()
+    lines += [
+        f"{len(missing)} of {n_expected} expected cells have no result: "
+        + ", ".join(f"{n} {s}" for s, n in counts.sort_index().items())
+        + ".",
+        "",
+        "failed: the job raised an error (failed.json); interrupted: stopped with a checkpoint, "
+        "rerunning resumes it; not run: nothing in its run directory yet; unreadable: its "
+        "metrics.json could not be read.",
+        "",
+        "| benchmark | scenario | method | size | seed | status | error | message | run dir |",
+        "|---|---|---|---|---:|---|---|---|---|",
+    ]
+
+    def md(v) -> str:
+        return str(v).replace("|", "\\|")
+
+    for r in missing.itertuples():
+        lines.append(
+            f"| {r.benchmark} | {r.scenario} | {r.method} | {r.size} | {r.seed} | {r.status} | "
+            f"{md(r.error)} | {md(r.message)} | {md(r.run_dir)} |"
+        )
     return "\n".join(lines) + "\n"

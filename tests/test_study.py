@@ -215,3 +215,15 @@ def test_shipped_study_configs_expand(tmp_path):
     assert f"train{' ' * 10}{counts['paper']}" in res.stdout.replace("\t", " ") or any(
         line.split() == ["train", str(counts["paper"])] for line in res.stdout.splitlines()
     )
+
+
+def test_snakemake_lint_is_clean(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--snakefile", str(REPO / "Snakefile")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "Lints for" not in res.stdout + res.stderr, res.stdout[-3000:]

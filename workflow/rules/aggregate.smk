@@ -33,5 +33,8 @@ rule aggregate:
         f"{LOGS}/aggregate.log",
     conda:
         "../../envs/hnet.yaml"
+    params:
+        runs=lambda wildcards, input: os.path.join(os.path.dirname(input.grid), "runs"),
+        out=lambda wildcards, input: os.path.dirname(input.grid),
     shell:
-        "{HNET} report {RUNS} --out {OUT} --expected {input.grid} > {log} 2>&1"
+        "hnet report {params.runs} --out {params.out} --expected {input.grid} > {log} 2>&1"

@@ -1,7 +1,8 @@
-# The study grid and the helpers every rule uses. Parsing must stay cheap (no torch): the grid
+# The study grid and the helpers of all rules. Parsing must stay cheap (no torch), so the grid
 # comes from hnet.study, which only reads hnet's torch-free catalog.
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,12 +25,12 @@ CELL_PATTERN = "{benchmark}/{scenario}/{method}/{size}/seed{seed}"
 CELL_METRICS = [f"{RUNS}/{c.path}/metrics.json" for c in CELLS]
 BY_PATH = {c.path: c for c in CELLS}
 
-# Jobs run hnet from the interpreter running Snakemake (its venv), or from the rule's conda env
-# when --software-deployment-method conda is used (then hnet is imported from this checkout).
-if "conda" in str(getattr(workflow.deployment_settings, "deployment_method", "")):
-    HNET = f"PYTHONPATH={shlex.quote(workflow.basedir)} python -m hnet.cli"
-else:
-    HNET = f"{shlex.quote(sys.executable)} -m hnet.cli"
+# Jobs call the `hnet` command. When Snakemake runs from a venv that is not activated
+# (e.g. .venv/bin/snakemake), put that venv's bin/ on the PATH the jobs inherit. This is done
+# here rather than in the shell commands, so moving the checkout changes no job's parameters
+# (which would make Snakemake rerun every cell).
+if shutil.which("hnet") is None:
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
 
 # MLflow: results/<study>/mlflow.db unless the config or $MLFLOW_TRACKING_URI names a server.
 TRACKING = config["tracking"]
@@ -85,9 +86,21 @@ def partial_report():
     grid = Path(OUT) / "grid.json"
     if not grid.exists() or not any(Path(RUNS).rglob("metrics.json")):
         return
-    hnet = shlex.split(HNET.replace(f"PYTHONPATH={shlex.quote(workflow.basedir)} ", ""))
-    print(f"hnet: writing a partial report of study {STUDY!r} to {OUT}/", file=sys.stderr)
-    subprocess.run([*hnet, "report", RUNS, "--out", OUT, "--expected", str(grid)], check=False)
+    hnet = [sys.executable, "-m", "hnet.cli"]
+    print(
+        f"hnet: writing a partial report of study {STUDY!r} to {OUT}/", file=sys.stderr
+    )
+    subprocess.run(
+        [*hnet, "report", RUNS, "--out", OUT, "--expected", str(grid)], check=False
+    )
     if not LIVE:
-        sync = [*hnet, "sync", RUNS, "--tracking-uri", TRACKING_URI, "--experiment", EXPERIMENT]
+        sync = [
+            *hnet,
+            "sync",
+            RUNS,
+            "--tracking-uri",
+            TRACKING_URI,
+            "--experiment",
+            EXPERIMENT,
+        ]
         subprocess.run(sync, check=False, stdout=subprocess.DEVNULL)

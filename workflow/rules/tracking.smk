@@ -12,13 +12,13 @@ rule mlflow_init:
     """Create the tracking store and the study's experiment before any job logs to it."""
     output:
         f"{OUT}/mlflow.json",
-    params:
-        uri=TRACKING_URI,
-        experiment=EXPERIMENT,
     log:
         f"{LOGS}/mlflow_init.log",
     conda:
         "../../envs/hnet.yaml"
+    params:
+        uri=TRACKING_URI,
+        experiment=EXPERIMENT,
     script:
         "../scripts/mlflow_init.py"
 
@@ -31,12 +31,12 @@ rule mlflow_sync:
         runs=CELL_METRICS,
     output:
         f"{OUT}/mlflow_sync.json",
-    params:
-        uri=TRACKING_URI,
-        experiment=EXPERIMENT,
     log:
         f"{LOGS}/mlflow_sync.log",
     conda:
         "../../envs/hnet.yaml"
+    params:
+        uri=TRACKING_URI,
+        experiment=EXPERIMENT,
     script:
         "../scripts/mlflow_sync.py"

@@ -11,12 +11,12 @@ rule check_study:
     before any training job starts; writes the expected grid for the report."""
     output:
         f"{OUT}/grid.json",
-    params:
-        study=config,  # rerun when the study config changes
     log:
         f"{LOGS}/check_study.log",
     conda:
         "../../envs/hnet.yaml"
+    params:
+        study=config,  # rerun when the study config changes
     script:
         "../scripts/check_study.py"
 
@@ -28,21 +28,21 @@ rule train:
         ancient(f"{OUT}/mlflow.json"),
     output:
         f"{RUNS}/{CELL_PATTERN}/metrics.json",
-    params:
-        args=job_args,
-        run_dir=lambda wildcards, output: os.path.dirname(output[0]),
     log:
         f"{LOGS}/train/{CELL_PATTERN}.log",
+    conda:
+        "../../envs/hnet.yaml"
     threads: lambda wildcards: resources(config, wildcards.benchmark)["threads"]
     resources:
         mem_mb=job_resource("mem_mb"),
         runtime=job_resource("runtime"),
         gpu=job_resource("gpu"),
-    conda:
-        "../../envs/hnet.yaml"
+    params:
+        args=job_args,
+        run_dir=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         # --if-changed restart: a cell whose config changed is retrained (the old run dir is
         # moved aside); an unchanged one resumes or returns its finished metrics.
-        "echo \"== $(date -Is) attempt on $(hostname)\" >> {log}; "
-        "{HNET} train {params.args} --threads {threads} --out {params.run_dir} "
+        'echo "== $(date -Is) attempt on $(hostname)" >> {log}; '
+        "hnet train {params.args} --threads {threads} --out {params.run_dir} "
         "--if-changed restart --quiet >> {log} 2>&1"
