@@ -8,6 +8,7 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -290,5 +291,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """Console-script entry point: ``main()``, then a fast exit.
+
+    Tearing down an interpreter that imported torch takes ≈0.8 s (module and GC finalisation),
+    a third of a short job's fixed cost in a study of many jobs. Everything a command writes is
+    closed and flushed by the time ``main`` returns, so after running the ``atexit`` handlers
+    (MLflow's among them) the process exits without that teardown.
+    """
+    code = main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
