@@ -30,7 +30,8 @@ BY_PATH = {c.path: c for c in CELLS}
 # here rather than in the shell commands, so moving the checkout changes no job's parameters
 # (which would make Snakemake rerun every cell).
 if shutil.which("hnet") is None:
-    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
+    venv_bin = os.path.dirname(sys.executable)
+    os.environ.update(PATH=os.pathsep.join([venv_bin, os.environ.get("PATH", "")]))
 
 # MLflow: results/<study>/mlflow.db unless the config or $MLFLOW_TRACKING_URI names a server.
 TRACKING = config["tracking"]
