@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: study unlock test test-slow lint format clean-venv
+.PHONY: study unlock mlflow-server test test-slow lint format clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,20 @@ study: $(STAMP)
 unlock: $(STAMP)
 	$(SMK) --unlock
 
-## make test: the fast test suite (slow and cluster tests are skipped)
+## make mlflow-server: an MLflow tracking server for studies whose jobs log live (clusters).
+## Bound to 127.0.0.1 unless MLFLOW_HOST says otherwise; MLFLOW_BACKEND may be a PostgreSQL URI
+## (postgresql://user:password@host:5432/db, needs `pip install -e '.[cluster]'`).
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
+MLFLOW_BACKEND ?= sqlite:///$(CURDIR)/results/mlflow-server.db
+MLFLOW_ARTIFACTS ?= $(CURDIR)/results/mlflow-artifacts
+mlflow-server: $(STAMP)
+	mkdir -p results
+	$(BIN)/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
+		--backend-store-uri $(MLFLOW_BACKEND) --artifacts-destination $(MLFLOW_ARTIFACTS)
+
+## make test: the test suite (slow tests skipped; cluster tests run on a local SLURM when
+## tests/cluster/slurm-up.sh can start one, i.e. as root, and are skipped with the reason otherwise)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 

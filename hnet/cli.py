@@ -78,7 +78,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"moved the previous run to {aside}", file=sys.stderr)
     from hnet.train import run_job
 
-    uri = None if args.no_tracking else args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    # $HNET_NO_TRACKING=1 is --no-tracking from the environment: study workflows switch the
+    # mirror per study without changing the jobs' command lines (which would rerun every cell).
+    no_tracking = args.no_tracking or os.environ.get("HNET_NO_TRACKING", "") not in ("", "0")
+    uri = None if no_tracking else args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     progress = False if args.quiet else None
     if uri is None:
         res = run_job(cfg, out, progress=progress, scratch=args.scratch)
@@ -202,8 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URI",
         help="MLflow store to mirror the run to (default: $MLFLOW_TRACKING_URI; none = no mirror)",
     )
-    p.add_argument("--experiment", default="hnet", help="MLflow experiment (the study name)")
-    p.add_argument("--no-tracking", action="store_true", help="no MLflow mirror")
+    p.add_argument(
+        "--experiment",
+        default=os.environ.get("MLFLOW_EXPERIMENT_NAME", "hnet"),
+        help="MLflow experiment, the study name (default: $MLFLOW_EXPERIMENT_NAME or hnet)",
+    )
+    p.add_argument(
+        "--no-tracking", action="store_true", help="no MLflow mirror (also $HNET_NO_TRACKING=1)"
+    )
     p.add_argument(
         "--scratch",
         metavar="RUN",

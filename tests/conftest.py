@@ -1,21 +1,49 @@
-"""Test options: slow and cluster tests are skipped unless asked for."""
+"""Test options: slow tests are skipped unless asked for (--runslow). Cluster tests run on a
+real single-node SLURM that tests/cluster/slurm-up.sh starts (it needs root; CI is root) and
+are skipped, with the script's one-line reason, when it cannot start one (or --no-cluster)."""
+
+import subprocess
+from pathlib import Path
 
 import pytest
+
+CLUSTER_DIR = Path(__file__).parent / "cluster"
 
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="also run tests marked slow")
-    parser.addoption("--runcluster", action="store_true", help="also run tests marked cluster")
+    parser.addoption(
+        "--no-cluster", action="store_true", help="skip the cluster tests (no SLURM start)"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
-    for marker, option in (("slow", "--runslow"), ("cluster", "--runcluster")):
-        if config.getoption(option):
-            continue
-        skip = pytest.mark.skip(reason=f"{marker} test: run with {option}")
+    if not config.getoption("--runslow"):
+        skip = pytest.mark.skip(reason="slow test: run with --runslow")
         for item in items:
-            if marker in item.keywords:
+            if "slow" in item.keywords:
                 item.add_marker(skip)
+    if config.getoption("--no-cluster"):
+        skip = pytest.mark.skip(reason="cluster test: --no-cluster given")
+        for item in items:
+            if "cluster" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A running single-node SLURM (partition name), started for this session if needed and
+    stopped afterwards if this session started it."""
+    res = subprocess.run(
+        ["bash", str(CLUSTER_DIR / "slurm-up.sh")], capture_output=True, text=True, timeout=600
+    )
+    if res.returncode != 0:
+        lines = (res.stderr or res.stdout).strip().splitlines() or ["no output"]
+        pytest.skip(f"no SLURM for the cluster tests: {lines[-1]}")
+    started = "already" not in res.stdout + res.stderr
+    yield "hnet"
+    if started:
+        subprocess.run(["bash", str(CLUSTER_DIR / "slurm-down.sh"), "--quiet"], timeout=120)
 
 
 @pytest.fixture

@@ -56,11 +56,18 @@ def cell_of(wildcards) -> Cell:
 
 
 def job_args(wildcards) -> str:
-    """hnet train arguments of a cell, plus where its MLflow run goes."""
-    args = train_args(config, cell_of(wildcards))
-    if LIVE:
-        return f"{args} --tracking-uri {shlex.quote(TRACKING_URI)} --experiment {shlex.quote(EXPERIMENT)}"
-    return f"{args} --no-tracking"
+    """hnet train arguments of a cell. Where its MLflow run goes is not among them (see below):
+    a new tracking server address must not make Snakemake rerun every cell."""
+    return train_args(config, cell_of(wildcards))
+
+
+# Jobs inherit the tracking destination from the environment (local jobs from this process,
+# SLURM jobs through --export=ALL and by parsing this file again).
+if LIVE:
+    os.environ.update(MLFLOW_TRACKING_URI=TRACKING_URI, MLFLOW_EXPERIMENT_NAME=EXPERIMENT)
+    os.environ.pop("HNET_NO_TRACKING", None)
+else:
+    os.environ.update(HNET_NO_TRACKING="1")
 
 
 def job_resource(name):
