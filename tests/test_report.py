@@ -497,8 +497,8 @@ def test_cli_expected(study, tmp_path, capsys):
 
 def test_pca_and_units(study):
     from hnet.report_style import make_cell
-    from hnet.report_task_figures import pca2
     from hnet.report_tables import summarize
+    from hnet.report_task_figures import pca2
 
     line = np.outer(np.arange(5.0), [1.0, 2.0, 2.0])  # points on a line, 3 apart
     P, var = pca2(line)
