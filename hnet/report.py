@@ -205,114 +205,6 @@ def _transfer(df: pd.DataFrame, mats: dict[str, np.ndarray], notes: list[str]) -
     return out
 
 
-MISSING_COLUMNS = [*KEYS, "seed", "status", "run_dir", "error", "exit_code", "time", "message"]
-MESSAGE_CHARS = 200
-STATUSES = ("failed", "interrupted", "not run", "unreadable")
-
-
-@dataclass
-class Grid:
-    """The expected cells of a study (the workflow's grid file), sizes normalised like runs'."""
-
-    study: str
-    path: Path
-    cells: list[dict[str, Any]]
-
-
-def load_grid(path: str | Path) -> Grid:
-    """Read a grid file ``{"study": ..., "cells": [{benchmark, scenario, method, size, seed,
-    run_dir}, ...]}``; ``run_dir`` is relative to the file's directory. Baselines' size
-    (``"none"`` in the grid) becomes ``-`` as in the runs table."""
-    path = Path(path)
-    try:
-        grid = json.loads(path.read_text())
-        cells = []
-        for c in grid["cells"]:
-            method = str(c["method"])
-            cells.append(
-                {
-                    "benchmark": str(c["benchmark"]),
-                    "scenario": str(c["scenario"]),
-                    "method": method,
-                    "size": str(c["size"]) if method == "hnet" else "-",
-                    "seed": int(c["seed"]),
-                    "run_dir": str(c["run_dir"]),
-                }
-            )
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise HnetError(
-            f"--expected {path}: not a readable grid file ({type(e).__name__}: {e}). It must be "
-            'JSON {"study": NAME, "cells": [{"benchmark", "scenario", "method", "size", "seed", '
-            '"run_dir"}, ...]} as written by the study workflow.'
-        ) from e
-    return Grid(str(grid.get("study", "")), path, cells)
-
-
-def _short(text: Any, limit: int = MESSAGE_CHARS) -> str:
-    """One line, at most ``limit`` characters (tables stay readable; the full text is in the
-    run directory's failed.json)."""
-    one = " ".join(str(text).split())
-    return one if len(one) <= limit else one[: limit - 1] + "…"
-
-
-def cell_status(run_dir: Path) -> dict[str, Any]:
-    """Why an expected cell has no result: ``failed`` (failed.json), ``interrupted`` (a
-    checkpoint to resume from) or ``not run``; with the error of failed.json when there is one."""
-    info: dict[str, Any] = {"error": "", "exit_code": "", "time": "", "message": ""}
-    failed = run_dir / "failed.json"
-    if failed.exists():
-        try:
-            f = json.loads(failed.read_text())
-            if not isinstance(f, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as e:
-            return info | {"status": "failed", "message": _short(f"unreadable failed.json: {e}")}
-        return info | {
-            "status": "failed",
-            "error": _short(f.get("error", ""), 80),
-            "exit_code": f.get("exit_code", ""),
-            "time": _short(f.get("time", ""), 40),
-            "message": _short(f.get("message", "")),
-        }
-    if (run_dir / "state" / "ckpt.pt").exists():
-        return info | {"status": "interrupted", "message": "checkpoint found: rerun to resume"}
-    return info | {"status": "not run"}
-
-
-def missing_cells(
-    grid: Grid, results_dir: str | Path, runs: pd.DataFrame | None
-) -> tuple[pd.DataFrame, list[str]]:
-    """Expected cells without a collected run (one row each, in report order), plus notes.
-
-    A cell counts as finished when its run directory is one of the runs read under
-    ``results_dir``; a metrics.json that exists but was not read (unreadable, or outside
-    RESULTS_DIR) gives status ``unreadable``.
-    """
-    root = Path(results_dir)
-    have = set() if runs is None else {(root / d).resolve() for d in runs["run_dir"]}
-    rows, in_grid = [], set()
-    for c in grid.cells:
-        d = (grid.path.parent / c["run_dir"]).resolve()
-        in_grid.add(d)
-        if d in have:
-            continue
-        if (d / "metrics.json").exists():
-            why = "metrics.json exists but was not read (unreadable, or outside RESULTS_DIR)"
-            blank = {"error": "", "exit_code": "", "time": ""}
-            rows.append(c | blank | {"status": "unreadable", "message": why})
-        else:
-            rows.append(c | cell_status(d))
-    notes = []
-    extra = len(have - in_grid)
-    if extra:
-        notes.append(
-            f"note: {extra} run(s) under {root} are not cells of the grid {grid.path}; they are "
-            "included in the tables and figures"
-        )
-    df = pd.DataFrame(rows, columns=MISSING_COLUMNS)
-    return sort_groups(df, extra=("seed", "run_dir")), notes
-
-
 @dataclass
 class Report:
     """What ``make_report`` wrote; ``n_expected`` / ``missing`` only with a grid file."""
@@ -330,6 +222,8 @@ class Report:
         n = len(self.missing)
         if n == 0:
             return f"all {self.n_expected} expected cells finished"
+        from hnet.report_missing import STATUSES
+
         counts = self.missing["status"].value_counts()
         why = ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
         return (
@@ -351,9 +245,9 @@ def make_report(
     file; expected cells without a result are listed in tables/missing.csv|md with the reason.
     The layout is fixed (hnet.report_layout); see the module docstring.
     """
-    from hnet import report_figures, report_tables
+    from hnet import report_figures, report_missing, report_tables
 
-    grid = load_grid(expected) if expected is not None else None
+    grid = report_missing.load_grid(expected) if expected is not None else None
     n_expected = None if grid is None else len(grid.cells)
     out = Path(out) if out is not None else Path(results_dir)
     tables = out / "tables"
@@ -369,8 +263,8 @@ def make_report(
         if grid is None:
             missing, notes = None, []
         else:
-            missing, notes = missing_cells(grid, results_dir, runs_table)
-        empty = pd.DataFrame(columns=MISSING_COLUMNS)
+            missing, notes = report_missing.missing_cells(grid, results_dir, runs_table)
+        empty = pd.DataFrame(columns=report_missing.MISSING_COLUMNS)
         put("missing.csv", (empty if missing is None else missing).to_csv(index=False))
         put("missing.md", report_tables.missing_markdown(missing, n_expected))
         return missing, notes

@@ -20,8 +20,9 @@ import torch
 
 from hnet import metrics
 from hnet.errors import HnetError
-from hnet.report import collect_runs, load_grid, make_report, missing_cells
+from hnet.report import collect_runs, make_report
 from hnet.report_layout import FIGURE_KINDS, TABLES, figure_kinds_for, figure_path
+from hnet.report_missing import load_grid, missing_cells
 from hnet.report_tables import SUMMARY_METRICS, missing_markdown
 
 SEEDS = (0, 1, 2)
