@@ -14,23 +14,9 @@ STOP_TIMEOUT=30 # seconds to wait for a daemon to exit after SIGTERM before SIGK
 
 say() { ((QUIET)) || echo "slurm-down: $*"; }
 
-# A killed daemon stays a zombie until init reaps it (here that can take seconds): a pid
-# whose state is Z or X is not running.
-running() { # running PID
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) } # the state letter follows "(comm) "
-    [[ ${stat:0:1} != [ZX] ]]
-}
-
-# Same check as slurm-up.sh: the pid file names a live process running the right program.
-alive() { # alive PIDFILE COMM
-    local pid
-    [[ -s $1 ]] || return 1
-    pid=$(<"$1")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ -r /proc/$pid/comm && $(<"/proc/$pid/comm") == "$2" ]] && running "$pid"
-}
+# running PID / alive PIDFILE COMM
+# shellcheck source=tests/cluster/pidfile.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
 
 stopped=()
 stop() { # stop COMM:PIDFILE...  (SIGTERM to all, then wait: each takes ~2 s to exit)
