@@ -100,12 +100,17 @@ def fig_final_per_task(cell: Cell) -> tuple[Figure | None, str]:
         )
         ok = np.isfinite(ci)
         if ok.any():
-            ax.fill_between(x, mean - ci, mean + ci, where=ok, color=g.color, alpha=0.12, lw=0)
+            lo, hi = mean - ci, mean + ci
+            if cell.unit == "%":  # a t-interval over few seeds can leave [0, 100]; accuracy can't
+                lo, hi = np.clip(lo, 0.0, 100.0), np.clip(hi, 0.0, 100.0)
+            ax.fill_between(x, lo, hi, where=ok, color=g.color, alpha=0.12, lw=0)
     for g in cell.groups:
         if g.method == "scratch" and (X := _final_rows(cell, g, "during")) is not None:
             x = np.arange(1, X.shape[1] + 1)
             ax.plot(x, _mean_ci(X)[0], color="0.35", ls=":", lw=1.6, label="scratch (task alone)")
     task_axis(ax, T)
+    if cell.unit == "%":
+        ax.set_ylim(-3, 103)
     ax.set_xlabel("task (in training order)")
     ax.set_ylabel(f"{cell.noun} after the last task ({cell.unit})")
     legend_right(ax)
