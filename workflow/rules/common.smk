@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from hnet.errors import HnetError
 from hnet.report_layout import FIGURE_KINDS
-from hnet.study import NO_SIZE, Cell, expand, resources, train_args
+from hnet.study import Cell, expand, resources, train_args
 
 try:
     CELLS = expand(config)
@@ -74,7 +74,7 @@ def job_resource(name):
     return lambda wildcards: resources(config, wildcards.benchmark)[name]
 
 
-def report_outputs(wildcards=None):
+def report_outputs():
     """Everything the aggregate step writes (the study's tables and figure directories)."""
     return [f"{OUT}/tables"] + [f"{OUT}/figures/{kind}" for kind in FIGURE_KINDS]
 
