@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from smk import study_command
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.cluster
@@ -81,21 +82,7 @@ def mlflow_server(tmp_path_factory):
 
 
 def run_study(workdir: Path, profile: Path, config: dict) -> subprocess.Popen:
-    path = workdir / "study.yaml"
-    path.write_text(yaml.safe_dump(config))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--profile",
-        str(profile),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(path),
-    ]
+    cmd = study_command(workdir, config, "--profile", str(profile))
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

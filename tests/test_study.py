@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from smk import study_command
 
 from hnet.study import NO_SIZE, Cell, StudyError, expand, overrides, resources, train_args
 
@@ -124,22 +125,7 @@ def test_check_cells_catches_bad_hparams_and_unreachable_ratio():
 
 
 def snakemake_dry_run(config: dict, tmp_path: Path) -> subprocess.CompletedProcess:
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(config))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-n",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-        "--configfile",
-        str(path),
-        "--cores",
-        "1",
-    ]
+    cmd = study_command(tmp_path, config, "-n", "--cores", "1")
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -191,7 +177,7 @@ def test_snakefile_dry_run_lists_every_cell_without_importing_torch(tmp_path):
             code,
             str(REPO / "Snakefile"),
             str(tmp_path),
-            str(tmp_path / "study.yaml"),
+            str(tmp_path / "t.yaml"),  # written by snakemake_dry_run (study "t")
         ],
         capture_output=True,
         text=True,

@@ -8,11 +8,10 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from smk import study_command
 
 from hnet.report_layout import FIGURE_KINDS
 
@@ -29,24 +28,8 @@ TINY = {
 
 
 def snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
-    path = workdir / f"{config['study']}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--profile",
-        str(REPO / "workflow/profiles/local"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(path),
-        "--cores",
-        "2",
-        *extra,
-    ]
+    profile = str(REPO / "workflow/profiles/local")
+    cmd = study_command(workdir, config, "--profile", profile, "--cores", "2", *extra)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
