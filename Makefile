@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: study unlock mlflow-server test test-slow lint format clean-venv
+.PHONY: study unlock mlflow-server test test-fast test-slow lint format clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,10 +38,16 @@ mlflow-server: $(STAMP)
 	$(BIN)/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
 		--backend-store-uri $(MLFLOW_BACKEND) --artifacts-destination $(MLFLOW_ARTIFACTS)
 
-## make test: the test suite (slow tests skipped; cluster tests run on a local SLURM when
-## tests/cluster/slurm-up.sh can start one, i.e. as root, and are skipped with the reason otherwise)
+## make test: every tier — tests/unit, tests/integration (CLI, Snakemake, MLflow) and
+## tests/cluster (a local SLURM that tests/cluster/slurm-up.sh starts as root; skipped with the
+## reason otherwise). Slow tests are skipped (make test-slow runs them).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## make test-fast: the unit tier only (no subprocesses; about a minute on 2 cores), for the
+## edit-test loop.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q --runslow

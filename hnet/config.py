@@ -1,6 +1,10 @@
 """Job configuration: one nested dict, resolved from layered defaults.
 
-    global defaults < benchmark's official settings < method defaults < --set overrides
+    global defaults < the benchmark's settings < the method's defaults
+                    < the method's tuned values for this benchmark (and scenario) < --set
+
+Every value's layer is recorded (:func:`resolve_with_sources`), so ``--print-config`` can say
+where it came from.
 
 The resolved dict is what a job records next to its metrics, so it must be complete: every key
 the training code reads exists in it. ``--set section.key=value`` may only change keys that exist
@@ -13,17 +17,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import json
 from typing import Any
 
 import yaml
 
 from hnet.errors import ConfigError
-
-SCENARIOS = {
-    "cl1": "task-incremental: task id given at test time, one head per task",
-    "cl2": "domain-incremental: no task id, one shared head",
-    "cl3": "class-incremental: no task id, must be inferred; heads of all tasks",
-}
+from hnet.scenarios import SCENARIOS
 
 GLOBAL_DEFAULTS: dict[str, Any] = {
     "benchmark": None,
@@ -122,7 +122,30 @@ def apply_overrides(
     return cfg
 
 
-def resolve(
+def leaves(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1e-3}}`` → ``{"train.lr": 1e-3}`` (empty dicts are leaves)."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and v:
+            out.update(leaves(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+class Layers:
+    """Merges config layers in order and remembers which layer set each leaf."""
+
+    def __init__(self) -> None:
+        self.cfg: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
+
+    def add(self, extra: dict[str, Any], source: str) -> None:
+        self.cfg = deep_merge(self.cfg, extra)
+        self.sources.update(dict.fromkeys(leaves(extra), source))
+
+
+def resolve_with_sources(
     benchmark: str,
     method: str,
     scenario: str = "cl1",
@@ -130,25 +153,52 @@ def resolve(
     size: str | None = None,
     overrides: dict[str, Any] | None = None,
     **top: Any,
-) -> dict[str, Any]:
-    """The complete job config. Raises :class:`ConfigError` naming the offending key."""
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The complete job config and, per dotted key, the layer its value came from. Raises
+    :class:`ConfigError` naming the offending key."""
     from hnet.data import BENCHMARKS
-    from hnet.methods import METHODS
+    from hnet.methods import METHODS, tuned
 
     spec = BENCHMARKS.get(benchmark)
     mcls = METHODS.get(method)
-    cfg = deep_merge(GLOBAL_DEFAULTS, {k: v for k, v in spec.defaults.items() if k != "size"})
-    cfg.update(benchmark=benchmark, method=method, scenario=scenario, seed=seed)
-    cfg["size"] = size or "official"
-    cfg["default_size"] = spec.defaults.get("size", "full")
-    tuned = mcls.tuned_for(benchmark, scenario)
-    cfg[method] = deep_merge(deep_merge(mcls.defaults, tuned), spec.defaults.get(method, {}))
-    for k, v in top.items():
-        if v is not None:
-            cfg[k] = v
-    cfg = apply_overrides(cfg, overrides or {}, open_sections=("hnet_arch",))
+    layers = Layers()
+    layers.add(GLOBAL_DEFAULTS, "default")
+    layers.add({k: v for k, v in spec.defaults.items() if k != "size"}, f"benchmark {benchmark}")
+    cell = {"benchmark": benchmark, "method": method, "scenario": scenario, "seed": seed}
+    layers.add({**cell, "size": size or "official"}, "job")
+    layers.add({"default_size": spec.defaults.get("size", "full")}, f"benchmark {benchmark}")
+    layers.add({method: mcls.defaults}, f"{method} default")
+    values, source = tuned.lookup(mcls.tuned_as or method, benchmark, scenario)
+    if source:
+        layers.add({method: {**values, "source": source}}, f"tuned: {source}")
+    layers.add({k: v for k, v in top.items() if v is not None}, "command line")
+    cfg = apply_overrides(layers.cfg, overrides or {}, open_sections=("hnet_arch",))
+    layers.sources.update(dict.fromkeys(overrides or {}, "--set"))
     validate(cfg, spec, mcls)
-    return cfg
+    return cfg, layers.sources
+
+
+def resolve(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The complete job config (see :func:`resolve_with_sources`)."""
+    return resolve_with_sources(*args, **kwargs)[0]
+
+
+def format_with_sources(cfg: dict[str, Any], sources: dict[str, str]) -> str:
+    """The config as YAML, each value followed by a comment naming its source."""
+    lines: list[str] = []
+
+    def walk(node: dict[str, Any], prefix: str, depth: int) -> None:
+        for k, v in node.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, dict) and v:
+                lines.append(f"{'  ' * depth}{k}:")
+                walk(v, f"{key}.", depth + 1)
+                continue
+            text = f"{'  ' * depth}{k}: {json.dumps(v)}"
+            lines.append(f"{text:<40} # {sources.get(key, 'default')}")
+
+    walk(cfg, "", 0)
+    return "\n".join(lines) + "\n"
 
 
 def validate(cfg: dict, spec: Any, mcls: Any) -> None:

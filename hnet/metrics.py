@@ -1,4 +1,8 @@
-"""Continual-learning metrics as pure functions of stored score matrices (METHOD.md §5).
+"""Continual-learning metrics: pure functions of stored score matrices, and the metric table.
+
+``METRICS`` is the one home of every reported metric's name, label, direction and whether the
+report summarizes it; the CLI, the report's tables and figures and the MLflow mirror read it.
+docs/metrics.md explains each formula.
 
 Inputs (lists or numpy arrays; nothing here imports torch):
 
@@ -28,12 +32,15 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 ArrayLike = Sequence | np.ndarray
 
 __all__ = [
+    "METRICS",
+    "Metric",
     "acc_during",
     "acc_final",
     "all_metrics",
@@ -163,7 +170,7 @@ def transfer_vs_scratch(R: ArrayLike, r_scratch: ArrayLike) -> float:
 
     transfer_vs_scratch = (1/T) · Σ_{j=1..T} (R[j, j] − R_scratch[j])
 
-    where R_scratch[j] is the score of a network trained on task j alone (METHOD.md §5).
+    where R_scratch[j] is the score of a network trained on task j alone.
     ``r_scratch`` may be that vector or the from-scratch run's T×T matrix (its diagonal is used).
     """
     m = _matrix(R)
@@ -192,3 +199,31 @@ def all_metrics(
     if r_scratch is not None:
         out["transfer_vs_scratch"] = transfer_vs_scratch(m, r_scratch)
     return out
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A reported number: ``direction`` +1 higher is better, −1 lower is better, 0 unranked;
+    ``summarized``: the report aggregates it over seeds; ``printed``: ``hnet train`` prints it."""
+
+    name: str
+    label: str
+    direction: int
+    summarized: bool = True
+    printed: bool = True
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("acc_final", "ACC final", 1),
+    Metric("acc_during", "ACC during", 1),
+    Metric("bwt", "BWT", 1),
+    Metric("fwt", "FWT", 1),
+    Metric("forgetting", "forgetting", -1),
+    Metric("transfer_vs_scratch", "transfer vs scratch", 1, printed=False),
+    Metric("task_inference_final", "task inference", 1, summarized=False, printed=False),
+    Metric("compression_ratio", "compression", 0),
+    Metric("n_params_hnet", "hnet params", 0, summarized=False, printed=False),
+    Metric("n_params_target", "target params", 0, summarized=False, printed=False),
+    Metric("train_seconds", "train s", -1),
+)
+BY_NAME = {m.name: m for m in METRICS}

@@ -3,6 +3,7 @@ work directory and run this checkout's Snakefile there with the given options.""
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -28,3 +29,21 @@ def study_command(workdir: Path, config: dict, *options: str) -> list[str]:
         str(path),
         *options,
     ]
+
+
+# A small study over the offline benchmarks: the base of the study tests (grid and Snakefile).
+TINY_STUDY = {
+    "study": "t",
+    "benchmarks": ["split_digits", "toy_regression"],
+    "scenarios": {"split_digits": ["cl1", "cl3"], "toy_regression": ["cl1"]},
+    "methods": ["hnet", "finetune", "ewc"],
+    "sizes": ["official", "cr0.5"],
+    "seeds": [0, 1],
+}
+
+
+def study_config(**changes) -> dict:
+    """A copy of :data:`TINY_STUDY` with top-level keys replaced."""
+    c = copy.deepcopy(TINY_STUDY)
+    c.update(changes)
+    return c

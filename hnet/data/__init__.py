@@ -9,19 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from hnet.data.base import Benchmark, BenchmarkSpec, TaskData
-from hnet.errors import DataError
-from hnet.registry import Registry
-
-BENCHMARKS = Registry[BenchmarkSpec]("benchmark")
-
 # One line per benchmark module: importing it registers its benchmarks.
-from hnet.data import (  # noqa: E402
+from hnet.data import (
     digits,  # noqa: F401
     permuted_mnist,  # noqa: F401
     split_mnist,  # noqa: F401
     toy_regression,  # noqa: F401
 )
+from hnet.data.base import BENCHMARKS, Benchmark, BenchmarkSpec, TaskData
+from hnet.errors import DataError
 
 __all__ = ["BENCHMARKS", "Benchmark", "BenchmarkSpec", "TaskData", "load_benchmark"]
 

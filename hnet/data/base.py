@@ -1,6 +1,6 @@
 """Benchmark containers: whole datasets as tensors on the training device.
 
-DESIGN.md decision 6: the (small) datasets live on the device; a batch is an index slice, never a
+The (small) datasets live on the training device; a batch is an index slice, never a
 DataLoader per step. Images may be kept as uint8 (4x less memory) and are cast, scaled and, for
 permuted benchmarks, permuted on the device when a batch is taken, so 100 permuted tasks share
 one copy of the pixels.
@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from hnet.registry import Registry
 
 
 @dataclass
@@ -108,7 +110,8 @@ class BenchmarkSpec:
     ``load(data_cfg, seed)`` returns the benchmark on the CPU; ``data_cfg`` is the resolved
     ``data`` section of the job config (``dir``, ``download`` and the benchmark's own keys).
     ``defaults`` are merged into the job config under the benchmark: sections ``data``,
-    ``target``, ``train``, ``hnet`` and the key ``size`` (the default size preset name).
+    ``target``, ``train`` and the key ``size`` (the default hypernetwork size preset). A
+    method's values for a benchmark live in ``hnet/methods/tuned/``, not here.
     """
 
     name: str
@@ -117,3 +120,6 @@ class BenchmarkSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     scenarios: tuple[str, ...] = ("cl1", "cl2", "cl3")
     kind: str = "classification"
+
+
+BENCHMARKS = Registry[BenchmarkSpec]("benchmark")

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hnet.data import BENCHMARKS
-from hnet.data.base import Benchmark, BenchmarkSpec
+from hnet import rng
+from hnet.data.base import BENCHMARKS, Benchmark, BenchmarkSpec
 from hnet.data.tasks import flatten, pad_images, permuted_tasks, split_tasks
 
 TEST_FRACTION = 0.3
@@ -27,7 +27,6 @@ SPLIT_SEED = 20200101  # fixed on purpose: the test set must not change with the
 _COMMON: dict[str, Any] = {
     "target": {"hidden": [64, 64], "activation": "relu"},
     "train": {"iters": 400, "batch_size": 64, "lr": 1e-3},
-    "hnet": {"beta": 0.01},
     "size": "digits",
 }
 SPLIT_DEFAULTS: dict[str, Any] = {"data": {"classes_per_task": 2}, **copy.deepcopy(_COMMON)}
@@ -36,7 +35,6 @@ SPLIT_DEFAULTS: dict[str, Any] = {"data": {"classes_per_task": 2}, **copy.deepco
 PERMUTED_DEFAULTS: dict[str, Any] = {
     **copy.deepcopy(_COMMON),
     "data": {"n_tasks": 5, "pad_to": 8},
-    "hnet": {"beta": 0.1},
 }
 
 
@@ -63,11 +61,11 @@ def read_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
 def load_digits_split() -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(x_train, y_train, x_test, y_test): uint8 images (n, 8, 8) and int64 labels."""
     images, labels = read_sklearn_digits()
-    rng = np.random.default_rng(SPLIT_SEED)
+    gen = rng.numpy_generator(SPLIT_SEED, "digits-test-split")
     test = np.zeros(len(labels), dtype=bool)
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
-        test[rng.permutation(idx)[: round(TEST_FRACTION * len(idx))]] = True
+        test[gen.permutation(idx)[: round(TEST_FRACTION * len(idx))]] = True
     x, y = torch.from_numpy(images), torch.from_numpy(labels)
     tr, te = torch.from_numpy(~test), torch.from_numpy(test)
     return x[tr].contiguous(), y[tr].contiguous(), x[te].contiguous(), y[te].contiguous()

@@ -1,6 +1,6 @@
 """Permuted MNIST and Permuted Fashion-MNIST: task 1 as is, tasks 2.. a fixed pixel permutation.
 
-The paper's PM-10 (``data.n_tasks: 100`` gives PM-100; METHOD.md §4). Images are zero-padded to
+The paper's PM-10 (``data.n_tasks: 100`` gives PM-100; docs/method.md). Images are zero-padded to
 ``data.pad_to`` (32 → 1024 inputs) and then permuted, as in the original code. All tasks share
 ONE uint8 copy of the pixels; each task only carries its permutation, applied on the device per
 batch, so PM-100 costs no more memory than PM-10.
@@ -12,8 +12,7 @@ import copy
 from functools import partial
 from typing import Any
 
-from hnet.data import BENCHMARKS
-from hnet.data.base import Benchmark, BenchmarkSpec
+from hnet.data.base import BENCHMARKS, Benchmark, BenchmarkSpec
 from hnet.data.mnist import load_mnist_like
 from hnet.data.tasks import flatten, pad_images, permuted_tasks
 
@@ -21,7 +20,6 @@ DEFAULTS: dict[str, Any] = {
     "data": {"n_tasks": 10, "pad_to": 32},
     "target": {"hidden": [1000, 1000], "activation": "relu"},
     "train": {"iters": 5000, "batch_size": 128, "lr": 1e-4},
-    "hnet": {"beta": 0.1},
     "size": "pm10",
 }
 
@@ -36,9 +34,9 @@ def load_permuted(dataset: str, bench: str, data_cfg: dict[str, Any], seed: int)
     return Benchmark(bench, tasks, in_dim=x_tr.shape[1], head_size=10)
 
 
-# PM-100 is Permuted MNIST with 100 tasks and its own official settings (METHOD.md); a
+# PM-100 is Permuted MNIST with 100 tasks and its own official settings (docs/method.md); a
 # separate name keeps its results apart from PM-10's in study tables.
-PM100: dict[str, Any] = {"data": {"n_tasks": 100}, "hnet": {"beta": 0.01}, "size": "pm100"}
+PM100: dict[str, Any] = {"data": {"n_tasks": 100}, "size": "pm100"}
 
 for _bench, _dataset, _label, _extra in (
     ("permuted_mnist", "MNIST", "MNIST", {}),

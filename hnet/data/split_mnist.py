@@ -1,6 +1,6 @@
 """Split MNIST and Split Fashion-MNIST: 5 two-class tasks {0,1}, {2,3}, ..., {8,9}.
 
-The paper's SM benchmark (METHOD.md §4). Images stay uint8 (784 flat inputs, scale 1/255): four
+The paper's SM benchmark (docs/method.md). Images stay uint8 (784 flat inputs, scale 1/255): four
 times less device memory than float, and the cast happens per batch in ``TaskData.inputs``.
 """
 
@@ -10,8 +10,7 @@ import copy
 from functools import partial
 from typing import Any
 
-from hnet.data import BENCHMARKS
-from hnet.data.base import Benchmark, BenchmarkSpec
+from hnet.data.base import BENCHMARKS, Benchmark, BenchmarkSpec
 from hnet.data.mnist import load_mnist_like
 from hnet.data.tasks import flatten, split_tasks
 
@@ -19,7 +18,6 @@ DEFAULTS: dict[str, Any] = {
     "data": {"classes_per_task": 2},
     "target": {"hidden": [400, 400], "activation": "relu"},
     "train": {"iters": 2000, "batch_size": 128, "lr": 1e-3},
-    "hnet": {"beta": 0.01},
     "size": "sm",
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from hnet import rng
 from hnet.data.base import TaskData
 from hnet.errors import ConfigError
 
@@ -69,11 +70,12 @@ def split_tasks(
 
 
 def permutations(n_tasks: int, in_dim: int, seed: int) -> list[Tensor | None]:
-    """None for task 1, then one fixed permutation per task drawn from a generator seeded by
-    ``seed``. Drawn in task order, so task t's permutation does not depend on ``n_tasks``."""
+    """None for task 1, then one fixed permutation per task drawn from the job seed's
+    ``permutations`` stream. Drawn in task order, so task t's permutation does not depend
+    on ``n_tasks``."""
     if not isinstance(n_tasks, int) or n_tasks < 1:
         raise ConfigError(f"data.n_tasks must be a positive int, got {n_tasks!r}.")
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = rng.generator(int(seed), "permutations")
     perms: list[Tensor | None] = [None]
     perms += [torch.randperm(in_dim, generator=gen) for _ in range(n_tasks - 1)]
     return perms

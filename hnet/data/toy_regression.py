@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from hnet.data import BENCHMARKS
-from hnet.data.base import Benchmark, BenchmarkSpec, TaskData
+from hnet import rng
+from hnet.data.base import BENCHMARKS, Benchmark, BenchmarkSpec, TaskData
 
 DOMAINS: tuple[tuple[float, float], ...] = ((-4.0, -2.0), (-1.0, 1.0), (2.0, 4.0))
 FUNCTIONS: tuple[Callable[[Tensor], Tensor], ...] = (
@@ -30,7 +30,6 @@ DEFAULTS: dict[str, Any] = {
     "data": {"n_train": 20},
     "target": {"hidden": [10, 10], "activation": "relu"},
     "train": {"iters": 2000, "batch_size": 20, "lr": 1e-3},
-    "hnet": {"beta": 0.01},
     "size": "toy",
 }
 
@@ -38,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
 def load_toy_regression(data_cfg: dict[str, Any], seed: int) -> Benchmark:
     """x of shape (n, 1), y of shape (n, 1), float32; noise only on the training targets."""
     n_train = data_cfg.get("n_train", DEFAULTS["data"]["n_train"])
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = rng.generator(int(seed), "toy-data")
     tasks = []
     for (lo, hi), f in zip(DOMAINS, FUNCTIONS, strict=True):
         x_train = lo + (hi - lo) * torch.rand(n_train, 1, generator=gen)

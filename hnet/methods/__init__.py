@@ -1,19 +1,17 @@
-"""Registry of continual-learning methods. Adding one: a file here plus one import line below."""
-
-from hnet.registry import Registry
-
-METHODS: Registry = Registry("method")
+"""Continual-learning methods by name: ``METHODS``. Adding one: a file here plus one import line
+below (and, for official hyperparameters, ``tuned/<name>.yaml``)."""
 
 # One line per method module: importing it registers its methods.
-from hnet.methods import (  # noqa: E402, F401
-    baseline,
+from hnet.methods import (  # noqa: F401
     ewc,
-    hnet_method,
+    finetune,
+    hnet,
     joint,
     mas,
     replay,
     scratch,
     si,
 )
+from hnet.methods.base import METHODS
 
 __all__ = ["METHODS"]

@@ -1,10 +1,11 @@
 """The interface every continual-learning method implements.
 
-The job loop (:mod:`hnet.train`) owns data order, evaluation schedule and bookkeeping; a method
+The job loop (:mod:`hnet.job.run`) owns data order, evaluation schedule and bookkeeping; a method
 only says how to take one optimisation step on the current task and how to produce outputs for
 a task. Each method declares its name, the scenarios it supports and its hyperparameters with
 defaults (they become the ``<method>`` section of the job config), so adding a method is one
-file with ``@METHODS.register("name")`` plus one import line in ``hnet/methods/__init__.py``.
+file with ``@METHODS.register("name")`` plus one import line in ``hnet/methods/__init__.py``;
+official or tuned hyperparameters per benchmark go in ``hnet/methods/tuned/<name>.yaml``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hnet.data.base import Benchmark
+from hnet.registry import Registry
+from hnet.scenarios import n_heads
+
+METHODS: Registry = Registry("method")
 
 
 class Method:
@@ -26,14 +31,8 @@ class Method:
     # these methods by the study's sizes.
     sized: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
-    # Tuned hyperparameters per (benchmark family, scenario), merged over ``defaults``; each
-    # entry carries a ``source`` string that ends up in the resolved config. Family = the
-    # benchmark name's prefix: split, permuted, toy.
-    tuned: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {}
-
-    @classmethod
-    def tuned_for(cls, benchmark: str, scenario: str) -> dict[str, Any]:
-        return dict(cls.tuned.get((benchmark.split("_")[0], scenario), {}))
+    # The tuned/<file>.yaml whose values apply (a variant may share its parent's: online_ewc).
+    tuned_as: ClassVar[str | None] = None
 
     def __init__(self, cfg: dict[str, Any], bench: Benchmark, device: torch.device) -> None:
         self.cfg, self.bench, self.device = cfg, bench, device
@@ -65,7 +64,7 @@ class Method:
     # -- scenarios -------------------------------------------------------------------------------
     def n_heads(self) -> int:
         """Output heads of the target net: one per task, except one shared head in CL2."""
-        return 1 if self.scenario == "cl2" else self.bench.n_tasks
+        return n_heads(self.scenario, self.bench.n_tasks)
 
     def active_tasks(self, task: int) -> int:
         """How many task heads/embeddings are candidates at test time: the tasks trained so far

@@ -30,13 +30,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, vmap
 
+from hnet import rng
 from hnet.errors import ConfigError
-from hnet.methods import METHODS
-from hnet.methods.baseline import Baseline
+from hnet.methods.base import METHODS
+from hnet.methods.finetune import Baseline
 
 _BUDGET = 2**25  # floats of per-sample gradients held at once (128 MB in float32)
-VDV2022 = "van de Ven, Tuytelaars & Tolias 2022"
-IL_NAMES = {"cl1": "Task-IL", "cl2": "Domain-IL", "cl3": "Class-IL"}
 
 
 def flat_params(net: nn.Module) -> Tensor:
@@ -68,7 +67,7 @@ def sample_mean(method: Baseline, task: int, n_max: int, per_sample: Callable) -
         return functional_call(model, (p, buffers), (x[None],))[0]
 
     data = method.bench.tasks[task]
-    gen = torch.Generator().manual_seed(1_000_003 * method.cfg["seed"] + task)
+    gen = rng.generator(method.cfg["seed"], "importance-samples", task)
     idx = torch.randperm(data.n_train, generator=gen)[:n_max].to(data.y_train.device)
     n_par = sum(p.numel() for p in params.values())
     training = method.net.training
@@ -106,19 +105,12 @@ class EWC(Baseline):
     summary = "Elastic Weight Consolidation: Fisher-weighted penalty per task (Kirkpatrick 2017)"
     online: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {
-        "lambda": 100.0,  # penalty strength λ (benchmark families override it: ``tuned``)
+        "lambda": 100.0,  # penalty strength λ (tuned per benchmark: tuned/ewc.yaml)
         "fisher_samples": 1000,  # training inputs per task for the Fisher estimate (a mean)
     }
-    # van de Ven et al. 2022, params/param_values.py (their Fisher normalisation = ours).
-    tuned: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {
-        (fam, sc): {"lambda": lam, "source": f"{VDV2022} ({bench}, {IL_NAMES[sc]})"}
-        for fam, bench, lams in (
-            ("split", "splitMNIST", (1e5, 1e10, 1e9)),
-            ("permuted", "permMNIST", (100.0, 100.0, 100.0)),
-        )
-        for sc, lam in zip(("cl1", "cl2", "cl3"), lams, strict=True)
-    }
 
+    # Tuned λ per benchmark and scenario: tuned/ewc.yaml (van de Ven et al. 2022, whose Fisher
+    # normalisation is ours).
     @classmethod
     def check_config(cls, cfg: dict[str, Any]) -> None:
         hp = cfg[cls.name]
@@ -167,4 +159,5 @@ class OnlineEWC(EWC):
     name = "online_ewc"
     summary = "Online EWC: one running Fisher and anchor (Schwarz et al. 2018)"
     online = True
+    tuned_as = "ewc"
     defaults: ClassVar[dict[str, Any]] = {**EWC.defaults, "gamma": 1.0}  # γ: decay of old F

@@ -19,10 +19,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from hnet import rng
 from hnet.errors import ConfigError
-from hnet.methods import METHODS
-from hnet.methods.baseline import Baseline
-from hnet.methods.replay import mixed_loss, seeded_generator
+from hnet.methods.base import METHODS
+from hnet.methods.finetune import Baseline
+from hnet.methods.replay import mixed_loss
 
 SAMPLINGS = ("uniform", "per_task")
 
@@ -43,7 +44,7 @@ class Joint(Baseline):
 
     def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
         super().__init__(cfg, bench, device)
-        self.gen = seeded_generator(cfg["seed"], "joint-batches")
+        self.gen = rng.generator(cfg["seed"], "joint-batches")
         self.sizes = torch.tensor([t.n_train for t in bench.tasks])
         self.perm, self.pos = torch.zeros(0, dtype=torch.long), 0
 

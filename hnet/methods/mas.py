@@ -24,9 +24,9 @@ from torch import Tensor
 from torch.func import grad
 
 from hnet.errors import ConfigError
-from hnet.methods import METHODS
-from hnet.methods.baseline import Baseline
+from hnet.methods.base import METHODS
 from hnet.methods.ewc import flat_params, sample_mean
+from hnet.methods.finetune import Baseline
 
 
 def sensitivity_one(f: Callable, params: dict[str, Tensor], x: Tensor) -> dict[str, Tensor]:

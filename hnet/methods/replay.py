@@ -14,27 +14,18 @@ rows (e.g. uint8), local labels and task ids; inputs are rebuilt with each sampl
 
 from __future__ import annotations
 
-import zlib
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from hnet import rng
 from hnet.errors import ConfigError
-from hnet.methods import METHODS
-from hnet.methods.baseline import Baseline
+from hnet.methods.base import METHODS
+from hnet.methods.finetune import Baseline
 
 SELECTIONS = ("reservoir", "class_balanced")
 WEIGHTINGS = ("tasks", "equal")
-VDV2022 = "van de Ven, Tuytelaars & Tolias 2022"
-
-
-def seeded_generator(*keys: int | str) -> torch.Generator:
-    """CPU generator seeded from (job seed, purpose, task, ...): independent reproducible streams
-    that do not collide across methods, purposes or tasks and do not touch the global RNG."""
-    ints = [zlib.crc32(k.encode()) if isinstance(k, str) else int(k) for k in keys]
-    return torch.Generator().manual_seed(int(np.random.SeedSequence(ints).generate_state(1)[0]))
 
 
 def mixed_loss(m: Baseline, x: Tensor, y: Tensor, tids: Tensor) -> Tensor:
@@ -64,12 +55,8 @@ class Replay(Baseline):
         # & Tolias 2019); equal: L_current + L_replay (ER of Chaudhry et al. 2019)
         "weighting": "tasks",
     }
-    # Their permMNIST budget: 10 per class × 10 classes (split: the default, 100 × 2).
-    tuned: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {
-        ("permuted", sc): {"buffer_per_task": 100, "source": f"{VDV2022} (permMNIST budget)"}
-        for sc in ("cl1", "cl2", "cl3")
-    }
 
+    # The permuted benchmarks' smaller literature budget: tuned/replay.yaml.
     @classmethod
     def check_config(cls, cfg: dict[str, Any]) -> None:
         from hnet.data import BENCHMARKS
@@ -93,7 +80,7 @@ class Replay(Baseline):
     def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
         super().__init__(cfg, bench, device)
         self.batch_size = self.hp["replay_batch_size"] or cfg["train"]["batch_size"]
-        self.gen = seeded_generator(cfg["seed"], "replay-batches")
+        self.gen = rng.generator(cfg["seed"], "replay-batches")
         task0 = bench.tasks[0]
         self.buf_x = task0.x_train[:0].clone()  # raw rows, dtype as stored
         self.buf_y = task0.y_train[:0].clone()  # local labels
@@ -102,7 +89,7 @@ class Replay(Baseline):
     def select(self, task: int) -> Tensor:
         """Indices into ``task``'s training set kept in the buffer, seeded by (seed, task)."""
         data, k = self.bench.tasks[task], self.hp["buffer_per_task"]
-        gen = seeded_generator(self.cfg["seed"], "replay-select", task)
+        gen = rng.generator(self.cfg["seed"], "replay-select", task)
         if self.hp["selection"] == "reservoir":
             return torch.randperm(data.n_train, generator=gen)[:k].sort().values
         y = data.y_train.cpu()

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from hnet.methods import METHODS
-from hnet.methods.baseline import Baseline
-from hnet.methods.replay import seeded_generator
+from hnet import rng
+from hnet.methods.base import METHODS
+from hnet.methods.finetune import Baseline
 
 
 @METHODS.register("scratch")
@@ -31,8 +31,7 @@ class Scratch(Baseline):
         super().begin_task(task)
         if task == 0:
             return
-        seed = int(seeded_generator(self.cfg["seed"], "scratch-init", task).initial_seed())
         with torch.random.fork_rng(devices=[]):  # leaves the global RNG stream untouched
-            torch.manual_seed(seed)
+            torch.manual_seed(rng.derive(self.cfg["seed"], "scratch-init", task))
             self.net = self.build_net()
         self.opt = self.build_optimizer()

@@ -26,9 +26,9 @@ import torch
 from torch import Tensor
 
 from hnet.errors import ConfigError
-from hnet.methods import METHODS
-from hnet.methods.baseline import Baseline
-from hnet.methods.ewc import IL_NAMES, VDV2022, flat_params
+from hnet.methods.base import METHODS
+from hnet.methods.ewc import flat_params
+from hnet.methods.finetune import Baseline
 
 
 def flat_grad(net: torch.nn.Module) -> Tensor:
@@ -43,19 +43,11 @@ class SI(Baseline):
     name = "si"
     summary = "Synaptic Intelligence: path-integral importance penalty (Zenke et al. 2017)"
     defaults: ClassVar[dict[str, Any]] = {
-        "c": 1.0,  # penalty strength c (benchmark families override it: ``tuned``)
+        "c": 1.0,  # penalty strength c (tuned per benchmark: tuned/si.yaml)
         "xi": 0.1,  # damping ξ of the normalisation by the squared parameter change
     }
-    # van de Ven et al. 2022, params/param_values.py.
-    tuned: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {
-        (fam, sc): {"c": c, "source": f"{VDV2022} ({bench}, {IL_NAMES[sc]})"}
-        for fam, bench, cs in (
-            ("split", "splitMNIST", (10.0, 5e4, 5e3)),
-            ("permuted", "permMNIST", (10.0, 10.0, 5.0)),
-        )
-        for sc, c in zip(("cl1", "cl2", "cl3"), cs, strict=True)
-    }
 
+    # Tuned c per benchmark and scenario: tuned/si.yaml (van de Ven et al. 2022).
     @classmethod
     def check_config(cls, cfg: dict[str, Any]) -> None:
         hp = cfg[cls.name]

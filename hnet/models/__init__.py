@@ -1,19 +1,3 @@
-"""Target networks, hypernetworks and hypernetwork size presets."""
+"""Target networks (target.py), hypernetworks (hypernet.py) and their sizes (sizes.py).
 
-from hnet.models.hypernet import ChunkedHypernet, FullHypernet, HyperNetwork, build_hypernet
-from hnet.models.sizes import SIZES, count_params, resolve_size
-from hnet.models.target import MLP, build_target, functional_forward, num_weights
-
-__all__ = [
-    "MLP",
-    "SIZES",
-    "ChunkedHypernet",
-    "FullHypernet",
-    "HyperNetwork",
-    "build_hypernet",
-    "build_target",
-    "count_params",
-    "functional_forward",
-    "num_weights",
-    "resolve_size",
-]
+No eager imports here: the size grammar in ``sizes`` must stay importable without torch."""

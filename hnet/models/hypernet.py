@@ -1,4 +1,4 @@
-"""Task-conditioned hypernetworks (METHOD.md §1).
+"""Task-conditioned hypernetworks (docs/method.md).
 
 Both variants map a batch of task embeddings ``(E, d_e)`` to flat target weights ``(E, N)``.
 Task embeddings live in the module (one ``nn.Parameter`` each, so each task gets its own

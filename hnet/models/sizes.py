@@ -1,6 +1,6 @@
 """Hypernetwork sizes: a grid axis.
 
-A size is either a named preset (the official architectures of METHOD.md §4 plus fast ones for
+A size is either a named preset (the official architectures of docs/method.md plus fast ones for
 the offline benchmarks) or a requested compression ratio written ``cr<ratio>`` (``cr0.1``,
 ``cr0.5``, ``cr1.0``). ``official`` means the benchmark's own default preset.
 
@@ -18,8 +18,6 @@ import itertools
 import math
 import re
 from typing import Any
-
-import numpy as np
 
 from hnet.errors import ConfigError
 from hnet.registry import Registry
@@ -51,7 +49,7 @@ def full(task_emb: int, hidden: list[int], activation: str = "relu") -> dict[str
     )
 
 
-# name → architecture; adding a preset is one line. Official ones from METHOD.md §4.
+# name → architecture; adding a preset is one line. Official ones: docs/method.md.
 SIZES.add("sm", chunked(42000, 96, 96, [10, 10]))  # Split MNIST
 SIZES.add("pm10", chunked(78000, 8, 24, [25, 25], "elu"))  # Permuted MNIST-10
 SIZES.add("pm100", chunked(7500, 12, 128, [200, 250, 350]))  # Permuted MNIST-100
@@ -62,7 +60,10 @@ SIZES.add("toy", full(2, [10, 10]))  # toy regression
 SIZES.add("full", full(32, [50, 50]))  # an unchunked HMLP
 
 ARCH_KEYS = ("chunked", "chunk_size", "chunk_emb", "task_emb", "hidden", "activation")
+# The size grammar (one home; the torch-free study grid asks here too): "official", a preset
+# name, or cr<ratio>; methods without a hypernetwork have the size NO_SIZE.
 RATIO = re.compile(r"^cr(\d+(?:\.\d+)?)$")
+NO_SIZE = "none"
 TOLERANCE = 0.05
 
 
@@ -85,6 +86,8 @@ def is_valid_size(name: str) -> bool:
 
 
 def solve_ratio(ratio: float, template: dict[str, Any], target_numel: int, n_tasks: int) -> dict:
+    import numpy as np
+
     """Chunked architecture whose compression ratio is within ±5 % of ``ratio``."""
     base = dict(template)
     if not base["chunked"]:

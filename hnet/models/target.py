@@ -96,7 +96,7 @@ def head_outputs(logits: Tensor, net: nn.Module, task: int) -> Tensor:
 def other_heads_mask(net: nn.Module, task: int) -> Tensor:
     """Bool mask over the flat weights: False on the head units of every task except ``task``.
 
-    Used by the optional head masking of the output regularizer (METHOD.md §2): a previous
+    Used by the optional head masking of the output regularizer (docs/method.md): a previous
     task's regularized output ignores heads it never used.
     """
     parts = []

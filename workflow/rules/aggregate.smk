@@ -34,6 +34,9 @@ rule aggregate:
     conda:
         "../../envs/hnet.yaml"
     params:
+        # Figure captions come from hnet.report.layout (one home); each report/<kind>.rst
+        # renders its entry with Jinja.
+        captions=FIGURE_CAPTIONS,
         runs=lambda wildcards, input: os.path.join(os.path.dirname(input.grid), "runs"),
         out=lambda wildcards, input: os.path.dirname(input.grid),
     shell:

@@ -1,5 +1,5 @@
 # The study grid and the helpers of all rules. Parsing must stay cheap (no torch), so the grid
-# comes from hnet.study, which only reads hnet's torch-free catalog.
+# comes from hnet.study.grid, which only reads hnet's torch-free catalog.
 import os
 import shlex
 import shutil
@@ -9,8 +9,9 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from hnet.errors import HnetError
-from hnet.report_layout import FIGURE_KINDS
-from hnet.study import Cell, expand, resources, train_args
+from hnet.report.layout import FIGURE_KINDS
+from hnet.study.grid import Cell, expand, resources, train_args
+from hnet.tracking.store import is_live, resolve_uri
 
 try:
     CELLS = expand(config)
@@ -34,18 +35,13 @@ if shutil.which("hnet") is None:
     os.environ.update(PATH=os.pathsep.join([venv_bin, os.environ.get("PATH", "")]))
 
 # MLflow: results/<study>/mlflow.db unless the config or $MLFLOW_TRACKING_URI names a server.
+# Resolved here once and written by rule mlflow_init into {OUT}/mlflow.json, which every training
+# job reads (hnet train --tracking-file): the destination travels in a file, not in the jobs'
+# command lines (a new server address must not rerun every cell) nor in hidden environment.
 TRACKING = config["tracking"]
-TRACKING_URI = (
-    TRACKING["uri"]
-    or os.environ.get("MLFLOW_TRACKING_URI")
-    or f"sqlite:///{Path(OUT).resolve()}/mlflow.db"
-)
+TRACKING_URI = resolve_uri(TRACKING["uri"], results_dir=OUT)
 EXPERIMENT = TRACKING["experiment"] or STUDY
-LIVE = (
-    TRACKING_URI.startswith(("http://", "https://"))
-    if TRACKING["live"] == "auto"
-    else bool(TRACKING["live"])
-)
+LIVE = is_live(TRACKING_URI, TRACKING["live"])
 
 
 def cell_of(wildcards) -> Cell:
@@ -56,22 +52,20 @@ def cell_of(wildcards) -> Cell:
 
 
 def job_args(wildcards) -> str:
-    """hnet train arguments of a cell. Where its MLflow run goes is not among them (see below):
-    a new tracking server address must not make Snakemake rerun every cell."""
+    """hnet train arguments of a cell. Where its MLflow run goes is not among them (it is in
+    the tracking file): a new tracking server address must not make Snakemake rerun every cell."""
     return train_args(config, cell_of(wildcards))
-
-
-# Jobs inherit the tracking destination from the environment (local jobs from this process,
-# SLURM jobs through --export=ALL and by parsing this file again).
-if LIVE:
-    os.environ.update(MLFLOW_TRACKING_URI=TRACKING_URI, MLFLOW_EXPERIMENT_NAME=EXPERIMENT)
-    os.environ.pop("HNET_NO_TRACKING", None)
-else:
-    os.environ.update(HNET_NO_TRACKING="1")
 
 
 def job_resource(name):
     return lambda wildcards: resources(config, wildcards.benchmark)[name]
+
+
+FIGURE_CAPTIONS = {
+    kind: f"**{title}** (benchmark and scenario in the labels). {description} "
+    "Metric definitions: docs/metrics.md in the hnet repository."
+    for kind, (title, description) in FIGURE_KINDS.items()
+}
 
 
 def report_outputs():

@@ -19,6 +19,7 @@ rule mlflow_init:
     params:
         uri=TRACKING_URI,
         experiment=EXPERIMENT,
+        live=LIVE,
     script:
         "../scripts/mlflow_init.py"
 

@@ -24,8 +24,8 @@ rule check_study:
 rule train:
     """hnet train for one cell; resumes from the cell's state/ after preemption or a crash."""
     input:
-        ancient(f"{OUT}/grid.json"),
-        ancient(f"{OUT}/mlflow.json"),
+        grid=ancient(f"{OUT}/grid.json"),
+        tracking=ancient(f"{OUT}/mlflow.json"),
     output:
         f"{RUNS}/{CELL_PATTERN}/metrics.json",
     log:
@@ -45,4 +45,4 @@ rule train:
         # moved aside); an unchanged one resumes or returns its finished metrics.
         'echo "== $(date -Is) attempt on $(hostname)" >> {log}; '
         "hnet train {params.args} --threads {threads} --out {params.run_dir} "
-        "--if-changed restart --quiet >> {log} 2>&1"
+        "--tracking-file {input.tracking} --if-changed restart --quiet >> {log} 2>&1"

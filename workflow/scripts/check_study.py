@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from hnet.errors import HnetError
-from hnet.study import check_cells, expand, grid_record
+from hnet.study.check import check_cells
+from hnet.study.grid import expand, grid_record
 
 smk = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 with open(smk.log[0], "w") as log:

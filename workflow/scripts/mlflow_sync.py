@@ -4,7 +4,7 @@ found again by their key, complete ones are left alone)."""
 import json
 from pathlib import Path
 
-from hnet.sync import sync
+from hnet.tracking.sync import sync
 
 smk = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 runs = {}

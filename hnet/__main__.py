@@ -1,0 +1,5 @@
+"""``python -m hnet``: the same as the ``hnet`` console script."""
+
+from hnet.cli import run
+
+run()

@@ -1,0 +1,60 @@
+"""The ``hnet`` command line: one module per subcommand, each with ``add_parser`` and ``run``.
+
+Heavy imports (torch, torchvision, mlflow) happen inside the subcommands, so ``hnet --help`` is
+instant. User errors (:class:`hnet.errors.HnetError`) are printed as one paragraph, without a
+traceback, and exit with status 2; ``HNET_DEBUG=1`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import sys
+
+from hnet.cli import bench, listing, report, sync, tracking_init, train
+from hnet.errors import HnetError, JobInterrupted
+
+SUBCOMMANDS = (train, listing, bench, tracking_init, sync, report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="hnet", description="Continual learning with task-conditioned hypernetworks."
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    for command in SUBCOMMANDS:
+        command.add_parser(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if os.environ.get("HNET_DEBUG"):
+        return args.func(args)
+    try:
+        return args.func(args)
+    except JobInterrupted as e:
+        print(f"hnet {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
+    except HnetError as e:
+        print(f"hnet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point: ``main()``, then a fast exit.
+
+    Tearing down an interpreter that imported torch takes ≈0.8 s (module and GC finalisation),
+    a third of a short job's fixed cost in a study of many jobs. Everything a command writes is
+    closed and flushed by the time ``main`` returns, so after running the ``atexit`` handlers
+    (MLflow's among them) the process exits without that teardown.
+    """
+    code = main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,31 @@
+"""``hnet bench``: time training steps and the regularizer of one job config (prints a table)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from hnet.cli.common import add_job_args, resolve_job
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("bench", help="time training steps and the regularizer (prints a table)")
+    add_job_args(p)
+    p.add_argument(
+        "--prev-tasks",
+        type=int,
+        nargs="*",
+        default=None,
+        help="numbers of previous tasks to time the regularizer at (default: 1..T-1)",
+    )
+    p.add_argument("--steps", type=int, default=20, help="timed steps per task index")
+    p.add_argument("--repeats", type=int, default=20, help="timed regularizer calls per point")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hnet.job.bench import run_bench
+
+    cfg, _ = resolve_job(args)
+    run_bench(cfg, prev_tasks=args.prev_tasks, steps=args.steps, repeats=args.repeats)
+    return 0

@@ -1,0 +1,48 @@
+"""Atomic file writes: every file hnet writes is either the old version or the new one.
+
+A job can be killed at any instant (SLURM preemption, ``kill -9``, a full disk), and a study
+tool must never leave half a metrics.json or checkpoint behind. Everything is written to a temp
+file in the same directory, flushed to disk, then renamed over the target (``os.replace`` is
+atomic on POSIX), so readers and resumed jobs only ever see whole files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write(f)`` on a temp file beside ``path``, fsync it, rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Indented JSON with a final newline (run directories are read by people too)."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def save_torch(path: str | Path, payload: Any) -> None:
+    """``torch.save`` of ``payload`` (checkpoints), atomically."""
+    import torch
+
+    write_atomic(path, lambda f: torch.save(payload, f))

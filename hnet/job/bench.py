@@ -1,0 +1,130 @@
+"""``hnet bench``: where does a hypernetwork job spend its time and memory?
+
+Three measurements on the real benchmark data and the configured architecture, in one process:
+
+1. median time of one full training step per task index (the regularizer grows with the
+   number of previous tasks);
+2. regularizer forward+backward vs. number of previous tasks: the batched implementations
+   (``gram`` and ``direct``, one hypernetwork call each) against the per-task loop reference,
+   interleaved so machine noise hits all alike;
+3. peak memory (RSS; CUDA allocator peak on GPUs).
+
+Weights are not trained to convergence: timings do not depend on the values.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from hnet import rng
+from hnet.data import load_benchmark
+from hnet.errors import ConfigError
+from hnet.job.environment import peak_rss_mb, resolve_device
+from hnet.methods import METHODS
+from hnet.methods.regularizer import OutputRegularizer
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def run_bench(
+    cfg: dict[str, Any],
+    prev_tasks: list[int] | None = None,
+    steps: int = 20,
+    repeats: int = 20,
+    echo=print,
+) -> dict[str, Any]:
+    """Run the measurements, print tables, return the numbers (seconds)."""
+    if cfg["method"] != "hnet":
+        raise ConfigError("hnet bench measures the hypernetwork method: use --method hnet.")
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    device = resolve_device(cfg["device"])
+    rng.seed_globals(cfg["seed"])
+    bench = load_benchmark(cfg["benchmark"], dict(cfg["data"]), cfg["seed"]).to(device)
+    method = METHODS.get("hnet")(cfg, bench, device)
+    n_tasks, bs = bench.n_tasks, cfg["train"]["batch_size"]
+    counts = method.param_counts()
+    echo(
+        f"{cfg['benchmark']} · size {cfg['size']} · {n_tasks} tasks · device {device} · "
+        f"threads {torch.get_num_threads()} · hnet {counts['n_params_hnet']:,} params · "
+        f"target {counts['n_params_target']:,} weights · ratio "
+        f"{counts['compression_ratio']:.3f}"
+    )
+
+    step_times: dict[int, float] = {}
+    gen = rng.generator(cfg["seed"], "bench-subsets")
+    for t in range(n_tasks):
+        method.begin_task(t)
+        task = bench.tasks[t]
+        samples = []
+        for i in range(steps + 2):  # two warm-up steps
+            idx = torch.randint(task.n_train, (bs,), generator=gen).to(device)
+            x, y = task.train_batch(idx)
+            dt = _timed(lambda t=t, x=x, y=y: method.train_step(t, x, y), device)
+            if i >= 2:
+                samples.append(dt)
+        step_times[t] = statistics.median(samples)
+    echo(f"\ntraining step (median of {steps})")
+    echo(f"{'task':>6} {'prev tasks':>10} {'step ms':>10}")
+    for t, s in step_times.items():
+        echo(f"{t + 1:>6} {t:>10} {s * 1e3:>10.2f}")
+
+    hnet, hp = method.hnet, method.hp
+    impls = ["direct"] if method.reg.head_mask is not None else ["gram", "direct"]
+    regs = {i: OutputRegularizer(hp["targets"], 0, method.reg.head_mask, i) for i in impls}
+    ks = prev_tasks or list(range(1, n_tasks))
+    reg_times: dict[int, dict[str, float]] = {}
+    for k in ks:
+        if not 1 <= k < n_tasks:
+            raise ConfigError(f"--prev-tasks {k}: must be between 1 and {n_tasks - 1}.")
+        for reg in regs.values():
+            reg.begin_task(hnet, k)
+        with torch.no_grad():  # move Θ away from Θ* so the loss and gradients are non-trivial
+            for p in hnet.theta().values():
+                p.add_(1e-3 * torch.randn_like(p))
+        tasks = torch.arange(k)
+        calls = {i: (lambda r=r, tasks=tasks: r.loss(hnet, tasks)) for i, r in regs.items()}
+        calls["loop"] = lambda tasks=tasks: regs["direct"].loss_loop(hnet, tasks)
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        for rep in range(repeats + 1):  # interleaved; the first round is a warm-up
+            for name, fn in calls.items():
+
+                def step(fn=fn):
+                    hnet.zero_grad(set_to_none=True)
+                    fn().backward()
+
+                dt = _timed(step, device)
+                if rep:
+                    samples[name].append(dt)
+        reg_times[k] = {name: statistics.median(v) for name, v in samples.items()}
+    echo(
+        f"\nregularizer forward+backward, ms (median of {repeats}, interleaved; "
+        f"training uses {'gram' if method.reg.choose_gram(hnet, n_tasks - 1) else 'direct'})"
+    )
+    head = "".join(f"{i + ' ms':>11}" for i in [*impls, "loop"])
+    ratios = "".join(f"{'loop/' + i:>13}" for i in impls)
+    echo(f"{'prev tasks':>10}{head}{ratios}")
+    for k, t in reg_times.items():
+        cells = "".join(f"{t[i] * 1e3:>11.2f}" for i in [*impls, "loop"])
+        echo(f"{k:>10}{cells}" + "".join(f"{t['loop'] / t[i]:>12.2f}x" for i in impls))
+
+    mem = {"peak_rss_mb": peak_rss_mb()}
+    if device.type == "cuda":
+        mem["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    echo("\npeak memory: " + ", ".join(f"{k} {v:.0f}" for k, v in mem.items()))
+    return {"step_seconds": step_times, "reg_seconds": reg_times, **mem}

@@ -1,0 +1,78 @@
+"""Where a job runs and what it records about it: device, package versions, git commit, memory,
+process age. Recorded in every metrics.json so a result can be traced to its code and machine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import resource
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("hnet", "torch", "torchvision", "numpy", "scikit-learn", "mlflow", "snakemake")
+
+
+def resolve_device(name: str):
+    """``auto`` → CUDA when available, else CPU; nothing in hnet assumes a GPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from hnet.errors import ConfigError
+
+        raise ConfigError(
+            f"device {name!r} was asked for but CUDA is not available here; "
+            "use --device auto or cpu."
+        )
+    return torch.device(name)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[pkg] = metadata.version(pkg)
+    return out
+
+
+def git_commit() -> str | None:
+    """Commit of the hnet source tree (None when not installed from a git checkout)."""
+    src = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(src), "status", "--porcelain", "--", "hnet"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return out + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere). A job's fixed cost
+    (interpreter, imports, data, model) is this age when its first training step begins."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024

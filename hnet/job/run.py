@@ -1,0 +1,323 @@
+"""One job: a resolved config in, a run directory out.
+
+    out/config.json     the resolved config (written first, so a run dir always says what it is)
+    out/losses.jsonl    training loss every ``train.log_every`` steps, one JSON object per line
+    out/state/ckpt.pt   checkpoint after every task and on SIGTERM (resume point)
+    out/metrics.json    the result (source of truth), written atomically at the very end
+
+Evaluation protocol (docs/metrics.md): before any training every task is evaluated (b); after
+training task i every task j is evaluated (row i of R), so forward transfer and forgetting are
+computed from stored matrices afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hnet import metrics, rng
+from hnet.data import load_benchmark
+from hnet.errors import HnetError, JobInterrupted
+from hnet.files import write_json
+from hnet.job import state as ckpt
+from hnet.job.environment import git_commit, peak_rss_mb, process_age, resolve_device, versions
+from hnet.job.sampler import Sampler
+from hnet.job.signals import StopFlag
+from hnet.methods import METHODS
+
+FAILED = "failed.json"
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+class TrainingDiverged(HnetError):
+    """The loss became NaN or infinite."""
+
+
+def check_existing(out: Path, cfg: dict[str, Any]) -> bool:
+    """True if ``out`` holds a finished run of exactly this config; refuse a different config."""
+    cfg_file = out / "config.json"
+    if not cfg_file.exists():
+        return False
+    old = json.loads(cfg_file.read_text())
+    if old != json.loads(json.dumps(cfg)):
+        changed = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
+        raise HnetError(
+            f"{out} holds a run with a different config (differs in: {', '.join(changed)}). "
+            "Results are never mixed or overwritten: choose another --out, or pass --restart "
+            "to move the old run aside and start over."
+        )
+    return (out / "metrics.json").exists()
+
+
+def task_inference(TI: np.ndarray) -> dict[str, Any]:
+    """Task-inference accuracy (%): the matrix (rows: after training task i, columns: task j,
+    only over learned tasks j ≤ i) and its final-row mean."""
+    if np.isnan(TI).all():
+        return {}
+    return {
+        "task_inference_matrix": np.where(np.isnan(TI), None, TI).tolist(),
+        "task_inference_final": float(np.nanmean(TI[-1])),
+    }
+
+
+def scratch_reference(path: str | Path, cfg: dict[str, Any]) -> np.ndarray:
+    """Diagonal of a ``scratch`` run's matrix, checked to be the same benchmark/scenario/seed."""
+    path = Path(path)
+    file = path / "metrics.json" if path.is_dir() else path
+    if not file.exists():
+        raise HnetError(
+            f"--scratch {path}: no metrics.json there; run the scratch job first "
+            f"(hnet train -m scratch ...)."
+        )
+    ref = json.loads(file.read_text())
+    for key in ("benchmark", "scenario", "seed"):
+        if ref.get(key) != cfg[key]:
+            raise HnetError(
+                f"--scratch {file}: its {key} is {ref.get(key)!r}, this job's is "
+                f"{cfg[key]!r}; transfer needs the matching scratch run."
+            )
+    if ref.get("method") != "scratch":
+        raise HnetError(f"--scratch {file}: that is a {ref.get('method')!r} run, not scratch.")
+    return np.diag(np.array(ref["acc_matrix"], dtype=float))
+
+
+def run_job(
+    cfg: dict[str, Any],
+    out: str | Path,
+    progress: bool | None = None,
+    scratch: str | Path | None = None,
+    on_event: Listener | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg``'s method on its benchmark into run directory ``out``; return the metrics.
+
+    Resumes from ``out/state/ckpt.pt`` when present (same config only). ``scratch``: a matching
+    ``scratch`` run (dir or metrics.json) adds ``transfer_vs_scratch``. ``on_event(kind, data)``
+    receives ``loss`` / ``row`` / ``done`` events (the MLflow mirror listens here).
+
+    A job that fails (anything but an interruption) leaves ``out/failed.json`` with the error, so
+    a study report can say why a cell is missing; a later successful run removes it.
+    """
+    out = Path(out)
+    try:
+        r_scratch = scratch_reference(scratch, cfg) if scratch is not None else None
+        if check_existing(out, cfg):
+            return json.loads((out / "metrics.json").read_text())
+        result = Job(cfg, out, progress, on_event).run(r_scratch)
+    except JobInterrupted:
+        raise
+    except Exception as e:
+        record_failure(out, e)
+        raise
+    (out / FAILED).unlink(missing_ok=True)
+    return result
+
+
+def record_failure(out: Path, e: Exception) -> None:
+    if out.is_dir():
+        write_json(
+            out / FAILED,
+            {
+                "error": type(e).__name__,
+                "message": str(e),
+                "exit_code": 2 if isinstance(e, HnetError) else 1,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
+
+
+class Job:
+    """The steps of one run: set up, restore or evaluate the untrained model, train every task
+    (checkpointing at task ends and on a stop signal), then write the result."""
+
+    def __init__(
+        self, cfg: dict[str, Any], out: Path, progress: bool | None, on_event: Listener | None
+    ) -> None:
+        self.cfg, self.out, self.progress = cfg, out, progress
+        self.emit = on_event or (lambda kind, data: None)
+        self.t_start = time.perf_counter()
+        self.ckpt_path = out / "state" / "ckpt.pt"
+        self.startup_seconds: float | None = None  # process age at the first step: fixed cost
+        self.resumed = False
+
+    # -- set-up ----------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "config.json", cfg)
+        if cfg["threads"]:
+            torch.set_num_threads(cfg["threads"])
+        self.device = resolve_device(cfg["device"])
+        rng.seed_globals(cfg["seed"])
+        self.bench = load_benchmark(cfg["benchmark"], dict(cfg["data"]), cfg["seed"])
+        self.bench = self.bench.to(self.device)
+        self.method = METHODS.get(cfg["method"])(cfg, self.bench, self.device)
+        self.sampler = Sampler(cfg["seed"])
+        T = self.bench.n_tasks
+        self.R = np.full((T, T), np.nan)
+        self.TI = np.full((T, T), np.nan)  # task-inference accuracy (CL2/CL3 inference)
+        self.b = np.full(T, np.nan)
+        self.task, self.step, self.train_seconds, self.log_offset = 0, 0, 0.0, 0
+
+    def restore(self) -> bool:
+        """Continue from the checkpoint if there is one; returns whether it did."""
+        state = ckpt.load(self.ckpt_path, self.device)
+        if state is None:
+            return False
+        self.method.load_state_dict(state["method"])
+        self.R[:], self.b[:], self.TI[:] = (state[k].cpu().numpy() for k in ("R", "b", "TI"))
+        self.task, self.step = state["task"], state["step"]
+        self.train_seconds, self.log_offset = state["train_seconds"], state["log_offset"]
+        self.sampler.load(state["sampler"])
+        ckpt.set_rng_state(state["rng"])
+        print(f"resuming {self.out} at task {self.task + 1}, step {self.step}", file=sys.stderr)
+        return True
+
+    def save_checkpoint(self, task: int, step: int, log_offset: int) -> None:
+        ckpt.save(
+            self.ckpt_path,
+            {
+                "task": task,
+                "step": step,
+                "method": self.method.state_dict(),
+                "R": torch.from_numpy(self.R),
+                "b": torch.from_numpy(self.b),
+                "TI": torch.from_numpy(self.TI),
+                "train_seconds": self.train_seconds,
+                "sampler": self.sampler.state(),
+                "rng": ckpt.rng_state(),
+                "log_offset": log_offset,
+            },
+        )
+
+    # -- evaluation ------------------------------------------------------------------------
+    def evaluate_row(self, row: int | None) -> None:
+        """Score every task: before training (``row`` None → b) or after task ``row``."""
+        for j in range(self.bench.n_tasks):
+            score, ti = self.method.evaluate(j)
+            (self.b if row is None else self.R[row])[j] = score
+            if ti is not None and row is not None and j <= row:  # learned tasks only
+                self.TI[row, j] = ti
+
+    # -- training --------------------------------------------------------------------------
+    def run(self, r_scratch: np.ndarray | None) -> dict[str, Any]:
+        self.setup()
+        self.resumed = self.restore()
+        if not self.resumed:
+            self.evaluate_row(None)
+        with StopFlag() as stop, open(self.out / "losses.jsonl", "a+b", buffering=0) as log:
+            log.truncate(self.log_offset)  # drop what was logged after the checkpoint
+            log.seek(self.log_offset)
+            for t in range(self.task, self.bench.n_tasks):
+                first = self.step if t == self.task else 0
+                self.train_task(t, first, stop, log)
+                self.finish_task(t, stop, log)
+        return self.write_result(r_scratch)
+
+    def train_task(self, t: int, first: int, stop: StopFlag, log: IO[bytes]) -> None:
+        """Steps ``first..iters-1`` of task ``t``; on a stop signal checkpoint and raise."""
+        iters, bs = self.cfg["train"]["iters"], self.cfg["train"]["batch_size"]
+        task = self.bench.tasks[t]
+        if first == 0:
+            self.method.begin_task(t)
+            self.sampler.start_task(task.n_train)
+        t0 = time.perf_counter()
+        self.bar = bar = self.progress_bar(t, first, iters)
+        for step in bar:
+            if self.startup_seconds is None:
+                self.startup_seconds = process_age()
+            x, y = task.train_batch(self.sampler.next(bs).to(self.device))
+            loss = float(self.method.train_step(t, x, y))
+            self.check_finite(loss, t, step)
+            if step % self.cfg["train"]["log_every"] == 0 or step == iters - 1:
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+                log.write((json.dumps({"task": t, "step": step, "loss": loss}) + "\n").encode())
+                self.emit("loss", {"task": t, "step": step, "loss": loss})
+            if stop.signum is not None and step + 1 < iters:
+                self.train_seconds += time.perf_counter() - t0
+                self.save_checkpoint(t, step + 1, log.tell())
+                raise JobInterrupted(
+                    f"Stopped by signal {stop.signum} at task {t + 1}, step {step + 1}; "
+                    f"checkpoint saved in {self.ckpt_path.parent}. Run the same command to "
+                    "resume.",
+                    stop.signum,
+                )
+        self.method.end_task(t)
+        self.train_seconds += time.perf_counter() - t0
+
+    def finish_task(self, t: int, stop: StopFlag, log: IO[bytes]) -> None:
+        """Evaluate all tasks after task ``t``, report the row, checkpoint; stop if signalled."""
+        self.evaluate_row(t)
+        self.emit("row", {"task": t, "scores": self.R[t].tolist()})
+        self.bar.write(
+            f"task {t + 1}/{self.bench.n_tasks}: score on tasks 1..{t + 1} = "
+            + " ".join(f"{v:.2f}" for v in self.R[t, : t + 1])
+        )
+        self.save_checkpoint(t + 1, 0, log.tell())
+        if stop.signum is not None and t + 1 < self.bench.n_tasks:
+            raise JobInterrupted(
+                f"Stopped by signal {stop.signum} after task {t + 1}; checkpoint saved in "
+                f"{self.ckpt_path.parent}. Run the same command to resume.",
+                stop.signum,
+            )
+
+    def progress_bar(self, t: int, first: int, iters: int) -> Any:
+        return tqdm(
+            range(first, iters),
+            total=iters,
+            initial=first,
+            desc=f"task {t + 1}/{self.bench.n_tasks}",
+            leave=True,
+            dynamic_ncols=True,
+            disable=None if self.progress is None else not self.progress,  # None: TTY only
+        )
+
+    def check_finite(self, loss: float, t: int, step: int) -> None:
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"Training diverged: the loss is {loss} at task {t + 1}, step {step + 1} "
+                f"({self.cfg['method']} on {self.cfg['benchmark']}). The last good checkpoint "
+                f"is kept. Lower train.lr or the regularizer strength and run again "
+                f"with --restart."
+            )
+
+    # -- result ----------------------------------------------------------------------------
+    def write_result(self, r_scratch: np.ndarray | None) -> dict[str, Any]:
+        cfg, device = self.cfg, self.device
+        result: dict[str, Any] = {
+            "benchmark": cfg["benchmark"],
+            "scenario": cfg["scenario"],
+            "method": cfg["method"],
+            "size": cfg["size"],
+            "seed": cfg["seed"],
+            "score": "neg_mse" if self.bench.kind == "regression" else "accuracy_percent",
+            "acc_matrix": self.R.tolist(),
+            "acc_init": self.b.tolist(),
+            **metrics.all_metrics(self.R, self.b, r_scratch),
+            **task_inference(self.TI),
+            **self.method.param_counts(),
+            **self.method.extra_results(),
+            "train_seconds": self.train_seconds,
+            "wall_seconds": time.perf_counter() - self.t_start,
+            "startup_seconds": self.startup_seconds,
+            "process_seconds": process_age(),
+            "peak_rss_mb": peak_rss_mb(),
+            "device": str(device),
+            "resumed": self.resumed,
+            "config": cfg,
+            "versions": versions(),
+            "git_commit": git_commit(),
+        }
+        if device.type == "cuda":
+            result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        write_json(self.out / "metrics.json", result)
+        self.emit("done", result)
+        return result

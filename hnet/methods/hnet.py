@@ -1,0 +1,192 @@
+"""HNET: continual learning with a task-conditioned hypernetwork (von Oswald et al., 2020).
+
+The target network has no weights of its own; the hypernetwork generates all of them from the
+current task's embedding. From the second task on, the output regularizer keeps the
+hypernetwork's outputs for earlier embeddings where they were (:mod:`hnet.methods.regularizer`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from hnet import rng
+from hnet.errors import ConfigError
+from hnet.methods.base import METHODS, Method
+from hnet.methods.lookahead import adam_lookahead
+from hnet.methods.regularizer import IMPLEMENTATIONS, TARGET_MODES, OutputRegularizer
+from hnet.models.hypernet import build_hypernet
+from hnet.models.sizes import resolve_size
+from hnet.models.target import (
+    build_target,
+    functional_forward,
+    head_outputs,
+    num_weights,
+    other_heads_mask,
+)
+
+
+@METHODS.register("hnet")
+class HNET(Method):
+    name = "hnet"
+    summary = "task-conditioned hypernetwork with output regularizer"
+    scenarios = ("cl1", "cl2", "cl3")
+    sized: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {
+        "beta": 0.01,  # regularizer strength β (benchmarks override with their official value)
+        "lookahead": True,  # ΔΘ lookahead in the regularizer, as in the paper
+        "targets": "stored",  # stored: keep f_h(e_t, Θ*) per task; online: recompute from Θ*
+        "reg_tasks": 0,  # regularize a random subset of this many previous tasks (0 = all)
+        "mask_heads": False,  # ignore other tasks' output heads in the regularizer
+        "emb_lr": None,  # learning rate of the task embedding (None = train.lr)
+        "reg_impl": "auto",  # batched regularizer: auto | direct | gram (see hnet.regularizer)
+    }
+
+    @classmethod
+    def check_config(cls, cfg: dict[str, Any]) -> None:
+        hp = cfg["hnet"]
+        if hp["targets"] not in TARGET_MODES:
+            raise ConfigError(
+                f"hnet.targets must be one of {', '.join(TARGET_MODES)}, got {hp['targets']!r}."
+            )
+        if hp["reg_impl"] not in IMPLEMENTATIONS:
+            raise ConfigError(
+                f"hnet.reg_impl must be one of {', '.join(IMPLEMENTATIONS)}, "
+                f"got {hp['reg_impl']!r}."
+            )
+        if hp["beta"] < 0:
+            raise ConfigError(f"hnet.beta must be ≥ 0, got {hp['beta']!r}.")
+        if hp["reg_tasks"] < 0:
+            raise ConfigError(f"hnet.reg_tasks must be ≥ 0 (0 = all), got {hp['reg_tasks']!r}.")
+
+    @staticmethod
+    def architecture(cfg: dict[str, Any], bench, n_heads: int) -> tuple[Any, dict[str, Any]]:
+        """(target net on the meta device, hypernetwork architecture) of a config. Cheap: study
+        checks call it for every size before any job starts (unreachable ratios fail there)."""
+        with torch.device("meta"):  # shapes only: the hypernetwork supplies every weight
+            target = build_target(cfg["target"], bench.in_dim, bench.head_size, n_heads)
+        arch = resolve_size(
+            cfg["size"], cfg["default_size"], num_weights(target), bench.n_tasks, cfg["hnet_arch"]
+        )
+        return target, arch
+
+    def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
+        super().__init__(cfg, bench, device)
+        n_tasks = bench.n_tasks
+        self.target, self.arch = self.architecture(cfg, bench, self.n_heads())
+        n_weights = num_weights(self.target)
+        self.hnet = build_hypernet(self.arch, n_weights, n_tasks).to(device)
+        train = cfg["train"]
+        self.opt = torch.optim.Adam(
+            self.hnet.theta().values(), lr=train["lr"], betas=tuple(train["adam_betas"])
+        )
+        self.emb_opt: torch.optim.Adam | None = None
+        mask = (lambda t: other_heads_mask(self.target, t)) if self.hp["mask_heads"] else None
+        self.reg = OutputRegularizer(
+            self.hp["targets"], self.hp["reg_tasks"], mask, self.hp["reg_impl"]
+        )
+        self.gen = rng.generator(cfg["seed"], "regularized-tasks")  # subset sampling only
+
+    def begin_task(self, task: int) -> None:
+        super().begin_task(task)
+        self.emb_opt = self.embedding_optimizer(task)
+        self.reg.begin_task(self.hnet, task)
+
+    def embedding_optimizer(self, task: int) -> torch.optim.Adam:
+        """A fresh Adam for the current task's embedding (earlier ones stay frozen)."""
+        train = self.cfg["train"]
+        return torch.optim.Adam(
+            [self.hnet.task_embs[task]],
+            lr=self.hp["emb_lr"] or train["lr"],
+            betas=tuple(train["adam_betas"]),
+        )
+
+    def weights(self, task: int) -> Tensor:
+        return self.hnet(self.hnet.embeddings([task]))[0]
+
+    def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
+        out = head_outputs(
+            functional_forward(self.target, self.weights(task), x), self.target, task
+        )
+        loss = self.task_loss(out, y)
+        self.opt.zero_grad(set_to_none=True)
+        self.emb_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        total = loss.detach()
+        beta = self.hp["beta"]
+        if task > 0 and beta > 0:
+            delta = adam_lookahead(self.opt, self.hnet.theta()) if self.hp["lookahead"] else None
+            reg = self.reg.loss(self.hnet, self.reg.select(self.gen), delta)
+            (beta * reg).backward()
+            total = total + beta * reg.detach()
+        self.opt.step()
+        self.emb_opt.step()
+        return total
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, task: int) -> tuple[Tensor, Tensor | None]:
+        if self.scenario == "cl1" or self.bench.kind == "regression":
+            out = head_outputs(
+                functional_forward(self.target, self.weights(task), x), self.target, task
+            )
+            return (out if self.bench.kind == "regression" else out.argmax(-1)), None
+        return self.infer_by_entropy(x)
+
+    @torch.no_grad()
+    def infer_by_entropy(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """HNET+ENT: run every learned embedding (with its head in CL3) on the batch, pick per
+        input the embedding whose softmax has the lowest entropy, classify with it. One vmapped
+        call over embeddings; no extra training, no batch-size-1 evaluation."""
+        n = self.active_tasks(0)
+        weights = self.hnet(self.hnet.embeddings(range(n)))  # (E, N)
+        logits = functional_forward(self.target, weights, x)  # (E, B, heads·head_size)
+        hs = self.bench.head_size
+        if self.target.n_heads > 1:  # CL3: embedding e answers with its own head e
+            logits = torch.stack([logits[e, :, e * hs : (e + 1) * hs] for e in range(n)])
+        else:
+            logits = logits[..., :hs]
+        logp = logits.log_softmax(-1)
+        entropy = -(logp.exp() * logp).sum(-1)  # (E, B)
+        task_hat = entropy.argmin(0)  # (B,)
+        local = logits.argmax(-1).gather(0, task_hat.unsqueeze(0)).squeeze(0)
+        pred = local + task_hat * hs if self.scenario == "cl3" else local
+        return pred, task_hat
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "hnet": self.hnet.state_dict(),
+            "opt": self.opt.state_dict(),
+            "emb_opt": None if self.emb_opt is None else self.emb_opt.state_dict(),
+            "seen": self.seen,
+            "reg": {
+                "frozen": self.reg.state(),
+                "n_prev": self.reg.n_prev,
+                "use_gram": self.reg.use_gram,
+            },
+            "gen": self.gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.hnet.load_state_dict(state["hnet"])
+        self.opt.load_state_dict(state["opt"])
+        self.seen = state["seen"]
+        if state["emb_opt"] is not None:  # mid-task: the current embedding's optimizer
+            self.emb_opt = self.embedding_optimizer(self.seen - 1)
+            self.emb_opt.load_state_dict(state["emb_opt"])
+        reg = state["reg"]  # the exact frozen targets, not recomputed
+        self.reg.load(reg["frozen"], reg["n_prev"], reg["use_gram"], self.device)
+        self.gen.set_state(state["gen"].cpu())
+
+    def extra_results(self) -> dict[str, Any]:
+        embs = self.hnet.embeddings(range(self.seen)).detach().cpu()
+        return {"task_embeddings": embs.tolist()}
+
+    def param_counts(self) -> dict[str, Any]:
+        return {
+            "n_params_hnet": self.hnet.num_params(),
+            "n_params_target": self.hnet.target_numel,
+            "compression_ratio": self.hnet.compression_ratio(),
+            "hnet_arch": self.arch,
+        }

@@ -1,0 +1,227 @@
+"""The output regularizer that protects earlier tasks (docs/method.md, "Output regularizer").
+
+While learning task T it penalises changes of the hypernetwork's output for earlier embeddings:
+
+    R = 1/|S| · Σ_{t∈S} ‖ f_h(e_t, Θ*) − f_h(e_t, Θ + ΔΘ) ‖²        (S ⊆ {1..T−1})
+
+``Θ*`` is Θ before task T. Targets are either frozen once per task (``stored``) or recomputed
+every step from a snapshot of Θ* (``online``: no per-task storage, one extra no-grad forward).
+All selected tasks go through ONE batched hypernetwork forward; :meth:`OutputRegularizer.loss_loop`
+is the plain per-task reference kept for tests and ``hnet bench``.
+
+Two exact implementations of the batched term:
+
+``direct``  generate all ``E × N`` weights and compare them with the targets.
+``gram``    never materialise the ``E × N`` outputs. The output layer ``y = W h + b`` is linear
+            and shared by all chunks, so with ``u = h − h*``, ``ΔW = W − W*``, ``Δb = b − b*``
+            each chunk's difference is ``A z + Δb`` with ``A = [W*, ΔW]`` and ``z = [u; h]``:
+
+                ‖A z + Δb‖² = zᵀ (AᵀA) z + 2 zᵀ (AᵀΔb) + ‖Δb‖²
+
+            The cost is a (2h × 2h) Gram matrix over the chunk size plus tiny per-chunk quadratic
+            forms, independent of the number of tasks, and stored targets shrink from O(T·N)
+            to O(T·chunks·h). Every term is built from *differences*, so there is no cancellation
+            of large numbers. The padded tail of the last chunk is excluded exactly.
+
+``auto`` picks ``gram`` when it does less work (and no head mask is used), else ``direct``;
+``hnet bench`` times both against the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.func import functional_call
+
+from hnet.models.hypernet import HyperNetwork
+
+TARGET_MODES = ("stored", "online")
+IMPLEMENTATIONS = ("auto", "direct", "gram")
+
+
+class OutputRegularizer:
+    def __init__(
+        self,
+        mode: str = "stored",
+        n_sample: int = 0,
+        head_mask: Callable[[int], Tensor] | None = None,
+        impl: str = "auto",
+    ) -> None:
+        """``n_sample`` > 0 regularizes a fresh random subset of that many previous tasks per step;
+        ``head_mask(t)`` (optional) gives a bool mask over the flat weights that hides the heads
+        task ``t`` does not use."""
+        if mode not in TARGET_MODES:
+            raise ValueError(f"regularizer targets must be one of {TARGET_MODES}, got {mode!r}")
+        if impl not in IMPLEMENTATIONS:
+            raise ValueError(f"regularizer impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
+        self.mode, self.n_sample, self.head_mask, self.impl = mode, n_sample, head_mask, impl
+        self.n_prev, self.use_gram = 0, False
+        self.frozen: dict[str, Tensor] = {}  # what begin_task froze (targets, features or Θ*)
+        self.masks: Tensor | None = None  # (n_prev, N) float, when head masking is on
+
+    # -- task boundary ---------------------------------------------------------------------------
+    def choose_gram(self, hnet: HyperNetwork, n_tasks: int) -> bool:
+        if self.impl != "auto":
+            return self.impl == "gram"
+        if self.head_mask is not None:
+            return False
+        n_chunks, _, _ = hnet.layout()
+        width = hnet.theta()[hnet.output_layer()[0]].shape[1]
+        big = n_tasks * hnet.target_numel >= 2**20  # below that, call overheads dominate
+        return big and 4 * width < n_tasks * n_chunks  # Gram (cs·4h²) vs outputs (E·C·cs·h)
+
+    @torch.no_grad()
+    def begin_task(self, hnet: HyperNetwork, task: int) -> None:
+        """Freeze Θ* (or what is needed of it) for the tasks before ``task``."""
+        self.n_prev, self.frozen, self.masks = task, {}, None
+        if task == 0:
+            return
+        n_sel = min(self.n_sample, task) if self.n_sample > 0 else task
+        self.use_gram = self.choose_gram(hnet, n_sel)
+        theta = {n: p.detach().clone() for n, p in hnet.theta().items()}
+        if self.mode == "online":
+            self.frozen = {f"theta.{n}": p for n, p in theta.items()}
+        elif self.use_gram:
+            w, b = hnet.output_layer()
+            embs = hnet.embeddings(range(task))
+            self.frozen = {"features": hnet(embs, features=True), "W": theta[w], "b": theta[b]}
+        else:
+            self.frozen = {"targets": hnet(hnet.embeddings(range(task)))}
+        self._build_masks(next(hnet.parameters()).device)
+
+    def _build_masks(self, device: torch.device) -> None:
+        if self.head_mask is not None and self.n_prev > 0:
+            masks = [self.head_mask(t) for t in range(self.n_prev)]
+            self.masks = torch.stack(masks).to(device).float()
+
+    def load(
+        self, frozen: dict[str, Tensor], n_prev: int, use_gram: bool, device: torch.device
+    ) -> None:
+        """Restore what :meth:`begin_task` froze, from a checkpoint (:meth:`state`)."""
+        self.frozen, self.n_prev, self.use_gram, self.masks = dict(frozen), n_prev, use_gram, None
+        self._build_masks(device)
+
+    def state(self) -> dict[str, Tensor]:
+        """Tensors a checkpoint must keep to rebuild this regularizer exactly."""
+        return {k: v for k, v in self.frozen.items() if not k.startswith("gram11.")}
+
+    # -- per step --------------------------------------------------------------------------------
+    def select(self, generator: torch.Generator | None = None) -> Tensor:
+        """Indices of the previous tasks regularized in this step."""
+        if 0 < self.n_sample < self.n_prev:
+            return torch.randperm(self.n_prev, generator=generator)[: self.n_sample].sort().values
+        return torch.arange(self.n_prev)
+
+    def _snapshot(self) -> dict[str, Tensor]:
+        return {n[len("theta.") :]: t for n, t in self.frozen.items() if n.startswith("theta.")}
+
+    def _rows(self, frozen: Tensor, tasks: Tensor) -> Tensor:
+        if len(tasks) == self.n_prev:  # all previous tasks: a view, not a copy
+            return frozen
+        return frozen[tasks.to(frozen.device)]
+
+    @staticmethod
+    def _params(hnet: HyperNetwork, delta: dict[str, Tensor] | None) -> dict[str, Tensor]:
+        theta = hnet.theta()
+        return {n: p + delta[n] if n in delta else p for n, p in theta.items()} if delta else theta
+
+    def loss(
+        self,
+        hnet: HyperNetwork,
+        tasks: Tensor | None = None,
+        delta: dict[str, Tensor] | None = None,
+    ) -> Tensor:
+        """Batched regularizer over ``tasks`` (default: all previous). ``delta`` is the detached
+        lookahead step ΔΘ added to Θ."""
+        tasks = self.select() if tasks is None else tasks
+        params = self._params(hnet, delta)
+        embs = hnet.embeddings(tasks).detach()
+        if self.use_gram and self.masks is None:
+            return self._gram(hnet, params, tasks, embs)
+        out = functional_call(hnet, params, (embs,))
+        if "targets" in self.frozen:
+            target = self._rows(self.frozen["targets"], tasks)
+        else:
+            with torch.no_grad():
+                target = functional_call(hnet, self._snapshot(), (embs,))
+        if self.masks is None:
+            return F.mse_loss(out, target, reduction="sum") / len(tasks)
+        return ((out - target).pow(2) * self._rows(self.masks, tasks)).sum() / len(tasks)
+
+    def _gram(
+        self, hnet: HyperNetwork, params: dict[str, Tensor], tasks: Tensor, embs: Tensor
+    ) -> Tensor:
+        wname, bname = hnet.output_layer()
+        h = functional_call(hnet, params, (embs,), {"features": True})  # (E, C, width)
+        if "features" in self.frozen:
+            h0, w0, b0 = (
+                self._rows(self.frozen["features"], tasks),
+                self.frozen["W"],
+                self.frozen["b"],
+            )
+        else:
+            snap = self._snapshot()
+            with torch.no_grad():
+                h0 = functional_call(hnet, snap, (embs,), {"features": True})
+            w0, b0 = snap[wname], snap[bname]
+        n_chunks, _, last = hnet.layout()
+        z = torch.cat([h - h0, h], dim=-1)  # (E, C, 2·width)
+        dw, db = params[wname] - w0, params[bname] - b0
+        # Row blocks of the output layer: [:last] is used by every chunk, [last:] not by the
+        # last (cut) chunk. Contiguous row slices, so no copies; W*ᵀW* is constant per task.
+        blocks = [self._block(w0, dw, db, slice(0, last), "head")]
+        if last < w0.shape[0]:
+            blocks.append(self._block(w0, dw, db, slice(last, None), "tail"))
+        total = self._quad(z[:, -1], blocks[0])  # last chunk: only its first `last` outputs
+        if n_chunks > 1:
+            full = blocks[0] if len(blocks) == 1 else [x + y for x, y in zip(*blocks, strict=True)]
+            total = total + self._quad(z[:, :-1], full)
+        return total / len(tasks)
+
+    def _block(self, w0: Tensor, dw: Tensor, db: Tensor, rows: slice, key: str) -> list[Tensor]:
+        """Gram matrix [[W*ᵀW*, W*ᵀΔW], [ΔWᵀW*, ΔWᵀΔW]], AᵀΔb and ‖Δb‖² over some rows."""
+        w0, dw, db = w0[rows], dw[rows], db[rows]
+        g11 = self.frozen.get(f"gram11.{key}")
+        if g11 is None:  # constant during a task: computed once
+            g11 = self.frozen[f"gram11.{key}"] = (w0.T @ w0).detach()
+        g12, g22 = w0.T @ dw, dw.T @ dw
+        gram = torch.cat([torch.cat([g11, g12], 1), torch.cat([g12.T, g22], 1)], 0)
+        return [gram, torch.cat([w0.T @ db, dw.T @ db]), db.pow(2).sum()]
+
+    @staticmethod
+    def _quad(z: Tensor, block: list[Tensor]) -> Tensor:
+        """Σ_rows ‖A z + Δb‖² = Σ zᵀGz + 2 zᵀ(AᵀΔb) + rows·‖Δb‖²."""
+        gram, lin, const = block
+        rows = z.reshape(-1, z.shape[-1])
+        return ((rows @ gram) * rows).sum() + 2 * (rows @ lin).sum() + rows.shape[0] * const
+
+    def loss_loop(
+        self,
+        hnet: HyperNetwork,
+        tasks: Tensor | None = None,
+        delta: dict[str, Tensor] | None = None,
+    ) -> Tensor:
+        """Reference: the same value as :meth:`loss`, one plain forward per task."""
+        tasks = self.select() if tasks is None else tasks
+        params = self._params(hnet, delta)
+        snap = self._snapshot() or None
+        total = 0.0
+        for t in tasks.tolist():
+            emb = hnet.embeddings([t]).detach()
+            with torch.no_grad():
+                if "targets" in self.frozen:
+                    target = self.frozen["targets"][t : t + 1]
+                elif snap is not None:
+                    target = functional_call(hnet, snap, (emb,))
+                else:  # stored features: rebuild the target from h* and the frozen output layer
+                    h0 = self.frozen["features"][t : t + 1]
+                    target = F.linear(h0, self.frozen["W"], self.frozen["b"])
+                    target = target.reshape(1, -1)[:, : hnet.target_numel]
+            sq = (functional_call(hnet, params, (emb,)) - target).pow(2)
+            if self.masks is not None:
+                sq = sq * self.masks[t]
+            total = total + sq.sum()
+        return total / len(tasks)

@@ -1,0 +1,122 @@
+"""``hnet report RESULTS_DIR``: write the tables and figures of all runs under a directory.
+
+Everything is a pure function of the files under RESULTS_DIR (and the grid file), read in a
+sorted walk with no clocks or randomness, so running it twice writes byte-identical tables. The
+layout is fixed (:mod:`hnet.report.layout`, imported by the study Snakefile)::
+
+    OUT/tables/runs.csv            one row per run (+ transfer_vs_scratch joined from scratch runs)
+    OUT/tables/summary.csv         mean / std / 95 % CI (Student t) per group × metric (long form)
+    OUT/tables/summary_wide.csv    the same, one row per group, <metric>_mean|std|ci95|best
+    OUT/tables/summary.md|.tex     "mean ± std" per group, best value per benchmark×scenario bold
+    OUT/tables/paired_vs_hnet.csv|.md   paired differences (method − hnet) of acc_final by seed
+    OUT/tables/missing.csv|.md     expected cells (--expected grid) without a result, and why
+    OUT/figures/<kind>/<benchmark>__<scenario>.png|.svg   one directory per FIGURE_KINDS entry
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from hnet.errors import HnetError
+from hnet.report import figures, tables
+from hnet.report import missing as missing_mod
+from hnet.report.runs import collect_runs
+
+
+@dataclass
+class Report:
+    """What ``make_report`` wrote; ``n_expected`` / ``missing`` only with a grid file."""
+
+    out: Path
+    written: list[Path]
+    notes: list[str]
+    n_expected: int | None = None
+    missing: pd.DataFrame | None = None
+
+    def missing_summary(self) -> str:
+        """One line for the CLI: how many expected cells are missing, and why."""
+        if self.n_expected is None or self.missing is None:
+            return "no grid given (--expected): missing cells not checked"
+        n = len(self.missing)
+        if n == 0:
+            return f"all {self.n_expected} expected cells finished"
+        counts = self.missing["status"].value_counts()
+        why = ", ".join(f"{counts[s]} {s}" for s in missing_mod.STATUSES if s in counts)
+        return (
+            f"missing {n} of {self.n_expected} expected cells ({why}); "
+            f"see {self.out / 'tables' / 'missing.md'}"
+        )
+
+
+def make_report(
+    results_dir: str | Path,
+    out: str | Path | None = None,
+    hnet_ref: str | None = None,
+    expected: str | Path | None = None,
+) -> Report:
+    """Write tables and figures for all runs under ``results_dir`` into ``out`` (default: same).
+
+    ``hnet_ref``: the hnet size the paired comparison uses (default: the only one, or the one
+    with the highest mean acc_final per benchmark × scenario). ``expected``: the study's grid
+    file; expected cells without a result are listed in tables/missing.csv|md with the reason.
+    The layout is fixed (hnet.report.layout); see the module docstring.
+    """
+    grid = missing_mod.load_grid(expected) if expected is not None else None
+    n_expected = None if grid is None else len(grid.cells)
+    out = Path(out) if out is not None else Path(results_dir)
+    table_dir = out / "tables"
+    table_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def put(name: str, text: str) -> None:
+        (table_dir / name).write_text(text)
+        written.append(table_dir / name)
+
+    def put_missing(runs_table: pd.DataFrame | None) -> tuple[pd.DataFrame | None, list[str]]:
+        """missing.csv|md are always written (header only / 'no grid' without ``expected``)."""
+        if grid is None:
+            missing, notes = None, []
+        else:
+            missing, notes = missing_mod.missing_cells(grid, results_dir, runs_table)
+        empty = pd.DataFrame(columns=missing_mod.MISSING_COLUMNS)
+        put("missing.csv", (empty if missing is None else missing).to_csv(index=False))
+        put("missing.md", tables.missing_markdown(missing, n_expected))
+        return missing, notes
+
+    try:
+        runs = collect_runs(results_dir)
+    except HnetError as e:
+        if grid is None:
+            raise
+        put_missing(None)
+        raise HnetError(
+            f"{e} ({table_dir / 'missing.md'} lists the {n_expected} expected cells and why each "
+            "has no result.)"
+        ) from e
+    missing, notes = put_missing(runs.table)
+    notes = runs.notes + notes
+
+    put("runs.csv", runs.table.to_csv(index=False))
+    summary = tables.summarize(runs.table)
+    put("summary.csv", summary.to_csv(index=False))
+    put("summary_wide.csv", tables.summary_wide(summary).to_csv(index=False))
+    head = None
+    if grid is not None and missing is not None:
+        head = (
+            f"{n_expected - len(missing)} of {n_expected} expected cells finished"
+            + (f" (study {grid.study})" if grid.study else "")
+            + ("; the missing ones are listed in missing.md." if len(missing) else ".")
+        )
+    put("summary.md", tables.summary_markdown(summary, head))
+    put("summary.tex", tables.summary_latex(summary))
+    paired, paired_notes = tables.paired_vs_hnet(runs.table, summary, hnet_ref)
+    notes += paired_notes
+    put("paired_vs_hnet.csv", paired.to_csv(index=False))
+    put("paired_vs_hnet.md", tables.paired_markdown(paired))
+    fig_files, fig_notes = figures.all_figures(runs, summary, out)
+    written += fig_files
+    notes += fig_notes
+    return Report(out, written, notes, n_expected, missing)

@@ -1,0 +1,122 @@
+"""The fixed output layout of ``hnet report``: which figures and tables exist, and where.
+
+The study Snakefile imports this module at parse time to declare the report's outputs and to
+caption its figures in Snakemake's HTML report, so it must stay importable in milliseconds: the
+standard library and hnet's torch-free catalog only (no pandas, numpy, matplotlib or torch).
+
+Layout of a report directory ``OUT``::
+
+    OUT/tables/<name>                                   every name in TABLES, always written
+    OUT/figures/<kind>/<benchmark>__<scenario>.png|svg  one per kind in FIGURE_KINDS and
+                                                        benchmark × scenario that has the data
+
+Every ``figures/<kind>`` directory exists after a report, even when empty; files of earlier
+reports that the current runs no longer produce are deleted, so the directories hold exactly
+the current figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hnet.study.catalog import is_sized
+
+#: figure kind → (title, one-sentence description), in display order
+FIGURE_KINDS: dict[str, tuple[str, str]] = {
+    "acc_final": (
+        "Final accuracy",
+        "Mean accuracy over all tasks after training the last task, per method and hypernetwork "
+        "size (bars: mean over seeds, error bars: 95 % CI, dots: single seeds).",
+    ),
+    "forgetting": (
+        "Backward transfer, forgetting and forward transfer",
+        "BWT, forgetting and FWT per method and hypernetwork size in three panels (bars: mean "
+        "over seeds, error bars: 95 % CI, dots: single seeds).",
+    ),
+    "compression": (
+        "Accuracy vs compression",
+        "Final accuracy of the hypernetwork against its compression ratio (hypernetwork / "
+        "target-network parameters, log scale), with the other methods as horizontal lines.",
+    ),
+    "matrices": (
+        "Accuracy matrices",
+        "Mean accuracy matrix over seeds per method and size: row i = after training task i, "
+        "column j = evaluated on task j.",
+    ),
+    "final_per_task": (
+        "Accuracy per task after the last task",
+        "Accuracy on every task after training the last one, one line per method and size "
+        "(band: 95 % CI over seeds); shows where along the sequence knowledge is lost.",
+    ),
+    "during_vs_final": (
+        "Accuracy right after learning vs at the end",
+        "Per task, the accuracy right after learning it (R[j,j]) and after the last task "
+        "(R[T,j]), one panel per method and size; the shaded gap is what was forgotten.",
+    ),
+    "embeddings": (
+        "Task embeddings (PCA)",
+        "The hypernetwork's learned task embeddings projected on their first two principal "
+        "components, one panel per hypernetwork size (first seed), points labelled by task.",
+    ),
+}
+
+FIGURE_EXTS = ("png", "svg")
+
+#: the table files written into ``OUT/tables`` by every report
+TABLES = (
+    "runs.csv",
+    "summary.csv",
+    "summary_wide.csv",
+    "summary.md",
+    "summary.tex",
+    "paired_vs_hnet.csv",
+    "paired_vs_hnet.md",
+    "missing.csv",
+    "missing.md",
+)
+
+
+def figure_dir(kind: str) -> str:
+    """``figures/<kind>`` relative to the report directory."""
+    if kind not in FIGURE_KINDS:
+        raise KeyError(f"unknown figure kind {kind!r}; known: {', '.join(FIGURE_KINDS)}")
+    return f"figures/{kind}"
+
+
+def figure_path(kind: str, benchmark: str, scenario: str, ext: str) -> str:
+    """``figures/<kind>/<benchmark>__<scenario>.<ext>`` relative to the report directory."""
+    return f"{figure_dir(kind)}/{benchmark}__{scenario}.{ext}"
+
+
+def table_path(name: str) -> str:
+    """``tables/<name>`` relative to the report directory."""
+    if name not in TABLES:
+        raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
+    return f"tables/{name}"
+
+
+def figure_kinds_for(methods: Iterable[str], hnet_sizes: Iterable[str] = ()) -> list[str]:
+    """The kinds drawn for one benchmark × scenario once every run of this grid has finished
+    (with at least two tasks): lets a workflow list exact figure files before anything ran.
+
+    ``compression`` needs two or more hypernetwork sizes, ``embeddings`` a run of a sized
+    (hypernetwork) method, and the kinds
+    about accuracy after the last task a method other than ``scratch`` (whose runs learn every
+    task alone, so only their diagonal means something).
+    """
+    methods = set(methods)
+    any_sized = any(is_sized(m) for m in methods)
+    n_sizes = len(set(hnet_sizes)) if any_sized else 0
+    kinds = []
+    for kind in FIGURE_KINDS:
+        if kind == "compression":
+            ok = n_sizes >= 2
+        elif kind == "embeddings":
+            ok = any_sized
+        elif kind == "matrices":
+            ok = bool(methods)
+        else:
+            ok = bool(methods - {"scratch"})
+        if ok:
+            kinds.append(kind)
+    return kinds

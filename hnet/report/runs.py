@@ -1,0 +1,167 @@
+"""The run table: one row per finished run, read from the metrics.json files under a directory.
+
+The bottom module of the report: tables, figures and missing-cell checks all build on
+:class:`Runs` and the group keys and sort order defined here. Groups are benchmark × scenario ×
+method × size; ``size`` is ``none`` for methods the size axis does not apply to (the catalog
+says which). Runs moved aside by ``--restart`` (``*.old-*``) and checkpoints are not searched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hnet import metrics
+from hnet.errors import HnetError
+from hnet.models.sizes import NO_SIZE
+from hnet.rundir import find_metrics
+from hnet.study.catalog import is_sized
+
+KEYS = ["benchmark", "scenario", "method", "size"]
+RUN_COLUMNS = [*KEYS, "seed", "score", *(m.name for m in metrics.METRICS), "run_dir"]
+REFERENCE = "hnet"  # the method every other one is compared with, pairwise by seed
+METHOD_ORDER = ("hnet", "finetune", "ewc", "online_ewc", "si", "mas", "replay", "joint", "scratch")
+
+
+@dataclass
+class Runs:
+    """The runs table plus each run's score matrix and (hnet) task embeddings, keyed by
+    ``run_dir``, and notes."""
+
+    table: pd.DataFrame
+    matrices: dict[str, np.ndarray]
+    notes: list[str] = field(default_factory=list)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def method_key(m: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m)
+
+
+def size_key(s: str) -> tuple[int, float, str]:
+    if s == "official":
+        return (0, 0.0, s)
+    if s.startswith("cr"):
+        try:
+            return (1, float(s[2:]), s)
+        except ValueError:
+            pass
+    return (3, 0.0, s) if s == NO_SIZE else (2, 0.0, s)
+
+
+def sort_groups(df: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows ordered benchmark, scenario, method (hnet first), size (official, cr↑), then extra."""
+
+    def key(i: int) -> tuple:
+        r = df.iloc[i]
+        return (
+            r["benchmark"],
+            r["scenario"],
+            method_key(r["method"]),
+            size_key(r["size"]),
+            *(r[c] for c in extra),
+        )
+
+    order = sorted(range(len(df)), key=key)
+    return df.iloc[order].reset_index(drop=True)
+
+
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+
+def collect_runs(results_dir: str | Path) -> Runs:
+    """One row per run under ``results_dir``; raises HnetError when there is none."""
+    root = Path(results_dir)
+    files = find_metrics(root) if root.is_dir() else []
+    if not files:
+        raise HnetError(
+            f"No metrics.json found under {root} (searched recursively, skipping '*.old-*' and "
+            f"'state' directories){'' if root.is_dir() else ': the directory does not exist'}. "
+            "Point `hnet report` at the directory that holds finished run directories (each "
+            "written by `hnet train --out DIR`), or run the jobs first."
+        )
+    rows, mats, embs, notes = [], {}, {}, []
+    for f in files:
+        rel = f.parent.relative_to(root).as_posix() or "."
+        try:
+            m = json.loads(f.read_text())
+            R = np.asarray(m["acc_matrix"], dtype=float)
+            missing = [k for k in ("benchmark", "scenario", "method", "seed") if k not in m]
+            if missing or R.ndim != 2:
+                raise ValueError(f"missing {', '.join(missing) or 'a 2-D acc_matrix'}")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            notes.append(f"skipped {rel}/metrics.json: unreadable ({e})")
+            continue
+        row = {c: _num(m.get(c)) for c in RUN_COLUMNS}
+        row.update(
+            benchmark=str(m["benchmark"]),
+            scenario=str(m["scenario"]),
+            method=str(m["method"]),
+            size=str(m.get("size", "official")) if is_sized(m["method"]) else NO_SIZE,
+            seed=int(m["seed"]),
+            score=str(m.get("score", "accuracy_percent")),
+            run_dir=rel,
+        )
+        rows.append(row)
+        mats[rel] = R
+        E = _embeddings(m.get("task_embeddings"))
+        if E is not None:
+            embs[rel] = E
+    if not rows:
+        raise HnetError(
+            f"None of the {len(files)} metrics.json files under {root} could be read: "
+            + "; ".join(notes)
+        )
+    df = sort_groups(pd.DataFrame(rows, columns=RUN_COLUMNS), extra=("seed", "run_dir"))
+    df["transfer_vs_scratch"] = _transfer(df, mats, notes)
+    dup = df.duplicated([*KEYS, "seed"], keep="first")
+    if dup.any():
+        notes.append(
+            f"note: {int(dup.sum())} run(s) repeat a group and seed already seen "
+            f"({', '.join(df.loc[dup, 'run_dir'])}); summaries use all runs, paired tests the "
+            "first run per seed"
+        )
+    return Runs(df, mats, notes, embs)
+
+
+def _embeddings(value: Any) -> np.ndarray | None:
+    """``task_embeddings`` as a finite T×d array, or None (absent, ragged or not numbers)."""
+    try:
+        E = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    ok = value is not None and E.ndim == 2 and E.size > 0 and np.isfinite(E).all()
+    return E if ok else None
+
+
+def _transfer(df: pd.DataFrame, mats: dict[str, np.ndarray], notes: list[str]) -> list[float]:
+    """transfer_vs_scratch of every run against the scratch run of its benchmark/scenario/seed."""
+    scratch = df[df["method"] == "scratch"].drop_duplicates(["benchmark", "scenario", "seed"])
+    ref = {(r.benchmark, r.scenario, r.seed): mats[r.run_dir] for r in scratch.itertuples()}
+    out, unmatched = [], 0
+    for r in df.itertuples():
+        s = ref.get((r.benchmark, r.scenario, r.seed))
+        if s is None:
+            unmatched += 1
+            out.append(math.nan)
+            continue
+        try:
+            out.append(metrics.transfer_vs_scratch(mats[r.run_dir], s))
+        except ValueError:
+            unmatched += 1
+            out.append(math.nan)
+    if not ref:
+        notes.append("skipped transfer_vs_scratch: no scratch runs")
+    elif unmatched:
+        notes.append(
+            f"skipped transfer_vs_scratch for {unmatched} run(s): no matching scratch run "
+            "(same benchmark, scenario, seed and number of tasks)"
+        )
+    return out

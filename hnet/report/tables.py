@@ -1,0 +1,297 @@
+"""Summary and paired-comparison tables of ``hnet report`` (pure functions of the runs table)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from hnet.metrics import METRICS
+from hnet.report.runs import KEYS, REFERENCE, sort_groups
+
+SUMMARY_METRICS = [m.name for m in METRICS if m.summarized]
+WIDE_STATS = ("mean", "std", "ci95", "best")
+#: +1: higher is better, −1: lower is better, 0: not ranked (no bold)
+DIRECTION = {m.name: m.direction for m in METRICS}
+#: a scratch run's matrix is meaningful on its diagonal only: it competes for these columns only
+SCRATCH_RANKED = ("acc_during", "train_seconds")
+LABELS = {m.name: m.label for m in METRICS}
+
+
+def mean_std_ci(values: np.ndarray) -> tuple[int, float, float, float]:
+    """n, mean, sample std and 95 % CI half-width (Student t) of the finite values."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan
+    mean = float(np.mean(v))
+    if n == 1:
+        return 1, mean, math.nan, math.nan
+    std = float(np.std(v, ddof=1))
+    return n, mean, std, float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Long table: one row per group × metric with n, mean, std, ci95 and the ``best`` flag."""
+    rows = []
+    for key, g in runs.groupby(KEYS, sort=False):
+        for metric in SUMMARY_METRICS:
+            n, mean, std, ci = mean_std_ci(g[metric].to_numpy())
+            rows.append(
+                dict(
+                    zip(KEYS, key, strict=False),
+                    n_seeds=g["seed"].nunique(),
+                    metric=metric,
+                    n=n,
+                    mean=mean,
+                )
+                | {"std": std, "ci95": ci}
+            )
+    out = sort_groups(pd.DataFrame(rows))  # stable: metrics stay in SUMMARY_METRICS order
+    out["best"] = _best(out)
+    return out[[*KEYS, "n_seeds", "metric", "n", "mean", "std", "ci95", "best"]]
+
+
+def _best(s: pd.DataFrame) -> pd.Series:
+    """True on the best mean per benchmark × scenario × metric (ties all marked)."""
+    best = pd.Series(False, index=s.index)
+    for (_, _, metric), g in s.groupby(["benchmark", "scenario", "metric"], sort=False):
+        sign = DIRECTION[metric]
+        if sign == 0:
+            continue
+        ok = g[np.isfinite(g["mean"])]
+        if metric not in SCRATCH_RANKED:
+            ok = ok[ok["method"] != "scratch"]
+        if len(ok) < 2:  # a single contender is not "best" of anything
+            continue
+        target = ok["mean"].max() if sign > 0 else ok["mean"].min()
+        best[ok.index[ok["mean"] == target]] = True
+    return best
+
+
+def summary_wide(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per group, columns ``<metric>_mean|_std|_ci95|_best`` for every summary metric
+    (the long table pivoted, for readers and spreadsheets)."""
+    rows = []
+    for key, g in summary.groupby(KEYS, sort=False):
+        row = dict(zip(KEYS, key, strict=True)) | {"n_seeds": int(g["n_seeds"].iloc[0])}
+        cells = {r.metric: r for r in g.itertuples()}
+        for m in SUMMARY_METRICS:
+            r = cells[m]
+            row |= {f"{m}_mean": r.mean, f"{m}_std": r.std, f"{m}_ci95": r.ci95}
+            row[f"{m}_best"] = bool(r.best)
+        rows.append(row)
+    cols = [*KEYS, "n_seeds"] + [f"{m}_{s}" for m in SUMMARY_METRICS for s in WIDE_STATS]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _wide(summary: pd.DataFrame):
+    """Per benchmark × scenario: (bench, scen, rows of (method, size, n_seeds, {metric: row}))."""
+    for (bench, scen), g in summary.groupby(["benchmark", "scenario"], sort=False):
+        groups = []
+        for (method, size), h in g.groupby(["method", "size"], sort=False):
+            cells = {r.metric: r for r in h.itertuples()}
+            groups.append((method, size, int(h["n_seeds"].iloc[0]), cells))
+        cols = [m for m in SUMMARY_METRICS if g.loc[g["metric"] == m, "n"].sum() > 0]
+        yield bench, scen, cols, groups
+
+
+def _cell(r, bold: tuple[str, str], pm: str) -> str:
+    if not np.isfinite(r.mean):
+        return "–"
+    digits = 3 if r.metric == "compression_ratio" else 2
+    text = f"{r.mean:.{digits}f}" + (f"{pm}{r.std:.{digits}f}" if np.isfinite(r.std) else "")
+    return f"{bold[0]}{text}{bold[1]}" if r.best else text
+
+
+def summary_markdown(summary: pd.DataFrame, head: str | None = None) -> str:
+    """``head``: a first line (the workflow's "N of M expected cells finished")."""
+    lines = [] if head is None else [head, ""]
+    lines += [
+        "# Summary",
+        "",
+        "mean ± std over seeds (n = number of seeds); **bold**: best per benchmark × scenario "
+        "(max for accuracies, BWT, FWT, transfer; min for forgetting and training time). "
+        "Scratch runs compete only for ACC during and train s (only their diagonal is "
+        "meaningful). 95 % CIs are in summary.csv.",
+    ]
+    for bench, scen, cols, groups in _wide(summary):
+        lines += ["", f"## {bench} / {scen}", ""]
+        lines.append("| method | size | n | " + " | ".join(LABELS[c] for c in cols) + " |")
+        lines.append("|---|---|---:|" + "---:|" * len(cols))
+        for method, size, n, cells in groups:
+            vals = [_cell(cells[c], ("**", "**"), " ± ") for c in cols]
+            lines.append(f"| {method} | {size} | {n} | " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _tex(s: str) -> str:
+    return s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%")
+
+
+def summary_latex(summary: pd.DataFrame) -> str:
+    out = ["% hnet report: mean $\\pm$ std over seeds; best per benchmark x scenario in bold"]
+    for bench, scen, cols, groups in _wide(summary):
+        out += [
+            "",
+            f"% {bench} / {scen}",
+            "\\begin{tabular}{ll r" + " r" * len(cols) + "}",
+            "\\toprule",
+            f"\\multicolumn{{{len(cols) + 3}}}{{l}}{{{_tex(bench)} / {_tex(scen)}}} \\\\",
+            "\\midrule",
+            "method & size & n & " + " & ".join(_tex(LABELS[c]) for c in cols) + " \\\\",
+            "\\midrule",
+        ]
+        for method, size, n, cells in groups:
+            vals = [_cell(cells[c], ("\\textbf{", "}"), " $\\pm$ ") for c in cols]
+            out.append(f"{_tex(method)} & {_tex(size)} & {n} & " + " & ".join(vals) + " \\\\")
+        out += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(out) + "\n"
+
+
+PAIRED_COLUMNS = [
+    *KEYS,
+    "hnet_size",
+    "n_pairs",
+    "seeds",
+    "method_acc_final",
+    "hnet_acc_final",
+    "diff_mean",
+    "diff_ci95",
+    "diff_ci_low",
+    "diff_ci_high",
+    "p_value",
+]
+
+
+def reference_size(summary: pd.DataFrame, bench: str, scen: str, hnet_ref: str | None) -> str:
+    """The hnet size baselines are compared with in one benchmark × scenario ('' = none)."""
+    acc = summary[
+        (summary["benchmark"] == bench)
+        & (summary["scenario"] == scen)
+        & (summary["method"] == REFERENCE)
+        & (summary["metric"] == "acc_final")
+        & np.isfinite(summary["mean"])
+    ]
+    if hnet_ref is not None:
+        return hnet_ref if hnet_ref in set(acc["size"]) else ""
+    if acc.empty:
+        return ""
+    return str(acc.loc[acc["mean"].idxmax(), "size"])  # first (official) wins ties
+
+
+def paired_vs_hnet(
+    runs: pd.DataFrame, summary: pd.DataFrame, hnet_ref: str | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """acc_final of every other group minus the reference hnet's, paired by seed."""
+    rows, notes = [], []
+    first = runs.drop_duplicates([*KEYS, "seed"], keep="first")
+    for (bench, scen), g in first.groupby(["benchmark", "scenario"], sort=False):
+        ref = reference_size(summary, bench, scen, hnet_ref)
+        if not ref:
+            what = f"hnet size {hnet_ref!r}" if hnet_ref else "hnet runs"
+            notes.append(f"skipped paired comparison for {bench}/{scen}: no {what}")
+            continue
+        h = g[(g["method"] == REFERENCE) & (g["size"] == ref)].set_index("seed")["acc_final"]
+        for (method, size), m in g.groupby(["method", "size"], sort=False):
+            if method == REFERENCE and size == ref:
+                continue
+            a = m.set_index("seed")["acc_final"]
+            seeds = sorted(set(a.dropna().index) & set(h.dropna().index))
+            d = np.array([a[s] - h[s] for s in seeds], dtype=float)
+            n, mean, _, ci = mean_std_ci(d)
+            p = math.nan
+            if n >= 2:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # constant differences: p is NaN
+                    p = float(stats.ttest_rel(a[seeds], h[seeds]).pvalue)
+            rows.append(
+                dict(zip(KEYS, (bench, scen, method, size), strict=False))
+                | {
+                    "hnet_size": ref,
+                    "n_pairs": n,
+                    "seeds": " ".join(map(str, seeds)),
+                    "method_acc_final": float(np.mean(a[seeds])) if n else math.nan,
+                    "hnet_acc_final": float(np.mean(h[seeds])) if n else math.nan,
+                    "diff_mean": mean,
+                    "diff_ci95": ci,
+                    "diff_ci_low": mean - ci,
+                    "diff_ci_high": mean + ci,
+                    "p_value": p,
+                }
+            )
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS), notes
+
+
+def paired_markdown(paired: pd.DataFrame) -> str:
+    lines = [
+        "# acc_final vs hnet (paired by seed)",
+        "",
+        "Difference = method − hnet on the seeds both have; 95 % CI from Student t; p from a "
+        "paired t-test (scipy.stats.ttest_rel). The hnet reference is the only hnet size, or "
+        "the one with the highest mean acc_final (column 'hnet size'), unless --hnet-ref is "
+        "given.",
+    ]
+    if paired.empty:
+        return "\n".join([*lines, "", "No comparisons: no hnet runs."]) + "\n"
+
+    def f(v: float, digits: int = 2) -> str:
+        return f"{v:.{digits}f}" if np.isfinite(v) else "–"
+
+    for (bench, scen), g in paired.groupby(["benchmark", "scenario"], sort=False):
+        lines += [
+            "",
+            f"## {bench} / {scen} (vs hnet {g['hnet_size'].iloc[0]})",
+            "",
+            "| method | size | hnet size | n | method acc | hnet acc | diff | 95 % CI | p |",
+            "|---|---|---|---:|---:|---:|---:|---|---:|",
+        ]
+        for r in g.itertuples():
+            ci = f"[{f(r.diff_ci_low)}, {f(r.diff_ci_high)}]" if np.isfinite(r.diff_ci95) else "–"
+            lines.append(
+                f"| {r.method} | {r.size} | {r.hnet_size} | {r.n_pairs} | "
+                f"{f(r.method_acc_final)} | {f(r.hnet_acc_final)} | {f(r.diff_mean)} | {ci} | "
+                f"{f(r.p_value, 3)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def missing_markdown(missing: pd.DataFrame | None, n_expected: int | None) -> str:
+    """missing.md: the expected cells without a result, grouped by status (``missing`` None:
+    no grid file was given, so nothing could be checked)."""
+    lines = ["# Missing cells", ""]
+    if missing is None or n_expected is None:
+        lines.append(
+            "No grid file was given (`hnet report --expected GRID_JSON`), so expected cells "
+            "could not be checked."
+        )
+        return "\n".join(lines) + "\n"
+    if missing.empty:
+        return "\n".join([*lines, f"All {n_expected} expected cells finished."]) + "\n"
+    counts = missing["status"].value_counts()
+    lines += [
+        f"{len(missing)} of {n_expected} expected cells have no result: "
+        + ", ".join(f"{n} {s}" for s, n in counts.sort_index().items())
+        + ".",
+        "",
+        "failed: the job raised an error (failed.json); interrupted: stopped with a checkpoint, "
+        "rerunning resumes it; not run: nothing in its run directory yet; unreadable: its "
+        "metrics.json could not be read.",
+        "",
+        "| benchmark | scenario | method | size | seed | status | error | message | run dir |",
+        "|---|---|---|---|---:|---|---|---|---|",
+    ]
+
+    def md(v) -> str:
+        return str(v).replace("|", "\\|")
+
+    for r in missing.itertuples():
+        lines.append(
+            f"| {r.benchmark} | {r.scenario} | {r.method} | {r.size} | {r.seed} | {r.status} | "
+            f"{md(r.error)} | {md(r.message)} | {md(r.run_dir)} |"
+        )
+    return "\n".join(lines) + "\n"

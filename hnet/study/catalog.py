@@ -1,0 +1,66 @@
+"""What exists, without importing torch: benchmarks, methods, scenarios and size presets.
+
+Study workflows validate their grid when Snakemake parses the Snakefile, which happens once per
+study and again inside every cluster job, so it must not pay torch's import. The registries
+(the truth) live in torch-importing modules; this module snapshots their names and capabilities
+into ``catalog.json`` beside it. ``python -m hnet.study.catalog`` rewrites the snapshot, and a test
+fails when it is stale, so adding a method or benchmark stays "one file plus one line" (plus
+this command, which the failing test prints).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from hnet.models.sizes import RATIO
+
+PATH = Path(__file__).with_name("catalog.json")
+
+
+def build() -> dict[str, Any]:
+    """The catalog computed from the live registries (imports torch)."""
+    from hnet.data import BENCHMARKS
+    from hnet.methods import METHODS
+    from hnet.models.sizes import SIZES
+    from hnet.scenarios import SCENARIOS
+
+    return {
+        "scenarios": list(SCENARIOS),
+        "benchmarks": {
+            name: {"scenarios": list(spec.scenarios), "kind": spec.kind}
+            for name, spec in BENCHMARKS.items()
+        },
+        "methods": {
+            name: {"scenarios": list(cls.scenarios), "sized": bool(cls.sized)}
+            for name, cls in METHODS.items()
+        },
+        "sizes": ["official", *SIZES.names()],
+    }
+
+
+@cache
+def load() -> dict[str, Any]:
+    """The snapshot (no torch)."""
+    return json.loads(PATH.read_text())
+
+
+def is_valid_size(name: str) -> bool:
+    return name in load()["sizes"] or RATIO.match(name) is not None
+
+
+def is_sized(method: str) -> bool:
+    """Does the hypernetwork size axis apply to ``method``? (Unknown methods: no.)"""
+    meta = load()["methods"].get(method)
+    return bool(meta and meta["sized"])
+
+
+def write() -> None:
+    PATH.write_text(json.dumps(build(), indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    write()
+    print(f"wrote {PATH}")

@@ -1,0 +1,222 @@
+"""A study config → its grid of cells, with the checks a JSON schema cannot express.
+
+Imported by the Snakefile when it parses (once per study, and again inside every cluster job),
+so it imports neither torch nor Snakemake: names and capabilities come from the torch-free
+:mod:`hnet.study.catalog`. A cell is one training job; its wildcards are
+``{benchmark}/{scenario}/{method}/{size}/seed{seed}``. Methods without a hypernetwork are not
+multiplied by the size axis: their size is ``none`` (:data:`hnet.models.sizes.NO_SIZE`).
+
+Errors are :class:`StudyError` messages that name the offending key (``methods[2]``,
+``scenarios.toy_regression``, ``include[0].size``) and say how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import shlex
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hnet.errors import ConfigError
+from hnet.study import catalog
+
+NO_SIZE = "none"  # the size wildcard of methods the size axis does not apply to
+AXES = ("benchmark", "scenario", "method", "size", "seed")
+
+
+class StudyError(ConfigError):
+    """A study config that cannot be expanded into a grid."""
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    benchmark: str
+    scenario: str
+    method: str
+    size: str
+    seed: int
+
+    @property
+    def path(self) -> str:
+        """The cell's run directory below ``results/<study>/runs/``."""
+        return f"{self.benchmark}/{self.scenario}/{self.method}/{self.size}/seed{self.seed}"
+
+
+def _unknown(key: str, value: str, known: list[str], what: str) -> StudyError:
+    close = difflib.get_close_matches(value, known, n=2)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return StudyError(
+        f"study config: {key} = {value!r} is not a known {what}.{hint} "
+        f"Known {what}s: {', '.join(known)} (`hnet list` describes them)."
+    )
+
+
+def _check_name(key: str, value: str, kind: str) -> None:
+    cat = catalog.load()
+    if kind == "size":
+        if not catalog.is_valid_size(value):
+            raise StudyError(
+                f"study config: {key} = {value!r} is not a hypernetwork size. Use 'official' "
+                f"(the benchmark's), a preset ({', '.join(cat['sizes'][1:])}) or a compression "
+                "ratio like cr0.5."
+            )
+        return
+    known = sorted(cat[kind + "s"])
+    if value not in known:
+        raise _unknown(key, value, known, kind)
+
+
+def scenarios_of(config: dict[str, Any], benchmark: str) -> list[str]:
+    sc = config["scenarios"]
+    if isinstance(sc, dict):
+        if benchmark not in sc:
+            raise StudyError(
+                f"study config: scenarios has no entry for benchmark {benchmark!r}. When "
+                "scenarios is a mapping, list the scenarios of every benchmark "
+                f"(scenarios: {{{benchmark}: [cl1], ...}}), or make it one list for all."
+            )
+        return list(sc[benchmark])
+    return list(sc)
+
+
+def _check_supported(key: str, cell: Cell) -> None:
+    cat = catalog.load()
+    bench_sc = cat["benchmarks"][cell.benchmark]["scenarios"]
+    if cell.scenario not in bench_sc:
+        raise StudyError(
+            f"study config: {key}: benchmark {cell.benchmark!r} does not support scenario "
+            f"{cell.scenario!r} (only {', '.join(bench_sc)}). List scenarios per benchmark "
+            f"(scenarios: {{{cell.benchmark}: [{', '.join(bench_sc)}], ...}}) or exclude the cells."
+        )
+    meth_sc = cat["methods"][cell.method]["scenarios"]
+    if cell.scenario not in meth_sc:
+        raise StudyError(
+            f"study config: {key}: method {cell.method!r} does not support scenario "
+            f"{cell.scenario!r} (only {', '.join(meth_sc)}). Exclude those cells "
+            f"(exclude: [{{method: {cell.method}, scenario: {cell.scenario}}}])."
+        )
+
+
+sized = catalog.is_sized
+
+
+def _check_names(config: dict[str, Any]) -> None:
+    for i, b in enumerate(config["benchmarks"]):
+        _check_name(f"benchmarks[{i}]", b, "benchmark")
+    if isinstance(config["scenarios"], dict):
+        for b in config["scenarios"]:
+            if b not in config["benchmarks"]:
+                raise StudyError(
+                    f"study config: scenarios.{b}: {b!r} is not in benchmarks "
+                    f"({', '.join(config['benchmarks'])})."
+                )
+    for i, m in enumerate(config["methods"]):
+        _check_name(f"methods[{i}]", m, "method")
+    for i, s in enumerate(config.get("sizes", ["official"])):
+        _check_name(f"sizes[{i}]", s, "size")
+    hp = config.get("hparams", {})
+    for section, kind in (("benchmarks", "benchmark"), ("methods", "method")):
+        for name in hp.get(section, {}):
+            _check_name(f"hparams.{section}.{name}", name, kind)
+    for name in hp.get("scenarios", {}):
+        if name not in catalog.load()["scenarios"]:
+            raise _unknown(
+                f"hparams.scenarios.{name}", name, catalog.load()["scenarios"], "scenario"
+            )
+    for name in config.get("resources", {}):
+        if name != "default":
+            _check_name(f"resources.{name}", name, "benchmark")
+
+
+def _matches(cell: Cell, pattern: dict[str, Any]) -> bool:
+    return all(getattr(cell, k) == v for k, v in pattern.items())
+
+
+def expand(config: dict[str, Any]) -> list[Cell]:
+    """Every cell of the study, sorted; raises StudyError on a bad config."""
+    _check_names(config)
+    sizes = config.get("sizes", ["official"])
+    cells: set[Cell] = set()
+    for b in config["benchmarks"]:
+        for sc, m, seed in itertools.product(
+            scenarios_of(config, b), config["methods"], config["seeds"]
+        ):
+            for size in sizes if sized(m) else [NO_SIZE]:
+                cell = Cell(b, sc, m, size, int(seed))
+                _check_supported(f"scenarios ({b} × {sc} × {m})", cell)
+                cells.add(cell)
+    for i, inc in enumerate(config.get("include", [])):
+        for axis in ("benchmark", "scenario", "method"):
+            _check_name(f"include[{i}].{axis}", inc[axis], axis)
+        if sized(inc["method"]):
+            size = inc.get("size", "official")
+            _check_name(f"include[{i}].size", size, "size")
+        elif "size" in inc:
+            raise StudyError(
+                f"study config: include[{i}].size: method {inc['method']!r} has no "
+                "hypernetwork, so it takes no size; drop the key."
+            )
+        else:
+            size = NO_SIZE
+        cell = Cell(inc["benchmark"], inc["scenario"], inc["method"], size, int(inc["seed"]))
+        _check_supported(f"include[{i}]", cell)
+        cells.add(cell)
+    for i, pattern in enumerate(config.get("exclude", [])):
+        for axis in ("benchmark", "method", "scenario"):
+            if axis in pattern:
+                known = sorted(catalog.load()[axis + "s"])
+                if pattern[axis] not in known:
+                    raise _unknown(f"exclude[{i}].{axis}", pattern[axis], known, axis)
+        cells = {c for c in cells if not _matches(c, pattern)}
+    if not cells:
+        raise StudyError("study config: the grid is empty (exclude removed every cell).")
+    return sorted(cells)
+
+
+def overrides(config: dict[str, Any], cell: Cell) -> dict[str, Any]:
+    """The cell's ``--set`` overrides: all < benchmarks.<b> < scenarios.<s> < methods.<m>."""
+    hp = config.get("hparams", {})
+    out: dict[str, Any] = dict(hp.get("all", {}))
+    out.update(hp.get("benchmarks", {}).get(cell.benchmark, {}))
+    out.update(hp.get("scenarios", {}).get(cell.scenario, {}))
+    out.update(hp.get("methods", {}).get(cell.method, {}))
+    return out
+
+
+def train_args(config: dict[str, Any], cell: Cell) -> str:
+    """Shell-quoted ``hnet train`` arguments of a cell (besides --out and tracking)."""
+    args = [
+        "--benchmark",
+        cell.benchmark,
+        "--scenario",
+        cell.scenario,
+        "--method",
+        cell.method,
+        "--seed",
+        str(cell.seed),
+        "--device",
+        config.get("device", "auto"),
+    ]
+    if cell.size != NO_SIZE:
+        args += ["--size", cell.size]
+    for key, value in sorted(overrides(config, cell).items()):
+        args += ["--set", f"{key}={json.dumps(value)}"]
+    return shlex.join(args)
+
+
+def resources(config: dict[str, Any], benchmark: str) -> dict[str, int]:
+    """Per-job resources: built-in defaults < resources.default < resources.<benchmark>."""
+    res = {"threads": 1, "mem_mb": 2000, "runtime": 60, "gpu": 0}
+    res.update(config.get("resources", {}).get("default", {}))
+    res.update(config.get("resources", {}).get(benchmark, {}))
+    return res
+
+
+def grid_record(config: dict[str, Any], cells: list[Cell]) -> dict[str, Any]:
+    """``grid.json``: the expected cells, read by ``hnet report --expected``."""
+    return {
+        "study": config["study"],
+        "cells": [{**asdict(c), "run_dir": f"runs/{c.path}"} for c in cells],
+    }

@@ -1,0 +1,46 @@
+"""Cheap imports: modules that study parsing, job start-up or `hnet --help` load must not pull
+in torch, mlflow or the plotting stack (each checked in a fresh interpreter)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hnet import metrics
+
+
+def test_metrics_module_does_not_import_torch():
+    code = "import sys, hnet.metrics; print('torch' in sys.modules)"
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root, env=env
+    )
+    assert result.stdout.strip() == "False"
+    assert metrics.__all__  # the public API is declared
+
+
+def test_import_is_lazy():
+    code = "import sys, hnet.data; print('torchvision' in sys.modules, 'sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_catalog_load_imports_no_torch():
+    code = "import sys, hnet.study.catalog as c; c.load(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_layout_module_imports_nothing_heavy():
+    code = (
+        "import sys, hnet.report.layout; "
+        "print(sorted({'numpy', 'pandas', 'matplotlib', 'torch', 'scipy'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_importing_the_module_does_not_import_mlflow():
+    code = "import sys, hnet.tracking.mirror, hnet.tracking.sync; sys.exit('mlflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

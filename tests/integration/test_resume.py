@@ -1,0 +1,111 @@
+"""Jobs survive crashes and preemption: checkpoints at task boundaries, exact resume."""
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from cli import env, train_argv
+
+ITERS = 600
+
+
+def cli(out: Path, *extra: str) -> list[str]:
+    sets = {"train.iters": ITERS, "train.log_every": 10}
+    return train_argv(out, "-q", *extra, seed=3, sets=sets)
+
+
+def wait_for_step(out: Path, task: int, step: int, proc: subprocess.Popen, timeout=120.0):
+    """Block until losses.jsonl shows ``task`` at ``step`` or later (0-based task)."""
+    log, deadline = out / "losses.jsonl", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if log.exists():
+            lines = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()]
+            if any(r["task"] > task or (r["task"] == task and r["step"] >= step) for r in lines):
+                return
+        time.sleep(0.02)
+    raise AssertionError("the job never got there")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run of the same job, run the same way (a fresh process: torch's
+    thread count, which changes float summation order, is the same as in the resumed runs)."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    done = subprocess.run(cli(out), env=env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads((out / "metrics.json").read_text()), out
+
+
+def test_sigkill_in_task_3_then_resume_gives_identical_metrics(tmp_path, reference):
+    from mlflow.tracking import MlflowClient
+
+    from hnet.tracking.store import init_store, run_key
+
+    ref, ref_out = reference
+    out = tmp_path / "run"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exp_id = init_store(uri, "resume-test")
+    track = ("--tracking-uri", uri, "--experiment", "resume-test")
+    proc = subprocess.Popen(
+        cli(out, *track), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    wait_for_step(out, task=2, step=ITERS // 2, proc=proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "metrics.json").exists()
+    state = torch.load(out / "state" / "ckpt.pt", weights_only=True)
+    assert state["task"] == 2 and state["step"] == 0  # last complete task boundary
+
+    done = subprocess.run(cli(out, *track), env=env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stderr and "task 3, step 0" in done.stderr
+    res = json.loads((out / "metrics.json").read_text())
+    assert res["acc_matrix"] == ref["acc_matrix"]
+    assert res["acc_init"] == ref["acc_init"]
+    for key in ("acc_final", "bwt", "fwt", "forgetting"):
+        assert res[key] == ref[key]
+    # the loss log has no duplicated or missing lines
+    assert (out / "losses.jsonl").read_text() == (ref_out / "losses.jsonl").read_text()
+    # exactly one MLflow run for this job's key, finished, with the final row of R
+    client = MlflowClient(uri)
+    cfg = json.loads((out / "config.json").read_text())
+    runs = client.search_runs([exp_id], f"tags.`hnet.run_key` = '{run_key(cfg)}'")
+    assert len(runs) == 1 and len(client.search_runs([exp_id])) == 1
+    assert runs[0].info.status == "FINISHED"
+    assert runs[0].data.metrics["acc_final"] == pytest.approx(ref["acc_final"])
+    history = client.get_metric_history(runs[0].info.run_id, "acc_task1")
+    assert sorted(m.step for m in history) == [0, 1, 2, 3, 4, 5]
+
+
+def test_sigterm_mid_task_saves_and_exits_nonzero_then_resumes_exactly(tmp_path, reference):
+    ref, _ = reference
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        cli(out), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    wait_for_step(out, task=1, step=ITERS // 3, proc=proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Run the same command to resume" in err
+    state = torch.load(out / "state" / "ckpt.pt", weights_only=True)
+    assert state["task"] == 1 and 0 < state["step"] < ITERS  # mid-task checkpoint
+
+    done = subprocess.run(cli(out), env=env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    res = json.loads((out / "metrics.json").read_text())
+    assert res["acc_matrix"] == ref["acc_matrix"]
+    assert res["resumed"] is True
+
+
+def test_finished_job_started_again_does_nothing(tmp_path, reference):
+    _, ref_out = reference
+    before = (ref_out / "metrics.json").stat().st_mtime_ns
+    again = subprocess.run(cli(ref_out), env=env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0
+    assert (ref_out / "metrics.json").stat().st_mtime_ns == before
