@@ -44,8 +44,8 @@ mlflow-server: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-## make test-fast: the unit tier only (no subprocesses; about a minute on 2 cores), for the
-## edit-test loop.
+## make test-fast: the unit tier only (no subprocesses; kept under a minute on 2 cores), for
+## the edit-test loop.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import hashlib
 import json
 from typing import Any
 
 import yaml
 
 from hnet.errors import ConfigError
+from hnet.rng import MAX_SEED
 from hnet.scenarios import SCENARIOS
 
 GLOBAL_DEFAULTS: dict[str, Any] = {
@@ -45,6 +47,31 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     },
     "hnet_arch": {},  # overrides of the resolved size preset (chunk_size, hidden, ...)
 }
+
+
+# Keys that describe the machine, not the experiment: they are not part of a run's identity, so
+# a run moved to another device, thread count or data copy is the same run (resumes, one MLflow
+# run). The job's resume check and the MLflow run key both use this one definition.
+ENV_KEYS = ("device", "threads", "data.dir", "data.download")
+
+
+def identity_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` without the keys that describe the machine rather than the experiment."""
+    out = json.loads(json.dumps(cfg))
+    for dotted in ENV_KEYS:
+        *parents, last = dotted.split(".")
+        node = out
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+def run_key(cfg: dict[str, Any]) -> str:
+    """Same experiment config → same key on any machine (16 hex digits of a sha256)."""
+    text = json.dumps(identity_config(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
@@ -225,8 +252,11 @@ def validate(cfg: dict, spec: Any, mcls: Any) -> None:
             f"Unknown size {cfg['size']!r}: use 'official', a preset "
             f"({', '.join(SIZES.names())}) or a compression ratio like cr0.5."
         )
-    if not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {cfg['seed']!r}.")
+    if not isinstance(cfg["seed"], int) or not 0 <= cfg["seed"] <= MAX_SEED:
+        raise ConfigError(
+            f"seed must be an integer from 0 to {MAX_SEED} (what every RNG accepts), "
+            f"got {cfg['seed']!r}."
+        )
     if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
         raise ConfigError(f"device must be auto, cpu or cuda[:N], got {cfg['device']!r}.")
     train = cfg["train"]

@@ -111,9 +111,11 @@ def train_with_mirror(args: argparse.Namespace, cfg: dict, out: Path) -> dict[st
 
 
 def config_changed(out: Path, cfg: dict) -> bool:
-    """Does ``out`` hold a run of a different config? (compared as JSON)"""
+    """Does ``out`` hold a run of a different experiment? (machine-only keys aside)"""
+    from hnet.config import identity_config
+
     old = out / "config.json"
-    return old.exists() and json.loads(old.read_text()) != json.loads(json.dumps(cfg))
+    return old.exists() and identity_config(json.loads(old.read_text())) != identity_config(cfg)
 
 
 def move_aside(out: Path) -> Path:

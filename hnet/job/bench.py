@@ -57,18 +57,31 @@ def run_bench(
     rng.seed_globals(cfg["seed"])
     bench = load_benchmark(cfg["benchmark"], dict(cfg["data"]), cfg["seed"]).to(device)
     method = METHODS.get("hnet")(cfg, bench, device)
-    n_tasks, bs = bench.n_tasks, cfg["train"]["batch_size"]
     counts = method.param_counts()
     echo(
-        f"{cfg['benchmark']} · size {cfg['size']} · {n_tasks} tasks · device {device} · "
+        f"{cfg['benchmark']} · size {cfg['size']} · {bench.n_tasks} tasks · device {device} · "
         f"threads {torch.get_num_threads()} · hnet {counts['n_params_hnet']:,} params · "
         f"target {counts['n_params_target']:,} weights · ratio "
         f"{counts['compression_ratio']:.3f}"
     )
+    step_times = time_steps(method, bench, cfg, steps, device)
+    print_steps(step_times, steps, echo)
+    ks = prev_tasks or list(range(1, bench.n_tasks))
+    reg_times, impls = time_regularizer(method, bench.n_tasks, ks, repeats, device)
+    print_regularizer(method, bench.n_tasks, reg_times, impls, repeats, echo)
+    mem = {"peak_rss_mb": peak_rss_mb()}
+    if device.type == "cuda":
+        mem["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    echo("\npeak memory: " + ", ".join(f"{k} {v:.0f}" for k, v in mem.items()))
+    return {"step_seconds": step_times, "reg_seconds": reg_times, **mem}
 
+
+def time_steps(method, bench, cfg: dict[str, Any], steps: int, device) -> dict[int, float]:
+    """Median time of one full training step at every task index (after two warm-ups)."""
     step_times: dict[int, float] = {}
     gen = rng.generator(cfg["seed"], "bench-subsets")
-    for t in range(n_tasks):
+    bs = cfg["train"]["batch_size"]
+    for t in range(bench.n_tasks):
         method.begin_task(t)
         task = bench.tasks[t]
         samples = []
@@ -79,15 +92,24 @@ def run_bench(
             if i >= 2:
                 samples.append(dt)
         step_times[t] = statistics.median(samples)
+    return step_times
+
+
+def print_steps(step_times: dict[int, float], steps: int, echo) -> None:
     echo(f"\ntraining step (median of {steps})")
     echo(f"{'task':>6} {'prev tasks':>10} {'step ms':>10}")
     for t, s in step_times.items():
         echo(f"{t + 1:>6} {t:>10} {s * 1e3:>10.2f}")
 
+
+def time_regularizer(
+    method, n_tasks: int, ks: list[int], repeats: int, device
+) -> tuple[dict[int, dict[str, float]], list[str]]:
+    """Regularizer forward+backward per implementation and the per-task loop, interleaved, at
+    each number of previous tasks in ``ks``."""
     hnet, hp = method.hnet, method.hp
     impls = ["direct"] if method.reg.head_mask is not None else ["gram", "direct"]
     regs = {i: OutputRegularizer(hp["targets"], 0, method.reg.head_mask, i) for i in impls}
-    ks = prev_tasks or list(range(1, n_tasks))
     reg_times: dict[int, dict[str, float]] = {}
     for k in ks:
         if not 1 <= k < n_tasks:
@@ -100,21 +122,31 @@ def run_bench(
         tasks = torch.arange(k)
         calls = {i: (lambda r=r, tasks=tasks: r.loss(hnet, tasks)) for i, r in regs.items()}
         calls["loop"] = lambda tasks=tasks: regs["direct"].loss_loop(hnet, tasks)
-        samples: dict[str, list[float]] = {name: [] for name in calls}
-        for rep in range(repeats + 1):  # interleaved; the first round is a warm-up
-            for name, fn in calls.items():
+        reg_times[k] = interleaved_medians(calls, hnet, repeats, device)
+    return reg_times, impls
 
-                def step(fn=fn):
-                    hnet.zero_grad(set_to_none=True)
-                    fn().backward()
 
-                dt = _timed(step, device)
-                if rep:
-                    samples[name].append(dt)
-        reg_times[k] = {name: statistics.median(v) for name, v in samples.items()}
+def interleaved_medians(calls: dict, hnet, repeats: int, device) -> dict[str, float]:
+    """Median forward+backward time of each call, rounds interleaved (the first is warm-up)."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for rep in range(repeats + 1):
+        for name, fn in calls.items():
+
+            def step(fn=fn):
+                hnet.zero_grad(set_to_none=True)
+                fn().backward()
+
+            dt = _timed(step, device)
+            if rep:
+                samples[name].append(dt)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def print_regularizer(method, n_tasks: int, reg_times, impls, repeats: int, echo) -> None:
+    used = "gram" if method.reg.choose_gram(method.hnet, n_tasks - 1) else "direct"
     echo(
         f"\nregularizer forward+backward, ms (median of {repeats}, interleaved; "
-        f"training uses {'gram' if method.reg.choose_gram(hnet, n_tasks - 1) else 'direct'})"
+        f"training uses {used})"
     )
     head = "".join(f"{i + ' ms':>11}" for i in [*impls, "loop"])
     ratios = "".join(f"{'loop/' + i:>13}" for i in impls)
@@ -122,9 +154,3 @@ def run_bench(
     for k, t in reg_times.items():
         cells = "".join(f"{t[i] * 1e3:>11.2f}" for i in [*impls, "loop"])
         echo(f"{k:>10}{cells}" + "".join(f"{t['loop'] / t[i]:>12.2f}x" for i in impls))
-
-    mem = {"peak_rss_mb": peak_rss_mb()}
-    if device.type == "cuda":
-        mem["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    echo("\npeak memory: " + ", ".join(f"{k} {v:.0f}" for k, v in mem.items()))
-    return {"step_seconds": step_times, "reg_seconds": reg_times, **mem}

@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hnet import metrics, rng
+from hnet.config import identity_config
 from hnet.data import load_benchmark
 from hnet.errors import HnetError, JobInterrupted
 from hnet.files import write_json
@@ -43,13 +44,16 @@ class TrainingDiverged(HnetError):
 
 
 def check_existing(out: Path, cfg: dict[str, Any]) -> bool:
-    """True if ``out`` holds a finished run of exactly this config; refuse a different config."""
+    """True if ``out`` holds a finished run of this config; refuse a different one. Machine-only
+    keys (:data:`hnet.config.ENV_KEYS`: device, threads, data location) may differ: a run moved
+    to another machine resumes."""
     cfg_file = out / "config.json"
     if not cfg_file.exists():
         return False
-    old = json.loads(cfg_file.read_text())
-    if old != json.loads(json.dumps(cfg)):
-        changed = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
+    old = identity_config(json.loads(cfg_file.read_text()))
+    new = identity_config(cfg)
+    if old != new:
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise HnetError(
             f"{out} holds a run with a different config (differs in: {', '.join(changed)}). "
             "Results are never mixed or overwritten: choose another --out, or pass --restart "

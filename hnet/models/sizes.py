@@ -86,9 +86,9 @@ def is_valid_size(name: str) -> bool:
 
 
 def solve_ratio(ratio: float, template: dict[str, Any], target_numel: int, n_tasks: int) -> dict:
+    """Chunked architecture whose compression ratio is within ±5 % of ``ratio``."""
     import numpy as np
 
-    """Chunked architecture whose compression ratio is within ±5 % of ``ratio``."""
     base = dict(template)
     if not base["chunked"]:
         base.update(chunked=True, chunk_emb=base["task_emb"])

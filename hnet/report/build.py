@@ -67,56 +67,71 @@ def make_report(
     grid = missing_mod.load_grid(expected) if expected is not None else None
     n_expected = None if grid is None else len(grid.cells)
     out = Path(out) if out is not None else Path(results_dir)
-    table_dir = out / "tables"
-    table_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-
-    def put(name: str, text: str) -> None:
-        (table_dir / name).write_text(text)
-        written.append(table_dir / name)
-
-    def put_missing(runs_table: pd.DataFrame | None) -> tuple[pd.DataFrame | None, list[str]]:
-        """missing.csv|md are always written (header only / 'no grid' without ``expected``)."""
-        if grid is None:
-            missing, notes = None, []
-        else:
-            missing, notes = missing_mod.missing_cells(grid, results_dir, runs_table)
-        empty = pd.DataFrame(columns=missing_mod.MISSING_COLUMNS)
-        put("missing.csv", (empty if missing is None else missing).to_csv(index=False))
-        put("missing.md", tables.missing_markdown(missing, n_expected))
-        return missing, notes
-
+    tables_out = TableWriter(out / "tables")
     try:
         runs = collect_runs(results_dir)
     except HnetError as e:
         if grid is None:
             raise
-        put_missing(None)
+        write_missing(tables_out, grid, results_dir, None)
         raise HnetError(
-            f"{e} ({table_dir / 'missing.md'} lists the {n_expected} expected cells and why each "
-            "has no result.)"
+            f"{e} ({tables_out.dir / 'missing.md'} lists the {n_expected} expected cells and "
+            "why each has no result.)"
         ) from e
-    missing, notes = put_missing(runs.table)
-    notes = runs.notes + notes
+    missing, notes = write_missing(tables_out, grid, results_dir, runs.table)
+    summary, table_notes = write_tables(tables_out, runs, grid, missing, hnet_ref)
+    fig_files, fig_notes = figures.all_figures(runs, summary, out)
+    notes = runs.notes + notes + table_notes + fig_notes
+    return Report(out, tables_out.written + fig_files, notes, n_expected, missing)
 
-    put("runs.csv", runs.table.to_csv(index=False))
+
+class TableWriter:
+    """Writes named files into the tables directory and remembers what it wrote."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.written: list[Path] = []
+
+    def put(self, name: str, text: str) -> None:
+        (self.dir / name).write_text(text)
+        self.written.append(self.dir / name)
+
+
+def write_missing(
+    w: TableWriter, grid, results_dir: str | Path, runs_table: pd.DataFrame | None
+) -> tuple[pd.DataFrame | None, list[str]]:
+    """missing.csv|md are always written (header only / 'no grid' without a grid file)."""
+    if grid is None:
+        missing, notes = None, []
+    else:
+        missing, notes = missing_mod.missing_cells(grid, results_dir, runs_table)
+    empty = pd.DataFrame(columns=missing_mod.MISSING_COLUMNS)
+    w.put("missing.csv", (empty if missing is None else missing).to_csv(index=False))
+    n_expected = None if grid is None else len(grid.cells)
+    w.put("missing.md", tables.missing_markdown(missing, n_expected))
+    return missing, notes
+
+
+def write_tables(
+    w: TableWriter, runs, grid, missing: pd.DataFrame | None, hnet_ref: str | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The run, summary and paired tables; returns the summary (the figures draw from it)."""
+    w.put("runs.csv", runs.table.to_csv(index=False))
     summary = tables.summarize(runs.table)
-    put("summary.csv", summary.to_csv(index=False))
-    put("summary_wide.csv", tables.summary_wide(summary).to_csv(index=False))
+    w.put("summary.csv", summary.to_csv(index=False))
+    w.put("summary_wide.csv", tables.summary_wide(summary).to_csv(index=False))
     head = None
     if grid is not None and missing is not None:
+        n_expected = len(grid.cells)
         head = (
             f"{n_expected - len(missing)} of {n_expected} expected cells finished"
             + (f" (study {grid.study})" if grid.study else "")
             + ("; the missing ones are listed in missing.md." if len(missing) else ".")
         )
-    put("summary.md", tables.summary_markdown(summary, head))
-    put("summary.tex", tables.summary_latex(summary))
-    paired, paired_notes = tables.paired_vs_hnet(runs.table, summary, hnet_ref)
-    notes += paired_notes
-    put("paired_vs_hnet.csv", paired.to_csv(index=False))
-    put("paired_vs_hnet.md", tables.paired_markdown(paired))
-    fig_files, fig_notes = figures.all_figures(runs, summary, out)
-    written += fig_files
-    notes += fig_notes
-    return Report(out, written, notes, n_expected, missing)
+    w.put("summary.md", tables.summary_markdown(summary, head))
+    w.put("summary.tex", tables.summary_latex(summary))
+    paired, notes = tables.paired_vs_hnet(runs.table, summary, hnet_ref)
+    w.put("paired_vs_hnet.csv", paired.to_csv(index=False))
+    w.put("paired_vs_hnet.md", tables.paired_markdown(paired))
+    return summary, notes

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from hnet.config import identity_config, run_key
 from hnet.errors import HnetError
 from hnet.files import write_json
 from hnet.job.environment import git_commit
@@ -47,8 +48,6 @@ from hnet.tracking.store import (
     ensure_experiment,
     flatten,
     http_limits,
-    identity_config,
-    run_key,
 )
 
 

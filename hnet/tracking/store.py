@@ -5,9 +5,9 @@ Results files are the truth; MLflow mirrors them. This module is the one home of
 * the tracking destination: :func:`resolve_uri` (explicit > ``$MLFLOW_TRACKING_URI`` > the
   embedded SQLite store of a results directory) and :func:`read_destination`, the file the study
   workflow's ``mlflow_init`` rule writes and every training job of the study reads;
-* run identity: :func:`run_key` hashes the resolved config without machine-only keys and is
-  stored as the tag ``hnet.run_key``; mirrors look the key up and re-attach instead of creating
-  a second run, so resumes, reruns and syncs never duplicate runs;
+* run identity: :func:`hnet.config.run_key` (the resolved config without machine-only keys,
+  hashed) is stored as the tag ``hnet.run_key``; mirrors look the key up and re-attach instead
+  of creating a second run, so resumes, reruns and syncs never duplicate runs;
 * the client: only ``MlflowClient`` with explicit experiment and run ids is used, because the
   fluent API's global state (``mlflow.set_experiment``) races between parallel jobs.
 
@@ -17,7 +17,6 @@ Results files are the truth; MLflow mirrors them. This module is the one home of
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from typing import Any
 
 from hnet.errors import HnetError
 
-ENV_KEYS = ("device", "threads", "data.dir", "data.download")  # not identity
 KEY_TAG, STATE_TAG, PENDING = "hnet.run_key", "hnet.mirror", "mlflow_pending.json"
 DEFAULT_EXPERIMENT = "hnet"
 # MLflow's HTTP client retries an unreachable server for minutes (7 retries, 120 s timeout);
@@ -36,25 +34,6 @@ HTTP_LIMITS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
-
-
-def identity_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``cfg`` without the keys that describe the machine rather than the experiment."""
-    out = json.loads(json.dumps(cfg))
-    for dotted in ENV_KEYS:
-        *parents, last = dotted.split(".")
-        node = out
-        for p in parents:
-            node = node.get(p) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(last, None)
-    return out
-
-
-def run_key(cfg: dict[str, Any]) -> str:
-    """Same experiment config → same key on any machine (16 hex digits of a sha256)."""
-    text = json.dumps(identity_config(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def flatten(cfg: dict[str, Any], prefix: str = "") -> dict[str, str]:

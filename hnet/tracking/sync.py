@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from hnet.config import run_key
 from hnet.errors import HnetError
 from hnet.rundir import find_metrics
 from hnet.tracking.mirror import Mirror
@@ -21,7 +22,6 @@ from hnet.tracking.store import (
     MirrorDown,
     client,
     resolve_uri,
-    run_key,
 )
 
 

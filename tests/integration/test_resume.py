@@ -44,7 +44,8 @@ def reference(tmp_path_factory):
 def test_sigkill_in_task_3_then_resume_gives_identical_metrics(tmp_path, reference):
     from mlflow.tracking import MlflowClient
 
-    from hnet.tracking.store import init_store, run_key
+    from hnet.config import run_key
+    from hnet.tracking.store import init_store
 
     ref, ref_out = reference
     out = tmp_path / "run"

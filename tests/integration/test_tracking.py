@@ -15,11 +15,11 @@ import time
 
 import pytest
 
+from hnet.config import identity_config, run_key
 from hnet.errors import HnetError
 from hnet.tracking import plots
 from hnet.tracking import store as trk
 from hnet.tracking.mirror import Mirror
-from hnet.tracking.store import run_key
 from hnet.tracking.sync import sync
 
 CFG = {
@@ -266,7 +266,7 @@ def test_store_down_never_fails_the_job_and_sync_catches_up(store, tmp_path, mon
     n_losses = len((rd / "losses.jsonl").read_text().splitlines())
     # 6 losses + acc_task (3 init, one NaN) + R (9) + TI (6 non-null) + acc_final, bwt
     assert after["metrics"] - before["metrics"] == n_losses + 2 + 9 + 6 + 2
-    assert after["params"] - before["params"] == len(trk.flatten(trk.identity_config(CFG)))
+    assert after["params"] - before["params"] == len(trk.flatten(identity_config(CFG)))
     assert sync(rd, uri) == run_id and counts(db) == after  # complete: left alone
     assert sync(rd, uri, force=True) == run_id and counts(db) == after  # identical rows
     from mlflow.tracking import MlflowClient

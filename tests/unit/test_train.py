@@ -81,6 +81,16 @@ def test_finished_run_is_reused_and_a_different_config_refused(tmp_path):
         job(tmp_path, **{"train.lr": 0.5})
 
 
+def test_a_run_moved_to_another_machine_is_the_same_run(tmp_path):
+    """Machine-only keys (threads, device, data location) are not identity: a finished run is
+    reused, not refused, when only they differ."""
+    first = job(tmp_path)
+    cfg = config.resolve("split_digits", "hnet", overrides=FAST, threads=1, device="cpu")
+    cfg["data"]["dir"] = str(tmp_path / "elsewhere")
+    again = run_job(cfg, tmp_path / "run", progress=False)
+    assert again["train_seconds"] == first["train_seconds"]
+
+
 def test_cli_train_and_restart_moves_old_run_aside(tmp_path, capsys):
     args = [
         "train",
