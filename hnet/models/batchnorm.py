@@ -29,7 +29,7 @@ STAT_BUFFERS = ("running_mean", "running_var")
 
 
 def stat_shapes(net: nn.Module) -> list[tuple[str, torch.Size]]:
-    """Names and shapes of the running statistics, in the order a flat stats vector lays them out."""
+    """Names and shapes of the running statistics, in the order a flat stats vector holds them."""
     out = []
     for mod_name, mod in net.named_modules():
         if isinstance(mod, _BatchNorm) and mod.track_running_stats:

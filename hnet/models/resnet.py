@@ -68,8 +68,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNet32(nn.Module):
-    """ResNet-32 with ``n_heads × head_size`` outputs; accepts ``(B, C, H, W)`` or flat ``(B, C·H·W)``
-    inputs (the latter reshaped with ``in_shape``)."""
+    """ResNet-32 with ``n_heads × head_size`` outputs; accepts ``(B, C, H, W)`` or flat
+    ``(B, C·H·W)`` inputs (the latter reshaped with ``in_shape``)."""
 
     def __init__(self, in_shape: tuple[int, int, int], head_size: int, n_heads: int = 1) -> None:
         super().__init__()

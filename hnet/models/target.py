@@ -112,9 +112,7 @@ def functional_forward(
         if train and stats is not None:  # vmap's batch-norm rule drops running-stat updates
             return torch.stack([_call(net, w, s, x) for w, s in zip(flat, stats, strict=True)])
         stats_dim = None if stats is None or stats.dim() == 1 else 0
-        run = vmap(
-            lambda w, s: _call(net, w, s, x), in_dims=(0, stats_dim), randomness="different"
-        )
+        run = vmap(lambda w, s: _call(net, w, s, x), in_dims=(0, stats_dim), randomness="different")
         return run(flat, stats)
     finally:
         net.train(was_training)
@@ -200,7 +198,9 @@ def image_shape(
     """The ``(C, H, W)`` a conv target is built for, checked against the flat input size."""
     shape = in_shape if in_shape is not None else cfg_target.get("in_shape")
     if shape is None or len(shape) != 3:
-        raise ValueError(f"target kind {cfg_target['kind']!r} needs in_shape (C, H, W), got {shape}")
+        raise ValueError(
+            f"target kind {cfg_target['kind']!r} needs in_shape (C, H, W), got {shape}"
+        )
     shape = tuple(int(s) for s in shape)
     if in_dim is not None and math.prod(shape) != in_dim:
         raise ValueError(f"in_shape {shape} has {math.prod(shape)} entries, inputs have {in_dim}")
