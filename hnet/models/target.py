@@ -10,6 +10,11 @@
 Every target net has a final ``nn.Linear`` called ``head`` with ``n_heads * head_size`` outputs:
 one block of ``head_size`` units per task (multi-head, CL1) or one shared block (CL2).
 Keeping this convention lets the regularizer mask other tasks' heads for any architecture.
+
+Kinds (:func:`build_target`): ``mlp`` (here), ``resnet32`` (:mod:`hnet.models.resnet`) and
+``zenke`` (:mod:`hnet.models.zenke`). ResNet-32 has BatchNorm, whose running statistics are not
+generated but kept per task by the caller and passed to :func:`functional_forward`
+(:mod:`hnet.models.batchnorm`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ import math
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
+
+from hnet.models.batchnorm import has_batchnorm, unflatten_stats
+from hnet.models.resnet import ResNet32
+from hnet.models.zenke import ZenkeNet
 
 ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
@@ -60,6 +69,7 @@ def param_shapes(net: nn.Module) -> list[tuple[str, torch.Size]]:
 
 
 def num_weights(net: nn.Module) -> int:
+    """Parameters only: what a hypernetwork generates (BatchNorm running stats are buffers)."""
     return sum(math.prod(shape) for _, shape in param_shapes(net))
 
 
@@ -76,15 +86,60 @@ def unflatten(net: nn.Module, flat: Tensor) -> dict[str, Tensor]:
     return out
 
 
-def functional_forward(net: nn.Module, flat: Tensor, x: Tensor) -> Tensor:
+def functional_forward(
+    net: nn.Module, flat: Tensor, x: Tensor, stats: Tensor | None = None, train: bool = False
+) -> Tensor:
     """Run ``net`` on ``x`` with generated weights.
 
     ``flat`` is ``(N,)`` → output ``(B, out)``; or ``(E, N)`` → ``(E, B, out)``, one output per
     weight vector, computed in a single vmapped call.
+
+    Nets with BatchNorm also need ``stats``, a flat set of running statistics
+    (:mod:`hnet.models.batchnorm`): ``(S,)``, or with ``(E, N)`` weights ``(E, S)`` for one set
+    per weight vector (task inference evaluates every embedding with its own task's set) or
+    ``(S,)`` shared by all. ``train`` selects the module mode for this call (restored after):
+    BatchNorm then normalises with batch statistics and updates ``stats`` in place (momentum
+    0.1), and dropout is active (independent masks per weight vector); in eval mode ``stats``
+    is only read. Train mode with ``(E, N)`` weights and stats loops over the vectors instead of
+    vmapping, because under ``vmap`` BatchNorm does not write its running statistics back.
     """
-    if flat.dim() == 1:
-        return functional_call(net, unflatten(net, flat), (x,))
-    return vmap(lambda w: functional_call(net, unflatten(net, w), (x,)))(flat)
+    check_stats(net, flat, stats, train)
+    was_training = net.training
+    net.train(train)
+    try:
+        if flat.dim() == 1:
+            return _call(net, flat, stats, x)
+        if train and stats is not None:  # vmap's batch-norm rule drops running-stat updates
+            return torch.stack([_call(net, w, s, x) for w, s in zip(flat, stats, strict=True)])
+        stats_dim = None if stats is None or stats.dim() == 1 else 0
+        run = vmap(lambda w, s: _call(net, w, s, x), in_dims=(0, stats_dim), randomness="different")
+        return run(flat, stats)
+    finally:
+        net.train(was_training)
+
+
+def _call(net: nn.Module, flat: Tensor, stats: Tensor | None, x: Tensor) -> Tensor:
+    tensors = unflatten(net, flat)
+    if stats is not None:
+        tensors.update(unflatten_stats(net, stats))
+    return functional_call(net, tensors, (x,))
+
+
+def check_stats(net: nn.Module, flat: Tensor, stats: Tensor | None, train: bool) -> None:
+    """Fail early, with a message, on statistics that do not fit the weights."""
+    if stats is None:
+        if has_batchnorm(net):
+            raise ValueError(
+                "the target net has BatchNorm: pass the task's running statistics as `stats` "
+                "(see hnet.models.batchnorm.init_stats)"
+            )
+        return
+    if stats.dim() > flat.dim():
+        raise ValueError(f"stats {tuple(stats.shape)} have more dimensions than the weights")
+    if stats.dim() == 2 and stats.shape[0] != flat.shape[0]:
+        raise ValueError(f"{stats.shape[0]} sets of stats for {flat.shape[0]} weight vectors")
+    if train and flat.dim() == 2 and stats.dim() == 1:
+        raise ValueError("train mode with (E, N) weights needs one set of stats per vector (E, S)")
 
 
 def head_outputs(logits: Tensor, net: nn.Module, task: int) -> Tensor:
@@ -110,9 +165,43 @@ def other_heads_mask(net: nn.Module, task: int) -> Tensor:
     return torch.cat(parts)
 
 
-def build_target(cfg_target: dict, in_dim: int, head_size: int, n_heads: int) -> nn.Module:
-    """Target net from the job config's ``target`` section (MLP today; conv nets plug in here)."""
+TARGET_KINDS = ("mlp", "resnet32", "zenke")
+
+
+def build_target(
+    cfg_target: dict,
+    in_dim: int,
+    head_size: int,
+    n_heads: int,
+    in_shape: tuple[int, int, int] | None = None,
+) -> nn.Module:
+    """Target net from the job config's ``target`` section, by ``kind`` (default ``mlp``).
+
+    Conv nets need the image shape ``(C, H, W)``: ``in_shape`` if given, else
+    ``cfg_target["in_shape"]``; it must agree with ``in_dim`` (they accept flat inputs too).
+    """
     kind = cfg_target.get("kind", "mlp")
-    if kind != "mlp":
-        raise ValueError(f"unknown target kind {kind!r}")
-    return MLP(in_dim, list(cfg_target["hidden"]), head_size, n_heads, cfg_target["activation"])
+    if kind == "mlp":
+        return MLP(in_dim, list(cfg_target["hidden"]), head_size, n_heads, cfg_target["activation"])
+    if kind not in TARGET_KINDS:
+        raise ValueError(f"unknown target kind {kind!r}; known kinds: {', '.join(TARGET_KINDS)}")
+    shape = image_shape(cfg_target, in_dim, in_shape)
+    if kind == "resnet32":
+        return ResNet32(shape, head_size, n_heads)
+    dropout = tuple(cfg_target.get("dropout", (0.25, 0.5)))
+    return ZenkeNet(shape, head_size, n_heads, dropout)
+
+
+def image_shape(
+    cfg_target: dict, in_dim: int | None, in_shape: tuple[int, int, int] | None
+) -> tuple[int, int, int]:
+    """The ``(C, H, W)`` a conv target is built for, checked against the flat input size."""
+    shape = in_shape if in_shape is not None else cfg_target.get("in_shape")
+    if shape is None or len(shape) != 3:
+        raise ValueError(
+            f"target kind {cfg_target['kind']!r} needs in_shape (C, H, W), got {shape}"
+        )
+    shape = tuple(int(s) for s in shape)
+    if in_dim is not None and math.prod(shape) != in_dim:
+        raise ValueError(f"in_shape {shape} has {math.prod(shape)} entries, inputs have {in_dim}")
+    return shape
