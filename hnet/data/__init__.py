@@ -17,6 +17,7 @@ BENCHMARKS = Registry[BenchmarkSpec]("benchmark")
 
 # One line per benchmark module: importing it registers its benchmarks.
 from hnet.data import (  # noqa: E402
+    cifar,  # noqa: F401
     digits,  # noqa: F401
     permuted_mnist,  # noqa: F401
     split_mnist,  # noqa: F401
