@@ -3,7 +3,7 @@ per-channel normalisation.
 
 Why not torchvision transforms: they work on one PIL image at a time, which would mean a Python
 loop (and a host round trip) per sample, whereas our datasets live on the device as uint8
-(DESIGN.md decision 6). Here a whole batch is cropped and flipped with one indexing operation.
+(DESIGN.md decision 6). Here a whole batch is cropped and flipped with two gathers.
 
 Reproducibility: the random offsets and flips are drawn on a CPU ``torch.Generator`` (in a fixed
 order: offsets, then flips) and only then moved to the data's device, so the same generator
@@ -90,9 +90,9 @@ def shift_flip(x: Tensor, offsets: Tensor, flips: Tensor, pad: int) -> Tensor:
     """Crop each image from its zero-padded version at ``offsets`` and flip it where ``flips``.
 
     Equivalent to padding by ``pad``, cropping H x W at (row, col) = offsets[i] and then
-    flipping horizontally, but done as one gather per batch without materialising the padded
-    copy: out[i, :, r, c] = x[i, :, r + dy - pad, c' + dx - pad] with c' = W-1-c when flipped,
-    and zero where that source pixel falls in the padding.
+    flipping horizontally, but done as two gathers (rows, then columns) per batch without
+    materialising the padded copy: out[i, :, r, c] = x[i, :, r + dy - pad, c' + dx - pad] with
+    c' = W-1-c when flipped, and zero where that source pixel falls in the padding.
     """
     n, c, h, w = x.shape
     dev = x.device
@@ -101,10 +101,6 @@ def shift_flip(x: Tensor, offsets: Tensor, flips: Tensor, pad: int) -> Tensor:
     cols = torch.arange(w, device=dev).expand(n, w)
     cols = torch.where(flips[:, None], w - 1 - cols, cols) + (offsets[:, 1:] - pad)  # (n, w)
     inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-    out = x[
-        torch.arange(n, device=dev)[:, None, None, None],
-        torch.arange(c, device=dev)[None, :, None, None],
-        rows.clamp(0, h - 1)[:, None, :, None],
-        cols.clamp(0, w - 1)[:, None, None, :],
-    ]
+    out = x.gather(2, rows.clamp(0, h - 1)[:, None, :, None].expand(n, c, h, w))
+    out = out.gather(3, cols.clamp(0, w - 1)[:, None, None, :].expand(n, c, h, w))
     return out.masked_fill_(~inside[:, None], 0)

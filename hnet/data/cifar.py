@@ -362,9 +362,15 @@ def _not_found_message(
 # --- task sequences ----------------------------------------------------------------------------
 
 
-def image_augment(layout: CifarLayout, data_cfg: dict[str, Any]) -> ImageAugment | None:
+def _settings(bench: str, data_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The benchmark's data defaults under ``data_cfg`` (load_benchmark already merges them;
+    this keeps direct ``spec.load`` calls on the same protocol)."""
+    return {**BENCHMARKS.get(bench).defaults["data"], **data_cfg}
+
+
+def image_augment(layout: CifarLayout, cfg: dict[str, Any]) -> ImageAugment | None:
     """The per-task transform the ``augment`` / ``normalize`` data settings ask for."""
-    augment, normalize = bool(data_cfg.get("augment")), bool(data_cfg.get("normalize"))
+    augment, normalize = bool(cfg["augment"]), bool(cfg["normalize"])
     if not (augment or normalize):
         return None
     return ImageAugment(
@@ -375,10 +381,11 @@ def image_augment(layout: CifarLayout, data_cfg: dict[str, Any]) -> ImageAugment
     )
 
 
-def _int_setting(data_cfg: dict[str, Any], key: str, lo: int, hi: int) -> int:
-    value = data_cfg[key]
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"data.{key} must be an integer in {lo}..{hi}, got {value!r}.")
+def _int_setting(cfg: dict[str, Any], key: str, hi: int) -> int:
+    """``cfg[key]`` (default ``hi``), which must be an int in 1..hi."""
+    value = cfg.get(key, hi)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+        raise ConfigError(f"data.{key} must be an integer in 1..{hi}, got {value!r}.")
     return value
 
 
@@ -405,13 +412,14 @@ def _benchmark(name: str, tasks: list[TaskData], head_size: int) -> Benchmark:
 def load_split_cifar10_100(data_cfg: dict[str, Any], seed: int) -> Benchmark:
     """Task 1 = CIFAR-10, then CIFAR-100 in blocks of 10 classes (ids offset by 10)."""
     del seed  # the class split is fixed by the protocol
-    n_tasks = _int_setting(data_cfg, "n_tasks", 1, 11)
+    cfg = _settings("split_cifar10_100", data_cfg)
+    n_tasks = _int_setting(cfg, "n_tasks", 11)
     names = ["CIFAR10", "CIFAR100"] if n_tasks > 1 else ["CIFAR10"]
-    loaded = load_cifar(names, data_cfg)
+    loaded = load_cifar(names, cfg)
     c10, c100 = LAYOUTS["CIFAR10"], LAYOUTS["CIFAR100"]
-    tasks = class_tasks(loaded[0], 1, 10, image_augment(c10, data_cfg))
+    tasks = class_tasks(loaded[0], 1, 10, image_augment(c10, cfg))
     if n_tasks > 1:
-        aug = image_augment(c100, data_cfg)
+        aug = image_augment(c100, cfg)
         tasks += class_tasks(loaded[1], n_tasks - 1, 10, aug, class_offset=c10.n_classes)
     return _benchmark("split_cifar10_100", tasks, head_size=10)
 
@@ -419,18 +427,15 @@ def load_split_cifar10_100(data_cfg: dict[str, Any], seed: int) -> Benchmark:
 def load_split_one(dataset: str, bench: str, data_cfg: dict[str, Any], seed: int) -> Benchmark:
     """``n_tasks`` tasks of ``classes_per_task`` consecutive classes of one dataset."""
     del seed
-    layout = LAYOUTS[dataset]
-    cpt = _int_setting(data_cfg, "classes_per_task", 1, layout.n_classes)
+    cfg, layout = _settings(bench, data_cfg), LAYOUTS[dataset]
+    cpt = _int_setting(cfg, "classes_per_task", layout.n_classes)
     if layout.n_classes % cpt:
         raise ConfigError(
             f"data.classes_per_task={cpt} does not divide the {layout.n_classes} classes."
         )
-    max_tasks = layout.n_classes // cpt
-    n_tasks = (
-        _int_setting(data_cfg, "n_tasks", 1, max_tasks) if "n_tasks" in data_cfg else max_tasks
-    )
-    (arrays,) = load_cifar([dataset], data_cfg)
-    tasks = class_tasks(arrays, n_tasks, cpt, image_augment(layout, data_cfg))
+    n_tasks = _int_setting(cfg, "n_tasks", layout.n_classes // cpt)  # default: all classes
+    (arrays,) = load_cifar([dataset], cfg)
+    tasks = class_tasks(arrays, n_tasks, cpt, image_augment(layout, cfg))
     return _benchmark(bench, tasks, head_size=cpt)
 
 

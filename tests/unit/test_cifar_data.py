@@ -104,6 +104,8 @@ def test_split_cifar10_and_cifar100(root):
     short = load("split_cifar100", path, n_tasks=2, classes_per_task=5)
     assert [t.classes for t in short.tasks] == [(0, 1, 2, 3, 4), (5, 6, 7, 8, 9)]
     assert load("split_cifar10_100", path, n_tasks=2).n_tasks == 2
+    direct = BENCHMARKS.get("split_cifar10").load({"dir": str(path)}, 0)  # defaults still apply
+    assert direct.n_tasks == 5 and direct.tasks[0].augment.random
     with pytest.raises(ConfigError, match="classes_per_task"):
         load("split_cifar10", path, classes_per_task=3)
     with pytest.raises(ConfigError, match="n_tasks"):
