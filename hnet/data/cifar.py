@@ -90,7 +90,8 @@ class CifarLayout:
 
 # Mean/std of each dataset's training images per channel (pixels scaled to [0, 1]). The authors'
 # public code (hypercl) normalised both datasets with ImageNet's (0.485, 0.456, 0.406) /
-# (0.229, 0.224, 0.225); with BatchNorm after the first conv the difference is a fixed affine map.
+# (0.229, 0.224, 0.225): a different per-channel affine map of the inputs, which the first conv
+# layer can largely absorb (all but its zero padding at the borders).
 LAYOUTS = {
     "CIFAR10": CifarLayout(
         "CIFAR10",
