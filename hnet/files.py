@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(f)`` on a temp file beside ``path``, fsync it, rename it over ``path``."""
+    """Call ``write(f)`` on a temp file beside ``path``, fsync it, rename it over ``path``.
+    The file gets the umask's usual mode (mkstemp's 0600 would hide results and data copies
+    from the other users of a shared cluster directory)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -26,10 +34,15 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    write_atomic(path, lambda f: f.write(data))
 
 
 def write_text(path: str | Path, text: str) -> None:

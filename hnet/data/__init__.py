@@ -11,6 +11,7 @@ from typing import Any
 
 # One line per benchmark module: importing it registers its benchmarks.
 from hnet.data import (
+    cifar,  # noqa: F401
     digits,  # noqa: F401
     permuted_mnist,  # noqa: F401
     split_mnist,  # noqa: F401

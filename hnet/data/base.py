@@ -3,11 +3,14 @@
 The (small) datasets live on the training device; a batch is an index slice, never a
 DataLoader per step. Images may be kept as uint8 (4x less memory) and are cast, scaled and, for
 permuted benchmarks, permuted on the device when a batch is taken, so 100 permuted tasks share
-one copy of the pixels.
+one copy of the pixels. Image benchmarks keep (n, C, H, W) rows and may add an
+:class:`~hnet.data.augment.ImageAugment` (normalisation, and random crop/flip for training batches)
+that is applied on the device, batched; without one, batches are exactly as before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hnet.data.augment import ImageAugment
 from hnet.registry import Registry
 
 
@@ -24,6 +28,8 @@ class TaskData:
 
     ``y`` holds *local* labels ``0..head_size-1`` (float targets of shape (n, 1) for regression);
     ``classes`` are the global class ids they stand for, used to build class-incremental labels.
+    ``augment`` (image tasks only) normalises every batch and randomly crops/flips training
+    batches; ``None`` leaves inputs as cast, scaled and permuted rows.
     """
 
     x_train: Tensor
@@ -33,14 +39,18 @@ class TaskData:
     classes: tuple[int, ...] = ()
     perm: Tensor | None = None  # input permutation (indices into the flat input), applied per batch
     scale: float = 1.0  # multiplies the inputs after the cast to float (1/255 for uint8 images)
+    augment: ImageAugment | None = None  # image normalisation (+ random crop/flip when training)
 
     def inputs(self, x: Tensor) -> Tensor:
-        """Raw stored rows → float network inputs (cast, scale, permute), on x's device."""
+        """Raw stored rows → float network inputs (cast, scale, permute, normalise), on x's
+        device. Deterministic: no crop or flip, so replay buffers and evaluation use it."""
         x = x.float()
         if self.scale != 1.0:
             x = x * self.scale
         if self.perm is not None:
             x = x.index_select(1, self.perm)
+        if self.augment is not None:
+            x = self.augment.normalize(x)
         return x
 
     @property
@@ -51,8 +61,19 @@ class TaskData:
     def n_test(self) -> int:
         return self.x_test.shape[0]
 
-    def train_batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
-        return self.inputs(self.x_train[idx]), self.y_train[idx]
+    def train_batch(
+        self, idx: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Inputs and labels of training rows ``idx``, randomly augmented if the task says so.
+
+        ``generator`` (a CPU generator) drives the crops and flips; the same generator state
+        gives the same batch on any device. It is only consumed when the task augments, and
+        ``None`` falls back to torch's global CPU generator.
+        """
+        rows = self.x_train[idx]
+        if self.augment is not None:
+            rows = self.augment.crop_flip(rows, generator)
+        return self.inputs(rows), self.y_train[idx]
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         for start in range(0, self.n_test, batch_size):
@@ -69,6 +90,9 @@ class Benchmark:
     in_dim: int
     head_size: int  # outputs of one task head: classes per task (1 for regression)
     kind: str = "classification"  # or "regression"
+    # Shape of one input as the tasks store it, e.g. (3, 32, 32) for images kept as (n, C, H, W)
+    # rows; None for flat rows of ``in_dim`` values. ``in_dim`` stays the flat size (for MLPs).
+    in_shape: tuple[int, ...] | None = None
 
     @property
     def n_tasks(self) -> int:
@@ -86,18 +110,17 @@ class Benchmark:
             return moved[id(t)]
 
         tasks = [
-            TaskData(
-                mv(t.x_train),
-                mv(t.y_train),
-                mv(t.x_test),
-                mv(t.y_test),
-                t.classes,
-                mv(t.perm),
-                t.scale,
+            dataclasses.replace(
+                t,
+                x_train=mv(t.x_train),
+                y_train=mv(t.y_train),
+                x_test=mv(t.x_test),
+                y_test=mv(t.y_test),
+                perm=mv(t.perm),
             )
             for t in self.tasks
         ]
-        return Benchmark(self.name, tasks, self.in_dim, self.head_size, self.kind)
+        return dataclasses.replace(self, tasks=tasks)
 
 
 Loader = Callable[[dict[str, Any], int], Benchmark]

@@ -14,9 +14,7 @@ loading path (torchvision included) without the 30 MB datasets.
 from __future__ import annotations
 
 import gzip
-import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hnet.errors import DataError
+from hnet.files import write_bytes
 
 LABELS_MAGIC = 0x0801  # unsigned byte, 1 dim
 IMAGES_MAGIC = 0x0803  # unsigned byte, 3 dims
@@ -138,27 +137,6 @@ def check_idx_file(
     return header
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_bytes_atomic(path: Path | str, data: bytes) -> None:
-    """Write via a temp file in the same directory and ``os.replace``: readers never see half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; shared data dirs need 0644
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def encode_idx(array: np.ndarray) -> bytes:
     """A uint8 array with 1 (labels) or 3 (images) dims → idx file bytes."""
     array = np.ascontiguousarray(array)
@@ -173,4 +151,4 @@ def write_idx(path: Path | str, array: np.ndarray) -> None:
     data = encode_idx(array)
     if str(path).endswith(".gz"):
         data = gzip.compress(data, compresslevel=6, mtime=0)
-    write_bytes_atomic(path, data)
+    write_bytes(path, data)

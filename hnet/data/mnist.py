@@ -23,8 +23,9 @@ from typing import Any
 
 from torch import Tensor
 
-from hnet.data.idx import IdxHeader, check_idx_file, read_idx_bytes, write_bytes_atomic
+from hnet.data.idx import IdxHeader, check_idx_file, read_idx_bytes
 from hnet.errors import DataError
+from hnet.files import write_bytes
 
 DEFAULT_ROOT = Path("~/.cache/hnet/data")
 LABELS = {"MNIST": "MNIST", "FashionMNIST": "Fashion-MNIST"}
@@ -95,7 +96,7 @@ def _install_gz(src: Path, raw: Path) -> bool:
         decoded[img_name], decoded[lab_name] = img_bytes, lab_bytes
     try:
         for name, data in decoded.items():
-            write_bytes_atomic(raw / name, data)
+            write_bytes(raw / name, data)
     except OSError as e:
         raise DataError(
             f"Found valid .gz idx files in {src} but cannot write the decompressed copies into "

@@ -1,0 +1,491 @@
+"""Split CIFAR benchmarks: find, validate and load CIFAR-10 / CIFAR-100 in torchvision's layout.
+
+Benchmarks (local labels 0..c-1 per task; ``classes`` are global and distinct across the
+sequence, so class-incremental labels work):
+
+* ``split_cifar10_100``: task 1 = all 10 CIFAR-10 classes, tasks 2..n = CIFAR-100 classes
+  0-9, 10-19, ... (the paper's forward-transfer benchmark; ``data.n_tasks`` = 6). CIFAR-100
+  class k gets the global id 10 + k, after CIFAR-10's 0..9.
+* ``split_cifar10``: 5 tasks of 2 classes; ``split_cifar100``: 10 tasks of 10 classes.
+
+Images stay uint8 in (n, 3, 32, 32) (NCHW, 150 MB for CIFAR-10 on the device instead of 600 MB as
+float) with ``scale=1/255``; each task carries an :class:`~hnet.data.augment.ImageAugment`:
+per-channel normalisation with the dataset's mean/std (``data.normalize``) and, for training
+batches, random crop with zero padding 4 plus horizontal flip (``data.augment``).
+
+Why we read the pickles ourselves instead of calling ``torchvision.datasets.CIFAR10(root)``:
+torchvision checks every file's MD5 (rejecting anything but the official bytes, e.g. tiny test
+files), ends in bare ``RuntimeError``/``KeyError``, and would re-read ~180 MB after our
+validation and transpose to HWC, which we would transpose back. We use the same decoding
+(``pickle.load(f, encoding="latin1")``, keys ``data`` and ``labels``/``fine_labels``, rows of
+3072 = 3x32x32 bytes) with an unpickler restricted to numpy's array globals (a pickle in a
+shared data dir must not run code), validate structure, sizes and label ranges, and turn every
+problem into one :class:`DataError` naming the file. torchvision itself is used to download.
+
+Search order, per dataset, under the root (``data.dir``, else ``$HNET_DATA``, else
+``~/.cache/hnet/data``, as for MNIST): (1) the extracted folder ``<root>/cifar-10-batches-py/``
+or ``<root>/cifar-100-python/``; (2) the official archive ``<root>/cifar-10-python.tar.gz`` or
+``<root>/cifar-100-python.tar.gz``, read and validated, then extracted into (1) with atomic
+writes (best effort: a read-only root still works); (3) a torchvision download when
+``data.download`` is true. Sample counts must be the real 50000 train / 10000 test
+(:data:`EXPECTED_ROWS`; tests set it to None and still get every structural check).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import io
+import pickle
+import tarfile
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hnet.data.augment import ImageAugment
+from hnet.data.base import BENCHMARKS, Benchmark, BenchmarkSpec, TaskData
+from hnet.data.mnist import data_root
+from hnet.data.tasks import split_tasks
+from hnet.errors import ConfigError, DataError
+from hnet.files import write_bytes
+
+IMAGE_SHAPE = (3, 32, 32)
+ROW_BYTES = 3 * 32 * 32
+# Rows per split of the real datasets (all train files together). Tests set this to None to use
+# tiny files; structure, row width, dtypes, label ranges and consistency are checked regardless.
+EXPECTED_ROWS: dict[str, int] | None = {"train": 50000, "test": 10000}
+CROP_PAD = 4
+
+
+@dataclass(frozen=True)
+class CifarLayout:
+    """One dataset as torchvision lays it out (the names of ``torchvision.datasets.CIFAR10``'s
+    ``base_folder``, ``filename``, ``train_list``, ``test_list`` and ``meta``; a test checks
+    they match) plus the per-channel statistics used for normalisation."""
+
+    name: str  # torchvision dataset class
+    label: str
+    folder: str
+    archive: str
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    meta: str
+    meta_key: str
+    n_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def files(self) -> tuple[str, ...]:
+        return (*self.train, *self.test, self.meta)
+
+
+# Mean/std of each dataset's training images per channel (pixels scaled to [0, 1]). The authors'
+# public code (hypercl) normalised both datasets with ImageNet's (0.485, 0.456, 0.406) /
+# (0.229, 0.224, 0.225): a different per-channel affine map of the inputs, which the first conv
+# layer can largely absorb (all but its zero padding at the borders).
+LAYOUTS = {
+    "CIFAR10": CifarLayout(
+        "CIFAR10",
+        "CIFAR-10",
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "batches.meta",
+        "label_names",
+        10,
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+    ),
+    "CIFAR100": CifarLayout(
+        "CIFAR100",
+        "CIFAR-100",
+        "cifar-100-python",
+        "cifar-100-python.tar.gz",
+        ("train",),
+        ("test",),
+        "meta",
+        "fine_label_names",
+        100,
+        (0.5071, 0.4865, 0.4409),
+        (0.2673, 0.2564, 0.2762),
+    ),
+}
+
+Arrays = tuple[Tensor, Tensor, Tensor, Tensor]  # x_train, y_train, x_test, y_test
+
+# --- reading and validating the pickles --------------------------------------------------------
+
+# The only globals a CIFAR pickle needs (numpy arrays; _codecs for bytes in protocol-2 pickles
+# written by Python 3). Both numpy.core (numpy 1, the official files) and numpy._core (numpy 2).
+_ALLOWED_GLOBALS = {
+    (module, name)
+    for pkg in ("numpy.core", "numpy._core")
+    for module, name in (
+        (f"{pkg}.multiarray", "_reconstruct"),
+        (f"{pkg}.multiarray", "scalar"),
+        (f"{pkg}.numeric", "_frombuffer"),
+    )
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """torchvision's ``pickle.load(f, encoding="latin1")``, refusing any non-numpy global."""
+
+    def __init__(self, source: IO[bytes], path: Path | str) -> None:
+        super().__init__(source, encoding="latin1")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise DataError(
+                f"{self.path}: refers to {module}.{name}, which no CIFAR file does (they hold "
+                f"only numpy arrays, lists and strings); not loaded, since it could run code."
+            )
+        return super().find_class(module, name)
+
+
+def _unpickle(source: IO[bytes], path: Path | str) -> Any:
+    try:
+        return _CifarUnpickler(source, path).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, KeyError, MemoryError, UnicodeError) as e:  # fmt: skip
+        raise DataError(
+            f"{path}: not a readable CIFAR pickle, truncated or corrupt ({type(e).__name__}: {e})."
+        ) from None
+
+
+def _read_pickle(path: Path) -> Any:
+    try:
+        with path.open("rb") as f:
+            return _unpickle(f, path)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e}).") from None
+
+
+def check_batch(entry: Any, path: Path | str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A decoded data file → (uint8 rows (n, 3072), int64 labels (n,)), or DataError."""
+    if not isinstance(entry, dict) or "data" not in entry:
+        found = sorted(map(repr, entry)) if isinstance(entry, dict) else type(entry).__name__
+        raise DataError(f"{path}: expected a dict with a 'data' key, found {found}.")
+    key = "labels" if "labels" in entry else "fine_labels"  # torchvision's rule
+    if key not in entry:
+        keys = sorted(map(repr, entry))
+        raise DataError(f"{path}: no 'labels' or 'fine_labels' key (keys: {keys}).")
+    data = entry["data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
+        what = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data)
+        raise DataError(f"{path}: 'data' must be a 2-D uint8 array, found {what}.")
+    if data.shape[0] == 0 or data.shape[1] != ROW_BYTES:
+        raise DataError(f"{path}: 'data' is {data.shape}, expected (n > 0, {ROW_BYTES}).")
+    try:
+        labels = np.asarray(entry[key], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise DataError(f"{path}: {key!r} is not a list of integers.") from None
+    if labels.shape != (data.shape[0],):
+        raise DataError(f"{path}: {data.shape[0]} images but {key!r} has shape {labels.shape}.")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise DataError(
+            f"{path}: labels outside 0..{n_classes - 1} ({labels.min()}..{labels.max()})."
+        )
+    return data, labels
+
+
+def check_meta(entry: Any, path: Path | str, layout: CifarLayout) -> None:
+    names = entry.get(layout.meta_key) if isinstance(entry, dict) else None
+    if not isinstance(names, list) or len(names) != layout.n_classes:
+        raise DataError(
+            f"{path}: expected {layout.meta_key!r} listing {layout.n_classes} class names."
+        )
+
+
+Checked = tuple[np.ndarray, np.ndarray] | None  # (rows, labels) of a data file; None for meta
+
+
+def _check_file(layout: CifarLayout, name: str, entry: Any, path: Path | str) -> Checked:
+    if name == layout.meta:
+        check_meta(entry, path, layout)
+        return None
+    return check_batch(entry, path, layout.n_classes)
+
+
+def _stack(layout: CifarLayout, files: dict[str, Checked], where: Path | str) -> Arrays:
+    """Validated files → (x_train, y_train, x_test, y_test) in torchvision's file order."""
+    out = []
+    for split in ("train", "test"):
+        parts = [files[name] for name in getattr(layout, split)]
+        x = np.concatenate([p[0] for p in parts if p is not None]).reshape(-1, *IMAGE_SHAPE)
+        y = np.concatenate([p[1] for p in parts if p is not None])
+        expected = None if EXPECTED_ROWS is None else EXPECTED_ROWS[split]
+        if expected is not None and len(y) != expected:
+            raise DataError(
+                f"{where}: the {split} files hold {len(y)} images, expected {expected}."
+            )
+        out += [torch.from_numpy(x), torch.from_numpy(y)]
+    return out[0], out[1], out[2], out[3]
+
+
+# --- the three places: extracted folder, archive, download --------------------------------------
+
+
+def read_folder(directory: Path, layout: CifarLayout) -> Arrays | None:
+    """The dataset in ``directory`` (torchvision's extracted folder); None if it holds none of
+    the files, DataError if it is incomplete or anything is broken."""
+    paths = [directory / name for name in layout.files()]
+    present = [p.exists() for p in paths]
+    if not any(present):
+        return None
+    if not all(present):
+        missing = ", ".join(p.name for p, ok in zip(paths, present, strict=True) if not ok)
+        raise DataError(f"{directory}: incomplete, missing {missing}.")
+    files = {p.name: _check_file(layout, p.name, _read_pickle(p), p) for p in paths}
+    return _stack(layout, files, directory)
+
+
+def read_archive(archive: Path, layout: CifarLayout) -> Arrays | None:
+    """The dataset in the official ``.tar.gz`` next to its folder; None if there is none.
+
+    Members are read in archive order (no backward seeks in the gzip stream); each one that
+    validates is also written into the extracted folder, so later jobs skip the archive.
+    """
+    if not archive.exists():
+        return None
+    wanted = {f"{layout.folder}/{name}": name for name in layout.files()}
+    files: dict[str, Checked] = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                name = wanted.get(member.name)
+                source = tar.extractfile(member) if name and member.isfile() else None
+                if name is None or source is None:
+                    continue
+                data, where = source.read(), f"{archive}:{member.name}"
+                files[name] = _check_file(layout, name, _unpickle(io.BytesIO(data), where), where)
+                _install(archive.parent / member.name, data)
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise DataError(f"{archive}: corrupt or unreadable archive ({e}).") from None
+    missing = [name for name in layout.files() if name not in files]
+    if missing:
+        raise DataError(f"{archive}: has no {', '.join(f'{layout.folder}/{m}' for m in missing)}.")
+    return _stack(layout, files, archive)
+
+
+def _install(path: Path, data: bytes) -> None:
+    """Best effort: the data is usable even where the root is read-only."""
+    with contextlib.suppress(OSError):
+        write_bytes(path, data)
+
+
+def download(layout: CifarLayout, root: Path) -> Arrays | None:
+    """torchvision's own download (archive MD5 checked) and extraction, then our read."""
+    import torchvision.datasets as tvd  # lazy: importing torchvision costs ~1 s
+
+    try:
+        getattr(tvd, layout.name)(str(root), train=False, download=True)
+    except Exception as e:  # network errors come in many types (URLError, SSL, timeouts, ...)
+        msg = " ".join(str(e).split())
+        raise DataError(f"Download of {layout.label} into {root} failed: {msg[:300]}") from None
+    return read_folder(root / layout.folder, layout)
+
+
+def _locate(
+    layout: CifarLayout, root: Path, allow_download: bool
+) -> tuple[Arrays | None, list[str], list[str]]:
+    """(arrays or None, places looked in, problems found) for one dataset."""
+    folder, archive = root / layout.folder, root / layout.archive
+    steps: list[tuple[str, Callable[[], Arrays | None]]] = [
+        (f"{folder}/ (torchvision layout)", lambda: read_folder(folder, layout)),
+        (f"{archive}", lambda: read_archive(archive, layout)),
+    ]
+    if allow_download:
+        steps.append((f"a download into {root}", lambda: download(layout, root)))
+    looked: list[str] = []
+    problems: list[str] = []
+    for where, step in steps:
+        looked.append(where)
+        try:
+            found = step()
+        except DataError as e:
+            problems.append(str(e))
+            continue
+        if found is not None:
+            return found, looked, problems
+    return None, looked, problems
+
+
+def load_cifar(names: Sequence[str], data_cfg: dict[str, Any]) -> list[Arrays]:
+    """Locate, validate and load each of ``names`` ("CIFAR10", "CIFAR100").
+
+    Returns per dataset ``(x_train, y_train, x_test, y_test)``: uint8 images (n, 3, 32, 32) and
+    int64 labels. If any is missing, ONE DataError names every place looked in and the fix.
+    """
+    root = data_root(data_cfg)
+    allow_download = bool(data_cfg.get("download"))
+    found, missing, looked, problems = [], [], [], []
+    for name in names:
+        arrays, where, issues = _locate(LAYOUTS[name], root, allow_download)
+        found.append(arrays)
+        if arrays is None:
+            missing.append(LAYOUTS[name])
+            looked += where
+            problems += issues
+    if missing:
+        raise DataError(_not_found_message(missing, looked, problems, allow_download))
+    return found
+
+
+def _not_found_message(
+    missing: list[CifarLayout], looked: list[str], problems: list[str], download: bool
+) -> str:
+    labels = " and ".join(layout.label for layout in missing)
+    msg = f"{labels} not found or unusable. Looked in: {'; '.join(looked)}."
+    if problems:
+        msg += " Problems: " + " ".join(problems)
+    holdings = " and ".join(
+        f"{layout.folder}/ ({', '.join(layout.files())}) or {layout.archive}" for layout in missing
+    )
+    msg += (
+        f" To fix: point --data-dir or the HNET_DATA environment variable at a directory "
+        f"holding {holdings}"
+    )
+    if not download:
+        msg += ", or run with --set data.download=true on a machine with internet access"
+    return msg + "."
+
+
+# --- task sequences ----------------------------------------------------------------------------
+
+
+def _settings(bench: str, data_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The benchmark's data defaults under ``data_cfg`` (load_benchmark already merges them;
+    this keeps direct ``spec.load`` calls on the same protocol)."""
+    return {**BENCHMARKS.get(bench).defaults["data"], **data_cfg}
+
+
+def image_augment(layout: CifarLayout, cfg: dict[str, Any]) -> ImageAugment | None:
+    """The per-task transform the ``augment`` / ``normalize`` data settings ask for."""
+    augment, normalize = bool(cfg["augment"]), bool(cfg["normalize"])
+    if not (augment or normalize):
+        return None
+    return ImageAugment(
+        mean=layout.mean if normalize else None,
+        std=layout.std if normalize else None,
+        pad=CROP_PAD if augment else 0,
+        flip=augment,
+    )
+
+
+def _int_setting(cfg: dict[str, Any], key: str, hi: int) -> int:
+    """``cfg[key]`` (default ``hi``), which must be an int in 1..hi."""
+    value = cfg.get(key, hi)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+        raise ConfigError(f"data.{key} must be an integer in 1..{hi}, got {value!r}.")
+    return value
+
+
+def class_tasks(
+    arrays: Arrays,
+    n_tasks: int,
+    classes_per_task: int,
+    augment: ImageAugment | None,
+    class_offset: int = 0,
+) -> list[TaskData]:
+    """Tasks of consecutive classes (task t = classes t*c .. t*c+c-1); global ids shifted by
+    ``class_offset`` so datasets chained in one sequence keep distinct class ids."""
+    tasks = split_tasks(*arrays, classes_per_task, n_tasks * classes_per_task, scale=1 / 255)
+    return [
+        dataclasses.replace(t, classes=tuple(c + class_offset for c in t.classes), augment=augment)
+        for t in tasks
+    ]
+
+
+def _benchmark(name: str, tasks: list[TaskData], head_size: int) -> Benchmark:
+    return Benchmark(name, tasks, ROW_BYTES, head_size, in_shape=IMAGE_SHAPE)
+
+
+def load_split_cifar10_100(data_cfg: dict[str, Any], seed: int) -> Benchmark:
+    """Task 1 = CIFAR-10, then CIFAR-100 in blocks of 10 classes (ids offset by 10)."""
+    del seed  # the class split is fixed by the protocol
+    cfg = _settings("split_cifar10_100", data_cfg)
+    n_tasks = _int_setting(cfg, "n_tasks", 11)
+    names = ["CIFAR10", "CIFAR100"] if n_tasks > 1 else ["CIFAR10"]
+    loaded = load_cifar(names, cfg)
+    c10, c100 = LAYOUTS["CIFAR10"], LAYOUTS["CIFAR100"]
+    tasks = class_tasks(loaded[0], 1, 10, image_augment(c10, cfg))
+    if n_tasks > 1:
+        aug = image_augment(c100, cfg)
+        tasks += class_tasks(loaded[1], n_tasks - 1, 10, aug, class_offset=c10.n_classes)
+    return _benchmark("split_cifar10_100", tasks, head_size=10)
+
+
+def load_split_one(dataset: str, bench: str, data_cfg: dict[str, Any], seed: int) -> Benchmark:
+    """``n_tasks`` tasks of ``classes_per_task`` consecutive classes of one dataset."""
+    del seed
+    cfg, layout = _settings(bench, data_cfg), LAYOUTS[dataset]
+    cpt = _int_setting(cfg, "classes_per_task", layout.n_classes)
+    if layout.n_classes % cpt:
+        raise ConfigError(
+            f"data.classes_per_task={cpt} does not divide the {layout.n_classes} classes."
+        )
+    n_tasks = _int_setting(cfg, "n_tasks", layout.n_classes // cpt)  # default: all classes
+    (arrays,) = load_cifar([dataset], cfg)
+    tasks = class_tasks(arrays, n_tasks, cpt, image_augment(layout, cfg))
+    return _benchmark(bench, tasks, head_size=cpt)
+
+
+# --- registration ------------------------------------------------------------------------------
+
+# The ResNet-32 protocol: Adam 1e-3, batch 32, 200 epochs per task, crop + flip augmentation,
+# β = 0.05 with other tasks' heads masked in the regularizer, linear chunked hypernetwork.
+RESNET_DEFAULTS: dict[str, Any] = {
+    "data": {"augment": True, "normalize": True},
+    "target": {"kind": "resnet32"},
+    "train": {"batch_size": 32, "lr": 1e-3, "epochs": 200},
+    "size": "cifar_resnet",
+}
+
+
+def _defaults(**data: Any) -> dict[str, Any]:
+    out = copy.deepcopy(RESNET_DEFAULTS)
+    out["data"].update(data)
+    return out
+
+
+for _name, _desc, _load, _data in (
+    (
+        "split_cifar10_100",
+        "Split CIFAR-10/100: CIFAR-10, then 5 tasks of 10 CIFAR-100 classes, 3x32x32 inputs",
+        load_split_cifar10_100,
+        {"n_tasks": 6},
+    ),
+    (
+        "split_cifar10",
+        "Split CIFAR-10: 5 tasks of 2 classes, 3x32x32 inputs",
+        partial(load_split_one, "CIFAR10", "split_cifar10"),
+        {"classes_per_task": 2},
+    ),
+    (
+        "split_cifar100",
+        "Split CIFAR-100: 10 tasks of 10 classes, 3x32x32 inputs",
+        partial(load_split_one, "CIFAR100", "split_cifar100"),
+        {"classes_per_task": 10, "n_tasks": 10},
+    ),
+):
+    BENCHMARKS.add(
+        _name,
+        BenchmarkSpec(
+            name=_name,
+            description=_desc,
+            load=_load,
+            defaults=_defaults(**_data),
+            scenarios=("cl1", "cl2", "cl3"),
+        ),
+    )
