@@ -3,7 +3,7 @@ per-channel normalisation.
 
 Why not torchvision transforms: they work on one PIL image at a time, which would mean a Python
 loop (and a host round trip) per sample, whereas our datasets live on the device as uint8
-(DESIGN.md decision 6). Here a whole batch is cropped and flipped with two gathers.
+(docs/design.md). Here a whole batch is cropped and flipped with two gathers.
 
 Reproducibility: the random offsets and flips are drawn on a CPU ``torch.Generator`` (in a fixed
 order: offsets, then flips) and only then moved to the data's device, so the same generator
