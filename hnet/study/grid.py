@@ -27,7 +27,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from hnet.errors import ConfigError
+from hnet.errors import StudyError
 from hnet.study import catalog, sweeps
 from hnet.study.sweeps import Point
 
@@ -35,10 +35,6 @@ NO_SIZE = "none"  # the size wildcard of methods the size axis does not apply to
 AXES = ("benchmark", "scenario", "method", "size", "seed")
 RUNS = "runs"  # final cells, below results/<study>/
 TUNING_RUNS = "tuning/runs"  # tuning cells (studies with sweeps), below results/<study>/
-
-
-class StudyError(ConfigError):
-    """A study config that cannot be expanded into a grid."""
 
 
 @dataclass(frozen=True, order=True)

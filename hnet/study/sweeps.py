@@ -30,7 +30,7 @@ import json
 import re
 from typing import Any
 
-from hnet.errors import ConfigError
+from hnet.errors import ConfigError, StudyError
 from hnet.models.sizes import ARCH_KEYS
 from hnet.study import catalog
 
@@ -40,10 +40,6 @@ Point = tuple[tuple[str, str], ...]
 SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_.+-]+$")  # what a value may become in a directory name
 # Keys that describe the machine, not the experiment (hnet.config.ENV_KEYS): nothing to tune.
 MACHINE_KEYS = ("data.dir", "data.download")
-
-
-class SweepError(ConfigError):
-    """A sweep that cannot be run; the message names the key and the method."""
 
 
 def raw_sweep(config: dict[str, Any], benchmark: str, method: str) -> dict[str, tuple[list, str]]:
@@ -73,12 +69,12 @@ def any_sweeps(config: dict[str, Any]) -> bool:
 
 def default_of(benchmark: str, method: str, key: str, where: str) -> Any:
     """The default of ``key`` in a (benchmark, method) job config, from the catalog; a
-    SweepError naming the key and the method when the job config has no such key."""
+    StudyError naming the key and the method when the job config has no such key."""
     cat = catalog.load()
     section, _, sub = key.partition(".")
     methods = cat["methods"]
     if key in MACHINE_KEYS:
-        raise SweepError(
+        raise StudyError(
             f"study config: {where}: {key} says where the data is, not how to train; it cannot "
             "be swept."
         )
@@ -88,13 +84,13 @@ def default_of(benchmark: str, method: str, key: str, where: str) -> Any:
             raise _unknown(where, key, [f"{method}.{k}" for k in hparams], method)
         return hparams[sub]
     if section in methods:
-        raise SweepError(
+        raise StudyError(
             f"study config: {where}: method {method!r} has no {section!r} section, so it cannot "
             f"sweep {key}; sweep it under sweeps.methods.{section}."
         )
     if section == "hnet_arch":
         if not methods[method]["sized"]:
-            raise SweepError(
+            raise StudyError(
                 f"study config: {where}: method {method!r} has no hypernetwork, so it has no "
                 f"{key}; sweep hnet_arch.* under a hypernetwork method."
             )
@@ -114,11 +110,11 @@ def default_of(benchmark: str, method: str, key: str, where: str) -> Any:
     return shared[key]
 
 
-def _unknown(where: str, key: str, known: list[str], method: str, bench: str = "") -> SweepError:
+def _unknown(where: str, key: str, known: list[str], method: str, bench: str = "") -> StudyError:
     close = difflib.get_close_matches(key, known, n=2)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     on = f" on {bench}" if bench else ""
-    return SweepError(
+    return StudyError(
         f"study config: {where}: {key!r} is not a config key of method {method!r}{on}.{hint} "
         f"Sweepable keys: {', '.join(sorted(known)) or '(none)'} "
         "(`hnet train -b BENCHMARK -m METHOD --print-config` shows them all)."
@@ -141,11 +137,11 @@ def token(value: Any) -> str:
 
 def canonical_values(benchmark: str, method: str, key: str, values: Any, where: str) -> list[str]:
     """The values of one swept key as canonical JSON texts (int 1 for a float key is 1.0), in
-    the listed order; SweepError on a wrong type, a duplicate or a value no path can hold."""
+    the listed order; StudyError on a wrong type, a duplicate or a value no path can hold."""
     from hnet.config import check_type  # yaml and numpy, but no torch: only studies with sweeps
 
     if not isinstance(values, list) or not values:
-        raise SweepError(f"study config: {where}: give a non-empty list of values.")
+        raise StudyError(f"study config: {where}: give a non-empty list of values.")
     default = default_of(benchmark, method, key, where)
     out: list[str] = []
     seen: dict[str, int] = {}
@@ -153,18 +149,18 @@ def canonical_values(benchmark: str, method: str, key: str, values: Any, where: 
         try:
             value = check_type(key, default, value)
         except ConfigError:
-            raise SweepError(
+            raise StudyError(
                 f"study config: {where}[{i}] = {value!r}: {key} of method {method!r} takes a "
                 f"{type(default).__name__} (default {default!r}), not a {type(value).__name__}."
             ) from None
         tok = token(value)
         if not SAFE_TOKEN.match(tok):
-            raise SweepError(
+            raise StudyError(
                 f"study config: {where}[{i}] = {value!r} cannot be written into a run directory "
                 "name (letters, digits and . _ + - only); sweep a number, a word or a list of them."
             )
         if tok in seen:
-            raise SweepError(
+            raise StudyError(
                 f"study config: {where}[{i}] = {value!r} repeats {where}[{seen[tok]}] (the same "
                 f"value of {key}); list every value once."
             )
@@ -205,19 +201,19 @@ def check_sweeps(config: dict[str, Any]) -> None:
     sw = config.get("sweeps") or {}
     for m in sw.get("methods") or {}:
         if m not in config["methods"]:
-            raise SweepError(
+            raise StudyError(
                 f"study config: sweeps.methods.{m}: {m!r} is not in methods "
                 f"({', '.join(config['methods'])}); add it there or drop its sweep."
             )
     for b, per in (sw.get("benchmarks") or {}).items():
         if b not in config["benchmarks"]:
-            raise SweepError(
+            raise StudyError(
                 f"study config: sweeps.benchmarks.{b}: {b!r} is not in benchmarks "
                 f"({', '.join(config['benchmarks'])})."
             )
         for m in per or {}:
             if m not in config["methods"]:
-                raise SweepError(
+                raise StudyError(
                     f"study config: sweeps.benchmarks.{b}.{m}: {m!r} is not in methods "
                     f"({', '.join(config['methods'])})."
                 )
