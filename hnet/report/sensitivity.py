@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -88,25 +89,34 @@ def fig_sensitivity(
     colors = _colors(groups)
     cols = min(len(keys), 3)
     rows = math.ceil(len(keys) / cols)
-    fig = new_figure(4.8 * cols + 2.2, 3.6 * rows + 1.0)
+    fig = new_figure(4.8 * cols + 0.6, 3.6 * rows + 1.4)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, key in zip(axes, keys, strict=False):
-        _panel(ax, key, [g for g in groups if key in g["candidates"][0]["point"]], colors)
+        shown = [g for g in groups if key in g["candidates"][0]["point"]]
+        _panel(ax, key, shown, colors)
         ax.set_ylabel(f"{rule['label']} ({unit})")
+        _ylim(ax, shown, None if regression else (0.0, 100.0))
     for ax in axes[len(keys) :]:
         ax.set_visible(False)
     handles: dict[str, Any] = {}
     for ax in axes[: len(keys)]:  # panels hold different methods: one legend for all of them
         for h, name in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(name, h)
-    fig.legend(handles.values(), handles.keys(), loc="outside right upper", frameon=False)
-    seeds = ", ".join(map(str, rule["seeds"]))
-    fig.suptitle(
-        f"{bench} / {scen}: sensitivity of {rule['metric']} to the swept values\n"
-        f"lines: mean over tuning seeds {seeds}; bands: 95 % CI; dots: seeds; ringed: selected "
-        f"({rule['aggregate']}, ties → first listed)",
-        fontsize=10,
+    fig.legend(
+        handles.values(),
+        handles.keys(),
+        loc="outside lower center",
+        ncols=min(len(handles), 4),
+        frameon=False,
     )
+    seeds = ", ".join(map(str, rule["seeds"]))
+    sub = (
+        f"lines: mean over tuning seeds {seeds}; bands: 95 % CI (framed to the seeds' scores); "
+        f"dots: seeds; ringed: selected ({rule['aggregate']}, ties → first listed)"
+    )
+    chars = max(40, int(fig.get_figwidth() * 72 / (0.6 * 9)))
+    title = f"{bench} / {scen}: sensitivity of {rule['metric']} to the swept values"
+    fig.suptitle(title + "\n" + textwrap.fill(sub, chars), fontsize=10)
     return fig
 
 
@@ -166,6 +176,20 @@ def _panel(ax, key: str, groups: list[dict[str, Any]], colors: dict) -> None:
     axis = {"log": "log scale", "symlog": "symmetric log scale"}.get(scale, "")
     ax.set_xlabel(f"{key}" + (f" ({axis})" if axis else ""))
     ax.set_title(key)
+
+
+def _ylim(ax, groups: list[dict[str, Any]], bounds: tuple[float, float] | None) -> None:
+    """Frame the seeds' scores, not the bands: with two tuning seeds a 95 % CI spans ±12.7
+    standard deviations and would flatten every curve. Accuracies stay within 0–100 %."""
+    pts = [v for g in groups for c in g["candidates"] for v in finite(c["scores"])]
+    if not pts:
+        return
+    lo, hi = min(pts), max(pts)
+    pad = max(0.3 * (hi - lo), 0.5)
+    lo, hi = lo - pad, hi + pad
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0] - 0.5), min(hi, bounds[1] + 0.5)
+    ax.set_ylim(lo, hi)
 
 
 def _short(v: Any) -> str:

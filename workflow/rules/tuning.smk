@@ -23,6 +23,7 @@ checkpoint select:
         # the tuning cells with their points in listed order, and the rule: reselect on change
         cells=tuning_record(config, TUNING),
         tuning=config.get("tuning", {}),
-        out=OUT,
+        # the study directory, which the tuning cells' run_dir entries are relative to
+        out=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
     script:
         "../scripts/select.py"
