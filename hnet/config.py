@@ -35,7 +35,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "device": "auto",  # auto = CUDA when available, else CPU
     "threads": 0,  # torch CPU threads; 0 = torch's default
-    "data": {"dir": None, "download": True},
+    # val_fraction: share of each task's training data held out for validation (0 = none)
+    "data": {"dir": None, "download": True, "val_fraction": 0.0},
     "target": {"kind": "mlp", "hidden": [100, 100], "activation": "relu"},
     "train": {
         "iters": 1000,  # optimizer steps per task
@@ -53,18 +54,34 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
 # a run moved to another device, thread count or data copy is the same run (resumes, one MLflow
 # run). The job's resume check and the MLflow run key both use this one definition.
 ENV_KEYS = ("device", "threads", "data.dir", "data.download")
+# Keys added after results existed, with the value that reproduces the results made before them:
+# at that value they are left out of a run's identity, so those runs keep their identity (they
+# resume, are not rerun, and stay one MLflow run).
+NEUTRAL_KEYS: dict[str, Any] = {"data.val_fraction": 0.0}
+
+
+def _pop(tree: dict[str, Any], dotted: str) -> Any:
+    *parents, last = dotted.split(".")
+    node: Any = tree
+    for p in parents:
+        node = node.get(p) if isinstance(node, dict) else None
+    return node.pop(last, None) if isinstance(node, dict) else None
 
 
 def identity_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``cfg`` without the keys that describe the machine rather than the experiment."""
+    """``cfg`` without the keys that describe the machine rather than the experiment, and
+    without :data:`NEUTRAL_KEYS` at their neutral value."""
     out = json.loads(json.dumps(cfg))
     for dotted in ENV_KEYS:
-        *parents, last = dotted.split(".")
-        node = out
-        for p in parents:
-            node = node.get(p) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(last, None)
+        _pop(out, dotted)
+    for dotted, neutral in NEUTRAL_KEYS.items():
+        value = _pop(out, dotted)
+        if value is not None and value != neutral:
+            *parents, last = dotted.split(".")
+            node = out
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[last] = value
     return out
 
 
@@ -103,7 +120,10 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _check_type(key: str, old: Any, new: Any) -> Any:
+def check_type(key: str, old: Any, new: Any) -> Any:
+    """``new`` for a key whose default is ``old``, if the types agree (an int where a float is
+    expected becomes that float, an integral float where an int is expected that int); else a
+    ConfigError. The one type rule of overrides: ``--set`` and study sweeps apply it."""
     if old is None or new is None:
         return new
     if isinstance(old, bool):
@@ -143,7 +163,7 @@ def apply_overrides(
                     f"`hnet train ... --print-config` shows the whole resolved config."
                 )
             if last:
-                node[part] = _check_type(key, node.get(part), value)
+                node[part] = check_type(key, node.get(part), value)
             else:
                 node = node[part]
     return cfg
@@ -265,4 +285,7 @@ def validate(cfg: dict, spec: Any, mcls: Any) -> None:
             raise ConfigError(f"train.{key} must be ≥ 1, got {train[key]!r}.")
     if train["lr"] <= 0:
         raise ConfigError(f"train.lr must be > 0, got {train['lr']!r}.")
+    from hnet.data.validation import check_fraction
+
+    check_fraction(cfg["data"].get("val_fraction", 0.0))
     mcls.check_config(cfg)

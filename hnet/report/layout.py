@@ -58,6 +58,12 @@ FIGURE_KINDS: dict[str, tuple[str, str]] = {
         "The hypernetwork's learned task embeddings projected on their first two principal "
         "components, one panel per hypernetwork size (first seed), points labelled by task.",
     ),
+    "sensitivity": (
+        "Sensitivity to swept hyperparameters",
+        "Studies with sweeps: the validation metric that selects the values against each swept "
+        "value, one line per method and size (mean over tuning seeds, band: 95 % CI, dots: "
+        "seeds, ring: the selected value; log axis for values spanning decades).",
+    ),
 }
 
 FIGURE_EXTS = ("png", "svg")
@@ -73,6 +79,8 @@ TABLES = (
     "paired_vs_hnet.md",
     "missing.csv",
     "missing.md",
+    "selected.csv",
+    "selected.md",
 )
 
 
@@ -88,14 +96,17 @@ def figure_path(kind: str, benchmark: str, scenario: str, ext: str) -> str:
     return f"{figure_dir(kind)}/{benchmark}__{scenario}.{ext}"
 
 
-def figure_kinds_for(methods: Iterable[str], hnet_sizes: Iterable[str] = ()) -> list[str]:
+def figure_kinds_for(
+    methods: Iterable[str], hnet_sizes: Iterable[str] = (), tuned: bool = False
+) -> list[str]:
     """The kinds drawn for one benchmark × scenario once every run of this grid has finished
     (with at least two tasks): lets a workflow list exact figure files before anything ran.
 
     ``compression`` needs two or more hypernetwork sizes, ``embeddings`` a run of a sized
     (hypernetwork) method, and the kinds
     about accuracy after the last task a method other than ``scratch`` (whose runs learn every
-    task alone, so only their diagonal means something).
+    task alone, so only their diagonal means something). ``sensitivity`` needs a tuning stage
+    (``tuned``: the study sweeps a method of this benchmark × scenario).
     """
     methods = set(methods)
     any_sized = any(is_sized(m) for m in methods)
@@ -108,6 +119,8 @@ def figure_kinds_for(methods: Iterable[str], hnet_sizes: Iterable[str] = ()) -> 
             ok = any_sized
         elif kind == "matrices":
             ok = bool(methods)
+        elif kind == "sensitivity":
+            ok = tuned
         else:
             ok = bool(methods - {"scratch"})
         if ok:
