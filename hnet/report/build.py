@@ -11,6 +11,7 @@ layout is fixed (:mod:`hnet.report.layout`, imported by the study Snakefile)::
     OUT/tables/paired_vs_hnet.csv|.md   paired differences (method − hnet) of acc_final by seed
     OUT/tables/missing.csv|.md     expected cells (--expected grid) without a result, and why
     OUT/figures/<kind>/<benchmark>__<scenario>.png|.svg   one directory per FIGURE_KINDS entry
+    OUT/figures/samples/<benchmark>__<scenario>__<method>.png|.svg   per replay method
 """
 
 from __future__ import annotations

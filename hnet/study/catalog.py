@@ -34,7 +34,12 @@ def build() -> dict[str, Any]:
             for name, spec in BENCHMARKS.items()
         },
         "methods": {
-            name: {"scenarios": list(cls.scenarios), "sized": bool(cls.sized)}
+            name: {
+                "scenarios": list(cls.scenarios),
+                "sized": bool(cls.sized),
+                "benchmarks": None if cls.benchmarks is None else list(cls.benchmarks),
+                "generative": bool(cls.generative),
+            }
             for name, cls in METHODS.items()
         },
         "sizes": ["official", *SIZES.names()],
@@ -55,6 +60,12 @@ def is_sized(method: str) -> bool:
     """Does the hypernetwork size axis apply to ``method``? (Unknown methods: no.)"""
     meta = load()["methods"].get(method)
     return bool(meta and meta["sized"])
+
+
+def is_generative(method: str) -> bool:
+    """Does ``method`` save generated samples (samples.npz) for the report? (Unknown: no.)"""
+    meta = load()["methods"].get(method)
+    return bool(meta and meta.get("generative"))
 
 
 def write() -> None:
