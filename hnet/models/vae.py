@@ -40,6 +40,10 @@ def batched_mlp(flat: Tensor, dims: list[int], h: Tensor) -> Tensor:
     ``(out, in)`` row-major, then its bias); ``h`` is ``(E, B, dims[0])``, a batch per weight
     vector. Returns ``(E, B, dims[-1])``. Views and ``baddbmm`` only: no copy of the weights.
     """
+    if flat.shape[1] != mlp_numel(dims):
+        raise ValueError(
+            f"flat weights have {flat.shape[1]} entries, the MLP needs {mlp_numel(dims)}"
+        )
     e, start = flat.shape[0], 0
     layers = list(itertools.pairwise(dims))
     for i, (a, b) in enumerate(layers):
@@ -50,8 +54,6 @@ def batched_mlp(flat: Tensor, dims: list[int], h: Tensor) -> Tensor:
         h = torch.baddbmm(bias, h, w.transpose(1, 2))
         if i < len(layers) - 1:
             h = F.relu(h)
-    if start != flat.shape[1]:
-        raise ValueError(f"flat weights have {flat.shape[1]} entries, the MLP needs {start}")
     return h
 
 

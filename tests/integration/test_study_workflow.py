@@ -27,7 +27,11 @@ def test_shipped_study_configs_expand(tmp_path):
         config = yaml.safe_load((REPO / "workflow" / "config" / f"{name}.yaml").read_text())
         counts[name] = len(expand(config))
     assert counts["default"] == 5 * 9 * 3  # 5 benchmark×scenario, hnet×3 sizes + 6 baselines
-    assert counts["paper"] == 7 * 11 * 20  # SM, PM-10 in CL1-3 + PM-100 CL1; hnet×3 + 8; 20 seeds
+    # SM, PM-10 in CL1-3 + PM-100 CL1; hnet×3 + 8 baselines; + hnet_r and dgr_distill on SM and
+    # PM-10 in CL1-3, hnet_tir (official) on SM and PM-10 in CL2-3; 20 seeds
+    assert counts["paper"] == (7 * 11 + 6 + 6 + 4) * 20
+    # split_fmnist CL1, CL3: hnet×2 + 7 baselines + hnet_r + dgr_distill, hnet_tir in CL3; 3 seeds
+    assert counts["fashion"] == (2 * (2 + 7 + 2) + 1) * 3
     res = snakemake_dry_run(
         yaml.safe_load((REPO / "workflow/config/paper.yaml").read_text()), tmp_path
     )
