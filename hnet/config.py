@@ -265,6 +265,11 @@ def validate(cfg: dict, spec: Any, mcls: Any) -> None:
             f"Method {mcls.name!r} does not support scenario {sc!r} "
             f"(it supports {', '.join(mcls.scenarios)})."
         )
+    if mcls.benchmarks is not None and spec.name not in mcls.benchmarks:
+        raise ConfigError(
+            f"Method {mcls.name!r} does not support benchmark {spec.name!r} "
+            f"(it supports {', '.join(mcls.benchmarks)})."
+        )
     if not is_valid_size(cfg["size"]):
         from hnet.models.sizes import SIZES
 

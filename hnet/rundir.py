@@ -5,6 +5,7 @@
     <run>/state/ckpt.pt        checkpoint (resume point; never a declared workflow output)
     <run>/metrics.json         the result: its presence means "finished"
     <run>/failed.json          why the last attempt failed (removed by a later success)
+    <run>/samples.npz          generative methods: generated samples per task after the last task
     <run>/mlflow_pending.json  the MLflow mirror still owes this run an upload
 
 Directories named ``*.old-*`` are runs moved aside by ``--restart``; they are never searched.
@@ -17,6 +18,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 METRICS, CONFIG, FAILED = "metrics.json", "config.json", "failed.json"
+SAMPLES = "samples.npz"
 MOVED_ASIDE = "*.old-*"
 
 

@@ -20,12 +20,26 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--steps", type=int, default=20, help="timed steps per task index")
     p.add_argument("--repeats", type=int, default=20, help="timed regularizer calls per point")
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="METHOD",
+        default=None,
+        help="instead: time the training step of these methods side by side (interleaved), "
+        "at every task index",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hnet.job.bench import run_bench
+    from hnet.job.bench import compare_steps, run_bench
 
+    if args.compare:
+        cfgs = [
+            resolve_job(argparse.Namespace(**{**vars(args), "method": m}))[0] for m in args.compare
+        ]
+        compare_steps(cfgs, steps=args.steps)
+        return 0
     cfg, _ = resolve_job(args)
     run_bench(cfg, prev_tasks=args.prev_tasks, steps=args.steps, repeats=args.repeats)
     return 0

@@ -24,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
     print("methods:")
     for name, cls in METHODS.items():
         print(f"  {name:18s} {'/'.join(cls.scenarios):14s} {cls.summary}")
+        if cls.benchmarks is not None:
+            print(f"  {'':18s} {'':14s} only on: {', '.join(cls.benchmarks)}")
     print("scenarios:")
     for name, text in SCENARIOS.items():
         print(f"  {name:18s} {text}")

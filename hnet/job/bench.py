@@ -10,6 +10,11 @@ Three measurements on the real benchmark data and the configured architecture, i
 3. peak memory (RSS; CUDA allocator peak on GPUs).
 
 Weights are not trained to convergence: timings do not depend on the values.
+
+``hnet bench --compare M1 M2 …`` instead times the full training step of several methods on the
+same benchmark, scenario and batches, interleaved step by step so machine noise hits all alike,
+at every task index (replay costs grow with the number of earlier tasks; the replay model of
+HNET+R/TIR does not train on the last task): what a method costs relative to another.
 """
 
 from __future__ import annotations
@@ -154,3 +159,64 @@ def print_regularizer(method, n_tasks: int, reg_times, impls, repeats: int, echo
     for k, t in reg_times.items():
         cells = "".join(f"{t[i] * 1e3:>11.2f}" for i in [*impls, "loop"])
         echo(f"{k:>10}{cells}" + "".join(f"{t['loop'] / t[i]:>12.2f}x" for i in impls))
+
+
+def compare_steps(
+    cfgs: list[dict[str, Any]], steps: int = 20, echo=print
+) -> dict[str, dict[int, float]]:
+    """Median full training step (seconds) of each config's method at every task index, the
+    methods interleaved step by step on identical batches (after two warm-up rounds).
+    All configs must share benchmark, data, seed and device."""
+    first = cfgs[0]
+    for cfg in cfgs[1:]:
+        for key in ("benchmark", "data", "seed", "device", "scenario"):
+            if cfg[key] != first[key]:
+                raise ConfigError(f"hnet bench --compare: every method needs the same {key}.")
+    if first["threads"]:
+        torch.set_num_threads(first["threads"])
+    device = resolve_device(first["device"])
+    bench = load_benchmark(first["benchmark"], dict(first["data"]), first["seed"]).to(device)
+    methods = {}
+    for cfg in cfgs:
+        rng.seed_globals(cfg["seed"])
+        methods[cfg["method"]] = METHODS.get(cfg["method"])(cfg, bench, device)
+    echo(
+        f"{first['benchmark']} · {first['scenario']} · {bench.n_tasks} tasks · device {device} · "
+        f"threads {torch.get_num_threads()} · batch {first['train']['batch_size']} · "
+        f"methods {', '.join(methods)}"
+    )
+    gen = rng.generator(first["seed"], "bench-batches")
+    bs = first["train"]["batch_size"]
+    times: dict[str, dict[int, float]] = {name: {} for name in methods}
+    for t in range(bench.n_tasks):
+        task = bench.tasks[t]
+        for m in methods.values():
+            m.begin_task(t)
+        samples: dict[str, list[float]] = {name: [] for name in methods}
+        for i in range(steps + 2):  # two warm-up rounds
+            idx = torch.randint(task.n_train, (bs,), generator=gen).to(device)
+            x, y = task.train_batch(idx)
+            for name, m in methods.items():
+                dt = _timed(lambda m=m, t=t, x=x, y=y: m.train_step(t, x, y), device)
+                if i >= 2:
+                    samples[name].append(dt)
+        for name, m in methods.items():
+            m.end_task(t)
+            times[name][t] = statistics.median(samples[name])
+    print_comparison(times, steps, echo)
+    return times
+
+
+def print_comparison(times: dict[str, dict[int, float]], steps: int, echo) -> None:
+    names = list(times)
+    width = max(12, *(len(n) + 3 for n in names))
+    echo(f"\ntraining step, ms (median of {steps} per task, methods interleaved)")
+    echo(f"{'task':>6}" + "".join(f"{n:>{width}}" for n in names))
+    for t in next(iter(times.values())):
+        echo(f"{t + 1:>6}" + "".join(f"{times[n][t] * 1e3:>{width}.2f}" for n in names))
+    mean = {n: statistics.fmean(times[n].values()) for n in names}
+    echo(f"{'mean':>6}" + "".join(f"{mean[n] * 1e3:>{width}.2f}" for n in names))
+    echo("\nmean step relative to (columns)")
+    echo(f"{'':>14}" + "".join(f"{n:>{width}}" for n in names))
+    for a in names:
+        echo(f"{a:>14}" + "".join(f"{mean[a] / mean[b]:>{width - 1}.2f}x" for b in names))

@@ -28,12 +28,13 @@ from hnet import metrics, rng
 from hnet.config import identity_config
 from hnet.data import load_benchmark
 from hnet.errors import HnetError, JobInterrupted
-from hnet.files import write_json
+from hnet.files import write_atomic, write_json
 from hnet.job import state as ckpt
 from hnet.job.environment import git_commit, peak_rss_mb, process_age, resolve_device, versions
 from hnet.job.sampler import Sampler
 from hnet.job.signals import StopFlag
 from hnet.methods import METHODS
+from hnet.rundir import SAMPLES
 
 FAILED = "failed.json"
 Listener = Callable[[str, dict[str, Any]], None]
@@ -326,6 +327,13 @@ class Job:
             )
 
     # -- result ----------------------------------------------------------------------------
+    def write_samples(self) -> None:
+        """A generative method's sample grid after the last task, for the report (no torch
+        needed to read it); written before metrics.json, so a finished run has it."""
+        grid = self.method.sample_grid()
+        if grid is not None:
+            write_atomic(self.out / SAMPLES, lambda f: np.savez(f, **grid))
+
     def write_result(self, r_scratch: np.ndarray | None) -> dict[str, Any]:
         cfg, device = self.cfg, self.device
         result: dict[str, Any] = {
@@ -355,6 +363,7 @@ class Job:
         }
         if device.type == "cuda":
             result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        self.write_samples()
         write_json(self.out / "metrics.json", result)
         self.emit("done", result)
         return result

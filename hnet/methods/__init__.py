@@ -3,9 +3,12 @@ below (and, for official hyperparameters, ``tuned/<name>.yaml``)."""
 
 # One line per method module: importing it registers its methods.
 from hnet.methods import (  # noqa: F401
+    dgr,
     ewc,
     finetune,
     hnet,
+    hnet_r,
+    hnet_tir,
     joint,
     mas,
     replay,

@@ -33,6 +33,12 @@ class Method:
     defaults: ClassVar[dict[str, Any]] = {}
     # The tuned/<file>.yaml whose values apply (a variant may share its parent's: online_ewc).
     tuned_as: ClassVar[str | None] = None
+    # The benchmarks it supports; None = every benchmark (generative replay models flat pixels in
+    # [0, 1], so the replay family names the MNIST-like ones).
+    benchmarks: ClassVar[tuple[str, ...] | None] = None
+    # Does it keep a generator? The job then saves a grid of its samples (samples.npz) that the
+    # report draws.
+    generative: ClassVar[bool] = False
 
     def __init__(self, cfg: dict[str, Any], bench: Benchmark, device: torch.device) -> None:
         self.cfg, self.bench, self.device = cfg, bench, device
@@ -121,3 +127,9 @@ class Method:
         """Method-specific, JSON-serialisable results added to metrics.json after training
         (hnet: the learned task embeddings, which the report projects with PCA)."""
         return {}
+
+    def sample_grid(self) -> dict[str, Any] | None:
+        """Generative methods: a few generated inputs per earlier task after the last task, as
+        numpy arrays ``images`` (rows, samples, H, W; uint8) and ``tasks`` (rows,), which the
+        job saves as ``samples.npz`` so the report can draw them without torch."""
+        return None

@@ -56,6 +56,10 @@ SIZES.add("pm100", chunked(7500, 12, 128, [200, 250, 350]))  # Permuted MNIST-10
 SIZES.add("cifar_resnet", chunked(7000, 32, 32, []))  # Split CIFAR-10/100, ResNet-32
 SIZES.add("cifar_zenke", chunked(5500, 80, 48, [100, 150, 200]))  # Split CIFAR, ZenkeNet
 SIZES.add("digits", chunked(300, 16, 16, [20, 20]))  # fast default for the digits benchmarks
+# Decoder hypernetworks of the replay model (HNET+R, HNET+TIR): method key `dec_size`.
+SIZES.add("sm_dec", chunked(50000, 96, 96, [10, 10], "elu"))  # Split MNIST replay decoder
+SIZES.add("pm10_dec", chunked(85000, 8, 24, [25, 25], "elu"))  # PM-10 replay decoder
+SIZES.add("digits_dec", chunked(2000, 16, 16, [20, 20], "elu"))  # fast, digits benchmarks
 SIZES.add("toy", full(2, [10, 10]))  # toy regression
 SIZES.add("full", full(32, [50, 50]))  # an unchunked HMLP
 

@@ -13,6 +13,7 @@ layout is fixed (:mod:`hnet.report.layout`, imported by the study Snakefile)::
     OUT/tables/selected.csv|.md    the values a study's tuning stage selected (--selection), and
                                    the rule; OUT/figures/sensitivity/ draws the curves behind them
     OUT/figures/<kind>/<benchmark>__<scenario>.png|.svg   one directory per FIGURE_KINDS entry
+    OUT/figures/samples/<benchmark>__<scenario>__<method>.png|.svg   per replay method
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Figures of ``hnet report``: one file per kind × benchmark × scenario (hnet.report_layout).
+"""Figures of ``hnet report``: one file per kind × benchmark × scenario (hnet.report.layout;
+the generated-samples kind also per method, :mod:`hnet.report.sample_figures`).
 
 Each figure shows one benchmark × scenario, so a reader (or Snakemake's HTML report) can put the
 same kind side by side across benchmarks. Colours are fixed per method (hnet sizes in shades of
@@ -23,8 +24,15 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
 from hnet.report import sensitivity
-from hnet.report.layout import FIGURE_EXTS, FIGURE_KINDS, figure_dir, figure_path
-from hnet.report.runs import Runs
+from hnet.report.layout import (
+    FIGURE_EXTS,
+    FIGURE_KINDS,
+    PER_METHOD_KINDS,
+    figure_dir,
+    figure_path,
+)
+from hnet.report.runs import REFERENCE, Runs
+from hnet.report.sample_figures import draw_samples
 from hnet.report.style import (
     DPI,
     HALO,
@@ -42,7 +50,6 @@ from hnet.report.task_figures import (
     fig_final_per_task,
     fig_matrices,
 )
-from hnet.study.catalog import is_sized
 
 
 def fig_acc_final(cell: Cell) -> tuple[Figure | None, str]:
@@ -93,7 +100,7 @@ def fig_compression(cell: Cell) -> tuple[Figure | None, str]:
     hn = [
         g
         for g in cell.groups
-        if is_sized(g.method)
+        if g.method == REFERENCE
         and np.isfinite(cell.stat(g, "compression_ratio")[0])
         and np.isfinite(cell.stat(g, "acc_final")[0])
     ]
@@ -130,7 +137,7 @@ def fig_compression(cell: Cell) -> tuple[Figure | None, str]:
             path_effects=HALO,
         )
     for g in cell.learners():
-        if is_sized(g.method):
+        if g.method == REFERENCE:
             continue
         mean, ci = cell.stat(g, "acc_final")
         if np.isfinite(mean):
@@ -163,10 +170,11 @@ DRAW: dict[str, Callable[[Cell], tuple[Figure | None, str]]] = {
     "during_vs_final": fig_during_vs_final,
     "embeddings": fig_embeddings,
 }
-# sensitivity is drawn from the selection file (hnet.report.sensitivity), not from the runs
-assert list(DRAW) == [k for k in FIGURE_KINDS if k != sensitivity.KIND], (
-    "hnet.report_layout lists the kinds in display order"
-)
+# sensitivity is drawn from the selection file (hnet.report.sensitivity) and sample grids per
+# method (hnet.report.sample_figures), not per benchmark × scenario from the runs
+assert list(DRAW) == [
+    k for k in FIGURE_KINDS if k not in PER_METHOD_KINDS and k != sensitivity.KIND
+], "hnet.report.layout lists the kinds in display order"
 
 
 def all_figures(
@@ -193,12 +201,13 @@ def all_figures(
                     fig.savefig(path, dpi=DPI, metadata={"Date": None} if ext == "svg" else None)
                     written.append(path)
         tuned, tuned_notes = sensitivity.draw(selection, out, FIGURE_EXTS, DPI)
-        written += tuned
+        sample_files, sample_notes = draw_samples(runs, out)  # one per method: its own loop
+    written += tuned + sample_files
     remove_stale(out, written)
     notes = [
         f"no figures/{kind} for {', '.join(where)}: {why}" for (kind, why), where in skipped.items()
     ]
-    return written, notes + tuned_notes
+    return written, notes + tuned_notes + sample_notes
 
 
 def remove_stale(out: Path, written: list[Path]) -> list[Path]:

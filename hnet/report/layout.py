@@ -9,6 +9,9 @@ Layout of a report directory ``OUT``::
     OUT/tables/<name>                                   every name in TABLES, always written
     OUT/figures/<kind>/<benchmark>__<scenario>.png|svg  one per kind in FIGURE_KINDS and
                                                         benchmark × scenario that has the data
+    OUT/figures/<kind>/<benchmark>__<scenario>__<method>.png|svg
+                                                        kinds in PER_METHOD_KINDS: one per
+                                                        method as well (generated samples)
 
 Every ``figures/<kind>`` directory exists after a report, even when empty; files of earlier
 reports that the current runs no longer produce are deleted, so the directories hold exactly
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hnet.study.catalog import is_sized
+from hnet.study.catalog import is_generative, is_sized
 
 #: figure kind → (title, one-sentence description), in display order
 FIGURE_KINDS: dict[str, tuple[str, str]] = {
@@ -53,6 +56,12 @@ FIGURE_KINDS: dict[str, tuple[str, str]] = {
         "Per task, the accuracy right after learning it (R[j,j]) and after the last task "
         "(R[T,j]), one panel per method and size; the shaded gap is what was forgotten.",
     ),
+    "samples": (
+        "Generated samples",
+        "Samples of a replay method's generator after the last task, drawn from fixed noise "
+        "(first seed): one row per earlier task for the hypernetwork-protected replay model "
+        "(HNET+R, HNET+TIR), unconditional rows for DGR+distill's generator.",
+    ),
     "embeddings": (
         "Task embeddings (PCA)",
         "The hypernetwork's learned task embeddings projected on their first two principal "
@@ -67,6 +76,8 @@ FIGURE_KINDS: dict[str, tuple[str, str]] = {
 }
 
 FIGURE_EXTS = ("png", "svg")
+#: kinds drawn once per method of a benchmark × scenario (the file name adds ``__<method>``)
+PER_METHOD_KINDS = ("samples",)
 
 #: the table files written into ``OUT/tables`` by every report
 TABLES = (
@@ -91,9 +102,28 @@ def figure_dir(kind: str) -> str:
     return f"figures/{kind}"
 
 
-def figure_path(kind: str, benchmark: str, scenario: str, ext: str) -> str:
-    """``figures/<kind>/<benchmark>__<scenario>.<ext>`` relative to the report directory."""
-    return f"{figure_dir(kind)}/{benchmark}__{scenario}.{ext}"
+def figure_path(
+    kind: str, benchmark: str, scenario: str, ext: str, method: str | None = None
+) -> str:
+    """``figures/<kind>/<benchmark>__<scenario>.<ext>`` relative to the report directory; for
+    the kinds in PER_METHOD_KINDS ``figures/<kind>/<benchmark>__<scenario>__<method>.<ext>``."""
+    if (method is not None) != (kind in PER_METHOD_KINDS):
+        need = "needs a" if kind in PER_METHOD_KINDS else "takes no"
+        raise ValueError(f"figure kind {kind!r} {need} method")
+    stem = f"{benchmark}__{scenario}" + (f"__{method}" if method else "")
+    return f"{figure_dir(kind)}/{stem}.{ext}"
+
+
+def figure_pattern(kind: str) -> str:
+    """The PNG file pattern of a kind's directory (Snakemake's report declares these)."""
+    stem = "{benchmark}__{scenario}" + ("__{method}" if kind in PER_METHOD_KINDS else "")
+    return f"{stem}.png"
+
+
+def figure_labels(kind: str) -> dict[str, str]:
+    """The labels a kind's figures carry in Snakemake's report (the pattern's wildcards)."""
+    labels = {"benchmark": "{benchmark}", "scenario": "{scenario}"}
+    return labels | ({"method": "{method}"} if kind in PER_METHOD_KINDS else {})
 
 
 def figure_kinds_for(
@@ -103,7 +133,7 @@ def figure_kinds_for(
     (with at least two tasks): lets a workflow list exact figure files before anything ran.
 
     ``compression`` needs two or more hypernetwork sizes, ``embeddings`` a run of a sized
-    (hypernetwork) method, and the kinds
+    (hypernetwork) method, ``samples`` a generative (replay) method, and the kinds
     about accuracy after the last task a method other than ``scratch`` (whose runs learn every
     task alone, so only their diagonal means something). ``sensitivity`` needs a tuning stage
     (``tuned``: the study sweeps a method of this benchmark × scenario).
@@ -117,6 +147,8 @@ def figure_kinds_for(
             ok = n_sizes >= 2
         elif kind == "embeddings":
             ok = any_sized
+        elif kind == "samples":
+            ok = any(is_generative(m) for m in methods)
         elif kind == "matrices":
             ok = bool(methods)
         elif kind == "sensitivity":

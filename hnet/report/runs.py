@@ -20,24 +20,38 @@ import pandas as pd
 from hnet import metrics
 from hnet.errors import HnetError
 from hnet.models.sizes import NO_SIZE
-from hnet.rundir import find_metrics
+from hnet.rundir import SAMPLES, find_metrics
 from hnet.study.catalog import is_sized
 
 KEYS = ["benchmark", "scenario", "method", "size"]
 RUN_COLUMNS = [*KEYS, "seed", "score", *(m.name for m in metrics.METRICS), "run_dir"]
 REFERENCE = "hnet"  # the method every other one is compared with, pairwise by seed
-METHOD_ORDER = ("hnet", "finetune", "ewc", "online_ewc", "si", "mas", "replay", "joint", "scratch")
+METHOD_ORDER = (
+    "hnet",
+    "hnet_tir",
+    "hnet_r",
+    "finetune",
+    "ewc",
+    "online_ewc",
+    "si",
+    "mas",
+    "replay",
+    "dgr_distill",
+    "joint",
+    "scratch",
+)
 
 
 @dataclass
 class Runs:
-    """The runs table plus each run's score matrix and (hnet) task embeddings, keyed by
-    ``run_dir``, and notes."""
+    """The runs table plus each run's score matrix, (hnet) task embeddings and (replay methods)
+    sample-grid file, keyed by ``run_dir``, and notes."""
 
     table: pd.DataFrame
     matrices: dict[str, np.ndarray]
     notes: list[str] = field(default_factory=list)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    samples: dict[str, Path] = field(default_factory=dict)
 
 
 def method_key(m: str) -> tuple[int, str]:
@@ -87,7 +101,7 @@ def collect_runs(results_dir: str | Path) -> Runs:
             "Point `hnet report` at the directory that holds finished run directories (each "
             "written by `hnet train --out DIR`), or run the jobs first."
         )
-    rows, mats, embs, notes = [], {}, {}, []
+    rows, mats, embs, samples, notes = [], {}, {}, {}, []
     for f in files:
         rel = f.parent.relative_to(root).as_posix() or "."
         try:
@@ -114,6 +128,8 @@ def collect_runs(results_dir: str | Path) -> Runs:
         E = _embeddings(m.get("task_embeddings"))
         if E is not None:
             embs[rel] = E
+        if (f.parent / SAMPLES).is_file():
+            samples[rel] = f.parent / SAMPLES
     if not rows:
         raise HnetError(
             f"None of the {len(files)} metrics.json files under {root} could be read: "
@@ -128,7 +144,7 @@ def collect_runs(results_dir: str | Path) -> Runs:
             f"({', '.join(df.loc[dup, 'run_dir'])}); summaries use all runs, paired tests the "
             "first run per seed"
         )
-    return Runs(df, mats, notes, embs)
+    return Runs(df, mats, notes, embs, samples)
 
 
 def _embeddings(value: Any) -> np.ndarray | None:

@@ -19,8 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from hnet.models.sizes import NO_SIZE
-from hnet.report.runs import Runs
-from hnet.study.catalog import is_sized
+from hnet.report.runs import REFERENCE, Runs
 
 RC = {
     **sns.axes_style("whitegrid"),
@@ -39,6 +38,9 @@ METHOD_COLORS = {
     "si": "#CC79A7",
     "mas": "#8C564B",
     "replay": "#D55E00",
+    "hnet_tir": "#56B4E9",
+    "hnet_r": "#882255",
+    "dgr_distill": "#999933",
     "joint": "#000000",
     "scratch": "#7F7F7F",
 }
@@ -51,6 +53,9 @@ METHOD_MARKERS = {
     "si": "^",
     "mas": "P",
     "replay": "X",
+    "hnet_tir": "h",
+    "hnet_r": "p",
+    "dgr_distill": "d",
     "joint": "*",
     "scratch": ".",
 }
@@ -99,15 +104,20 @@ class Cell:
 def make_cell(bench: str, scen: str, runs: pd.DataFrame, summary: pd.DataFrame, data: Runs):
     keys = runs.drop_duplicates(["method", "size"])[["method", "size"]].itertuples(index=False)
     keys = list(keys)
-    sizes = [s for m, s in keys if is_sized(m)]
-    cr = {r.size: r.mean for r in summary.itertuples() if r.metric == "compression_ratio"}
+    # hnet's sizes in shades of blue; other hypernetwork methods (hnet_tir) keep one colour
+    sizes = [s for m, s in keys if m == REFERENCE]
+    cr = {
+        r.size: r.mean
+        for r in summary.itertuples()
+        if r.metric == "compression_ratio" and r.method == REFERENCE
+    }
     if all(np.isfinite(cr.get(s, math.nan)) for s in sizes):  # darker = bigger hypernetwork
         sizes.sort(key=lambda s: cr[s])
     blues = sns.blend_palette(["#9ECAE1", "#08306B"], len(sizes)) if len(sizes) > 1 else ["#0072B2"]
     extra = iter(EXTRA_COLORS * 4)
     groups = []
     for m, s in keys:
-        color = blues[sizes.index(s)] if is_sized(m) else METHOD_COLORS.get(m) or next(extra)
+        color = blues[sizes.index(s)] if m == REFERENCE else METHOD_COLORS.get(m) or next(extra)
         rows = runs[(runs["method"] == m) & (runs["size"] == s)]
         groups.append(Group(m, s, label(m, s), color, METHOD_MARKERS.get(m, "o"), rows))
     stats = {(r.method, r.size, r.metric): r for r in summary.itertuples()}

@@ -59,6 +59,8 @@ def build() -> dict[str, Any]:
                     name: {
                         "scenarios": list(cls.scenarios),
                         "sized": bool(cls.sized),
+                        "benchmarks": None if cls.benchmarks is None else list(cls.benchmarks),
+                        "generative": bool(cls.generative),
                         "hparams": dict(cls.defaults),
                     }
                     for name, cls in METHODS.items()
@@ -83,6 +85,12 @@ def is_sized(method: str) -> bool:
     """Does the hypernetwork size axis apply to ``method``? (Unknown methods: no.)"""
     meta = load()["methods"].get(method)
     return bool(meta and meta["sized"])
+
+
+def is_generative(method: str) -> bool:
+    """Does ``method`` save generated samples (samples.npz) for the report? (Unknown: no.)"""
+    meta = load()["methods"].get(method)
+    return bool(meta and meta.get("generative"))
 
 
 def write() -> None:

@@ -119,6 +119,13 @@ def _check_supported(key: str, cell: Cell) -> None:
             f"{cell.scenario!r} (only {', '.join(meth_sc)}). Exclude those cells "
             f"(exclude: [{{method: {cell.method}, scenario: {cell.scenario}}}])."
         )
+    meth_b = cat["methods"][cell.method].get("benchmarks")
+    if meth_b is not None and cell.benchmark not in meth_b:
+        raise StudyError(
+            f"study config: {key}: method {cell.method!r} does not support benchmark "
+            f"{cell.benchmark!r} (only {', '.join(meth_b)}). Exclude those cells "
+            f"(exclude: [{{method: {cell.method}, benchmark: {cell.benchmark}}}])."
+        )
 
 
 sized = catalog.is_sized
@@ -180,6 +187,7 @@ def expand(config: dict[str, Any]) -> list[Cell]:
     _check_report(config)
     _check_tuning(config)
     sizes = config.get("sizes", ["official"])
+    excluded = config.get("exclude", [])
     cells: set[Cell] = set()
     for b in config["benchmarks"]:
         for sc, m, seed in itertools.product(
@@ -187,6 +195,8 @@ def expand(config: dict[str, Any]) -> list[Cell]:
         ):
             for size in sizes if sized(m) else [NO_SIZE]:
                 cell = Cell(b, sc, m, size, int(seed))
+                if any(_matches(cell, p) for p in excluded):  # excluded: need not be supported
+                    continue
                 _check_supported(f"scenarios ({b} × {sc} × {m})", cell)
                 cells.add(cell)
     for i, inc in enumerate(config.get("include", [])):

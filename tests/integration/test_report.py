@@ -20,7 +20,15 @@ from hnet import metrics
 from hnet.errors import HnetError
 from hnet.models.sizes import NO_SIZE
 from hnet.report.build import make_report
-from hnet.report.layout import FIGURE_KINDS, TABLES, figure_kinds_for, figure_path
+from hnet.report.layout import (
+    FIGURE_KINDS,
+    PER_METHOD_KINDS,
+    TABLES,
+    figure_kinds_for,
+    figure_labels,
+    figure_path,
+    figure_pattern,
+)
 from hnet.report.missing import load_grid, missing_cells
 from hnet.report.runs import collect_runs
 from hnet.report.tables import SUMMARY_METRICS, missing_markdown
@@ -157,10 +165,11 @@ def test_paired_differences(report):
 
 def test_figures_of_real_runs(report):
     """Real hnet runs carry task_embeddings and two sizes: every kind is drawn (but the
-    sensitivity figure, which needs a study's selection file)."""
+    sensitivity figure, which needs a study's selection file, and the generated samples, which
+    need a replay method: test_sample_figure_of_a_replay_run)."""
     rep, out = report
     assert not any((out / "figures" / "sensitivity").iterdir())
-    for kind in (k for k in FIGURE_KINDS if k != "sensitivity"):
+    for kind in (k for k in FIGURE_KINDS if k not in PER_METHOD_KINDS and k != "sensitivity"):
         png = out / figure_path(kind, "split_digits", "cl1", "png")
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", kind
         assert png.stat().st_size > 5000
@@ -170,6 +179,34 @@ def test_figures_of_real_runs(report):
     assert "No grid file was given" in (out / "tables" / "missing.md").read_text()
     assert (out / "tables" / "missing.csv").read_text().count("\n") == 1  # header only
     assert sorted(p.name for p in (out / "tables").iterdir()) == sorted(TABLES)
+
+
+def test_sample_figure_of_a_replay_run(tmp_path):
+    """A replay run leaves samples.npz; the report draws it as one figure per method, from the
+    first seed, and reads nothing but the npz (no torch model)."""
+    from hnet.config import resolve
+    from hnet.job.run import run_job
+
+    for seed in (1, 0):
+        over = {"train.iters": 5, "data.classes_per_task": 5}
+        cfg = resolve("split_digits", "hnet_r", "cl3", seed=seed, overrides=over, device="cpu")
+        run_job(cfg, tmp_path / "runs" / f"seed{seed}", progress=False)
+    with np.load(tmp_path / "runs" / "seed0" / "samples.npz") as grid:
+        assert grid["images"].shape == (1, 8, 8, 8) and grid["images"].dtype == np.uint8
+        assert grid["tasks"].tolist() == [0]  # the last task is never replayed
+    rep = make_report(tmp_path / "runs", tmp_path / "out")
+    png = tmp_path / "out" / figure_path("samples", "split_digits", "cl3", "png", "hnet_r")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {p.name for p in (tmp_path / "out" / "figures" / "samples").iterdir()} == {
+        "split_digits__cl3__hnet_r.png",
+        "split_digits__cl3__hnet_r.svg",
+    }
+    assert not any("samples" in n for n in rep.notes)
+    (tmp_path / "runs" / "seed0" / "samples.npz").write_bytes(b"not an npz")
+    (tmp_path / "runs" / "seed1" / "samples.npz").unlink()
+    rep = make_report(tmp_path / "runs", tmp_path / "out")
+    assert any(n.startswith("no figures/samples for split_digits/cl3/hnet_r") for n in rep.notes)
+    assert not png.exists()  # stale figures go
 
 
 def test_partial_inputs(results, tmp_path):
@@ -322,6 +359,7 @@ def test_layout_rules():
         "matrices",
         "final_per_task",
         "during_vs_final",
+        "samples",
         "embeddings",
         "sensitivity",
     ]
@@ -329,13 +367,27 @@ def test_layout_rules():
     assert figure_path("matrices", "split_mnist", "cl3", "svg") == (
         "figures/matrices/split_mnist__cl3.svg"
     )
+    assert figure_path("samples", "split_mnist", "cl3", "png", method="hnet_r") == (
+        "figures/samples/split_mnist__cl3__hnet_r.png"
+    )
+    with pytest.raises(ValueError, match="needs a method"):
+        figure_path("samples", "split_mnist", "cl3", "png")
+    with pytest.raises(ValueError, match="takes no method"):
+        figure_path("matrices", "split_mnist", "cl3", "png", method="hnet")
+    assert figure_pattern("samples") == "{benchmark}__{scenario}__{method}.png"
+    assert figure_pattern("acc_final") == "{benchmark}__{scenario}.png"
+    assert set(figure_labels("samples")) == {"benchmark", "scenario", "method"}
     all_but = lambda *no: [k for k in FIGURE_KINDS if k not in (*no, "sensitivity")]  # noqa: E731
-    assert figure_kinds_for(["hnet", "ewc"], ["cr0.1", "cr0.5"]) == all_but()
-    assert figure_kinds_for(["hnet", "ewc"], ["official"]) == all_but("compression")
-    assert figure_kinds_for(["ewc", "scratch"]) == all_but("compression", "embeddings")
+    assert figure_kinds_for(["hnet", "ewc"], ["cr0.1", "cr0.5"]) == all_but("samples")
+    assert figure_kinds_for(["hnet", "ewc"], ["official"]) == all_but("compression", "samples")
+    assert figure_kinds_for(["ewc", "scratch"]) == all_but("compression", "embeddings", "samples")
     assert figure_kinds_for(["scratch"]) == ["matrices"]
+    assert figure_kinds_for(["hnet", "hnet_tir", "dgr_distill"], ["official"]) == all_but(
+        "compression"
+    )
+    assert "samples" in figure_kinds_for(["hnet_r"])
     assert figure_kinds_for(["hnet", "ewc"], ["official"], tuned=True) == [
-        *all_but("compression"),
+        *all_but("compression", "samples"),
         "sensitivity",
     ]
 

@@ -110,3 +110,80 @@ def test_finished_job_started_again_does_nothing(tmp_path, reference):
     again = subprocess.run(cli(ref_out), env=env(), capture_output=True, text=True, timeout=120)
     assert again.returncode == 0
     assert (ref_out / "metrics.json").stat().st_mtime_ns == before
+
+
+# -- the replay family: VAE, inference net, frozen copies, generators in the checkpoint ---------
+
+REPLAY_ITERS = 60
+SLOW = 900  # seconds: a loaded 2-core machine runs these jobs many times slower than usual
+
+
+def replay_cli(out: Path, method: str) -> list[str]:
+    sets = {"train.iters": REPLAY_ITERS, "train.log_every": 2}
+    return train_argv(out, "-q", "-m", method, "--scenario", "cl3", seed=2, sets=sets)
+
+
+def run_to_end(out: Path, method: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        replay_cli(out, method), env=env(), capture_output=True, text=True, timeout=SLOW
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture(scope="module", params=["hnet_r", "hnet_tir", "dgr_distill"])
+def replay_reference(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"ref-{request.param}") / "run"
+    run_to_end(out, request.param)
+    return request.param, json.loads((out / "metrics.json").read_text()), out
+
+
+def interrupt(out: Path, method: str, task: int, sig: int) -> int:
+    """Start the job, send ``sig`` once it is at the middle of ``task``; its exit status. The
+    process never outlives the call."""
+    proc = subprocess.Popen(
+        replay_cli(out, method), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for_step(out, task=task, step=REPLAY_ITERS // 2, proc=proc, timeout=SLOW)
+        proc.send_signal(sig)
+        proc.communicate(timeout=SLOW)
+        return proc.returncode
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def assert_same_run(out: Path, ref: dict, ref_out: Path) -> None:
+    res = json.loads((out / "metrics.json").read_text())
+    assert res["resumed"] is True
+    assert res["acc_matrix"] == ref["acc_matrix"]
+    assert res.get("task_inference_matrix") == ref.get("task_inference_matrix")
+    assert (out / "losses.jsonl").read_text() == (ref_out / "losses.jsonl").read_text()
+    assert (out / "samples.npz").read_bytes() == (ref_out / "samples.npz").read_bytes()
+
+
+def test_replay_methods_resume_exactly_after_sigkill_mid_task(tmp_path, replay_reference):
+    """SIGKILL in task 3 (the replay of two earlier tasks is running): the job restarts task 3
+    from the last task boundary and ends bit-identical to the uninterrupted run."""
+    method, ref, ref_out = replay_reference
+    out = tmp_path / "run"
+    assert interrupt(out, method, 2, signal.SIGKILL) == -signal.SIGKILL
+    state = torch.load(out / "state" / "ckpt.pt", weights_only=True)
+    assert state["task"] == 2 and state["step"] == 0
+    assert "task 3, step 0" in run_to_end(out, method).stderr
+    assert_same_run(out, ref, ref_out)
+
+
+def test_replay_methods_resume_exactly_from_a_mid_task_checkpoint(tmp_path, replay_reference):
+    """SIGTERM mid task 2 writes a mid-task checkpoint (optimizer moments of every network,
+    frozen decoders and copies, regularizer targets, noise generators); resuming from it ends
+    bit-identical to the uninterrupted run."""
+    method, ref, ref_out = replay_reference
+    out = tmp_path / "run"
+    assert interrupt(out, method, 1, signal.SIGTERM) == 128 + signal.SIGTERM
+    state = torch.load(out / "state" / "ckpt.pt", weights_only=True)
+    assert state["task"] == 1 and 0 < state["step"] < REPLAY_ITERS
+    run_to_end(out, method)
+    assert_same_run(out, ref, ref_out)

@@ -32,12 +32,17 @@ def test_shipped_study_configs_expand(tmp_path):
         counts[name] = len(expand(config))
         tuning[name] = len(tuning_cells(config, expand(config)))
     assert counts["default"] == 5 * 9 * 3  # 5 benchmark×scenario, hnet×3 sizes + 6 baselines
-    assert counts["paper"] == 7 * 11 * 20  # SM, PM-10 in CL1-3 + PM-100 CL1; hnet×3 + 8; 20 seeds
+    # SM, PM-10 in CL1-3 + PM-100 CL1; hnet×3 + 8 baselines; + hnet_r and dgr_distill on SM and
+    # PM-10 in CL1-3, hnet_tir (official) on SM and PM-10 in CL2-3; 20 seeds
+    assert counts["paper"] == (7 * 11 + 6 + 6 + 4) * 20
+    # split_fmnist CL1, CL3: hnet×2 + 7 baselines + hnet_r + dgr_distill, hnet_tir in CL3; 3 seeds
+    assert counts["fashion"] == (2 * (2 + 7 + 2) + 1) * 3
     assert tuning["default"] == tuning["paper"] == 0
     assert (counts["tuned_digits"], tuning["tuned_digits"]) == (2 * 3 * 3, 2 * (3 + 4) * 2)
     # SM and PM-10 (6 pairs): hnet 3 sizes × 7 β, ewc and online_ewc 6 λ, si 7 c; PM-100 CL1:
-    # hnet 3 × 5 β, ewc 5 λ, online_ewc 6 λ, si 7 c; × 3 tuning seeds. The final grid is paper's.
-    assert counts["paper_sweep"] == counts["paper"]
+    # hnet 3 × 5 β, ewc 5 λ, online_ewc 6 λ, si 7 c; × 3 tuning seeds. The final grid is the
+    # paper's without the replay family: 7 benchmark × scenario pairs × (hnet×3 + 8) × 20 seeds.
+    assert counts["paper_sweep"] == 7 * 11 * 20
     assert tuning["paper_sweep"] == (6 * (21 + 6 + 6 + 7) + (15 + 5 + 6 + 7)) * 3
     sweep = snakemake_dry_run(
         yaml.safe_load((REPO / "workflow/config/paper_sweep.yaml").read_text()), tmp_path / "s"
@@ -48,7 +53,9 @@ def test_shipped_study_configs_expand(tmp_path):
         for line in sweep.stdout.splitlines()
         if len(line.split()) == 2 and line.split()[1].isdigit()
     }
-    assert stats["train"] == counts["paper"] and stats["train_tuning"] == tuning["paper_sweep"]
+    assert (
+        stats["train"] == counts["paper_sweep"] and stats["train_tuning"] == tuning["paper_sweep"]
+    )
     assert stats["select"] == 1
     res = snakemake_dry_run(
         yaml.safe_load((REPO / "workflow/config/paper.yaml").read_text()), tmp_path

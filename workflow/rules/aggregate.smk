@@ -22,11 +22,12 @@ rule aggregate:
         figures=[
             report(
                 directory(f"{OUT}/figures/{kind}"),
-                patterns=["{benchmark}__{scenario}.png"],
+                # one file per benchmark × scenario (× method for generated samples)
+                patterns=[figure_pattern(kind)],
                 caption=f"../report/{kind}.rst",
                 category=title,
                 subcategory="{benchmark} {scenario}",
-                labels={"benchmark": "{benchmark}", "scenario": "{scenario}"},
+                labels=figure_labels(kind),
             )
             for kind, (title, _) in FIGURE_KINDS.items()
         ],

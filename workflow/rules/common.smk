@@ -10,7 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from hnet.errors import HnetError
-from hnet.report.layout import FIGURE_KINDS
+from hnet.report.layout import FIGURE_KINDS, figure_labels, figure_pattern
 from hnet.study.grid import (
     Cell,
     expand,
@@ -117,8 +117,13 @@ def job_resource(name):
     return lambda wildcards: resources(config, wildcards.benchmark)[name]
 
 
+def _labels_text(kind):
+    *first, last = figure_labels(kind)
+    return f"{', '.join(first)} and {last}"
+
+
 FIGURE_CAPTIONS = {
-    kind: f"**{title}** (benchmark and scenario in the labels). {description} "
+    kind: f"**{title}** ({_labels_text(kind)} in the labels). {description} "
     "Metric definitions: docs/metrics.md in the hnet repository."
     for kind, (title, description) in FIGURE_KINDS.items()
 }

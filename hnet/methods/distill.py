@@ -1,0 +1,38 @@
+"""Distillation targets for generated samples (HNET+R, DGR+distill).
+
+Generated inputs have no labels; a frozen copy of the classifier taken when the task began
+labels them with its logits, and the learner matches the softened distribution (Hinton et al.
+2015, as used for replay by van de Ven & Tolias 2018). Soft targets carry what the old network
+believed, including its uncertainty about poor samples, which hard labels would throw away.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def distill_loss(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    """Cross-entropy between ``softmax(teacher/T)`` and ``log_softmax(student/T)``, summed over
+    classes, averaged over samples, times T² (so gradients keep their scale across T).
+
+    ``teacher`` may have fewer classes than ``student`` (class-incremental: the new task's
+    classes come last); the missing classes get target probability 0.
+    """
+    target = F.softmax(teacher / temperature, dim=-1)
+    extra = student.shape[-1] - teacher.shape[-1]
+    if extra < 0:
+        raise ValueError(f"teacher has {teacher.shape[-1]} classes, student {student.shape[-1]}")
+    if extra:
+        target = F.pad(target, (0, extra))
+    logq = F.log_softmax(student / temperature, dim=-1)
+    return -(target * logq).sum(-1).mean() * temperature**2
+
+
+def head_of_each(out: Tensor, heads: int, head_size: int, tids: Tensor) -> Tensor:
+    """Per sample, the ``head_size`` outputs of its own task's head (one head: the shared one)."""
+    if heads == 1:
+        return out[:, :head_size]
+    rows = torch.arange(len(out), device=out.device)
+    return out.view(len(out), heads, head_size)[rows, tids]
