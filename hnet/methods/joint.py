@@ -75,7 +75,7 @@ class Joint(Baseline):
         xs, ys, ts = [], [], []
         for s in tids.unique().tolist():
             data = self.bench.tasks[s]
-            x, y = data.train_batch(local[tids == s].to(data.y_train.device))
+            x, y = data.train_batch(local[tids == s].to(data.y_train.device), self.gen)
             xs.append(x)
             ys.append(y)
             ts.append(torch.full((len(y),), s, dtype=torch.long, device=y.device))

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from hnet.errors import ConfigError
 from hnet.models.batchnorm import (
     get_stats,
     init_stats,
@@ -121,9 +122,9 @@ def test_build_target_dispatches_on_kind_and_checks_the_shape():
         assert isinstance(build_target({"kind": "resnet32"}, 3072, 10, 6, CIFAR), ResNet32)
         zenke = build_target({"kind": "zenke", "in_shape": [1, 28, 28]}, 784, 10, 5)
     assert isinstance(zenke, ZenkeNet) and zenke.n_heads == 5 and zenke.head_size == 10
-    with pytest.raises(ValueError, match="mlp, resnet32, zenke"):
+    with pytest.raises(ConfigError, match="mlp, resnet32, zenke"):
         build_target({"kind": "vgg"}, 3072, 10, 6)
-    with pytest.raises(ValueError, match="in_shape"):
+    with pytest.raises(ConfigError, match=r"target\.kind='zenke'.*image"):
         build_target({"kind": "zenke"}, 3072, 10, 6)
     with pytest.raises(ValueError, match="784"):
         build_target({"kind": "resnet32"}, 784, 10, 6, CIFAR)
