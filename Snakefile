@@ -42,10 +42,10 @@ localrules:
     all,
 
 
+# Every cell's metrics.json (so a deleted cell is rebuilt even though the report exists), the
+# MLflow mirror and the report.
 rule all:
     default_target: True
-    """Every cell's metrics.json (so a deleted cell is rebuilt even though the report exists),
-    the MLflow mirror and the report."""
     input:
         study_targets(),
 

@@ -88,13 +88,6 @@ def figure_path(kind: str, benchmark: str, scenario: str, ext: str) -> str:
     return f"{figure_dir(kind)}/{benchmark}__{scenario}.{ext}"
 
 
-def table_path(name: str) -> str:
-    """``tables/<name>`` relative to the report directory."""
-    if name not in TABLES:
-        raise KeyError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
-    return f"tables/{name}"
-
-
 def figure_kinds_for(methods: Iterable[str], hnet_sizes: Iterable[str] = ()) -> list[str]:
     """The kinds drawn for one benchmark × scenario once every run of this grid has finished
     (with at least two tasks): lets a workflow list exact figure files before anything ran.

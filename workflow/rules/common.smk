@@ -53,7 +53,8 @@ def cell_of(wildcards) -> Cell:
 
 def job_args(wildcards) -> str:
     """hnet train arguments of a cell. Where its MLflow run goes is not among them (it is in
-    the tracking file): a new tracking server address must not make Snakemake rerun every cell."""
+    the tracking file): a new tracking server address must not make Snakemake rerun every cell.
+    """
     return train_args(config, cell_of(wildcards))
 
 
