@@ -41,6 +41,7 @@ from hnet.report.task_figures import (
     fig_final_per_task,
     fig_matrices,
 )
+from hnet.report.transfer_figure import fig_transfer_per_task
 from hnet.study.catalog import is_sized
 
 
@@ -160,6 +161,7 @@ DRAW: dict[str, Callable[[Cell], tuple[Figure | None, str]]] = {
     "matrices": fig_matrices,
     "final_per_task": fig_final_per_task,
     "during_vs_final": fig_during_vs_final,
+    "transfer_per_task": fig_transfer_per_task,
     "embeddings": fig_embeddings,
 }
 assert list(DRAW) == list(FIGURE_KINDS), "hnet.report_layout lists the kinds in display order"

@@ -53,6 +53,13 @@ FIGURE_KINDS: dict[str, tuple[str, str]] = {
         "Per task, the accuracy right after learning it (R[j,j]) and after the last task "
         "(R[T,j]), one panel per method and size; the shaded gap is what was forgotten.",
     ),
+    "transfer_per_task": (
+        "Per task: hypernetwork against fine-tuning and from scratch",
+        "The paper's Split CIFAR figure: per task, grouped bars of the hypernetwork's accuracy "
+        "right after learning the task (hatched) and after the last task, of fine-tuning right "
+        "after learning it and of the task trained alone from scratch (bars: mean over seeds, "
+        "whiskers: 95 % CI); drawn when there are hnet runs and finetune or scratch runs.",
+    ),
     "embeddings": (
         "Task embeddings (PCA)",
         "The hypernetwork's learned task embeddings projected on their first two principal "
@@ -93,9 +100,9 @@ def figure_kinds_for(methods: Iterable[str], hnet_sizes: Iterable[str] = ()) -> 
     (with at least two tasks): lets a workflow list exact figure files before anything ran.
 
     ``compression`` needs two or more hypernetwork sizes, ``embeddings`` a run of a sized
-    (hypernetwork) method, and the kinds
-    about accuracy after the last task a method other than ``scratch`` (whose runs learn every
-    task alone, so only their diagonal means something).
+    (hypernetwork) method, ``transfer_per_task`` a sized method and ``finetune`` or
+    ``scratch``, and the kinds about accuracy after the last task a method other than
+    ``scratch`` (whose runs learn every task alone, so only their diagonal means something).
     """
     methods = set(methods)
     any_sized = any(is_sized(m) for m in methods)
@@ -106,6 +113,8 @@ def figure_kinds_for(methods: Iterable[str], hnet_sizes: Iterable[str] = ()) -> 
             ok = n_sizes >= 2
         elif kind == "embeddings":
             ok = any_sized
+        elif kind == "transfer_per_task":
+            ok = any_sized and bool(methods & {"finetune", "scratch"})
         elif kind == "matrices":
             ok = bool(methods)
         else:

@@ -316,6 +316,7 @@ def test_layout_rules():
         "matrices",
         "final_per_task",
         "during_vs_final",
+        "transfer_per_task",
         "embeddings",
     ]
     assert all(len(t) == 2 and t[0] and t[1].endswith(".") for t in FIGURE_KINDS.values())
@@ -323,10 +324,18 @@ def test_layout_rules():
         "figures/matrices/split_mnist__cl3.svg"
     )
     all_but = lambda *no: [k for k in FIGURE_KINDS if k not in no]  # noqa: E731
-    assert figure_kinds_for(["hnet", "ewc"], ["cr0.1", "cr0.5"]) == all_but()
-    assert figure_kinds_for(["hnet", "ewc"], ["official"]) == all_but("compression")
-    assert figure_kinds_for(["ewc", "scratch"]) == all_but("compression", "embeddings")
+    assert figure_kinds_for(["hnet", "scratch"], ["cr0.1", "cr0.5"]) == all_but()
+    assert figure_kinds_for(["hnet", "ewc"], ["cr0.1", "cr0.5"]) == all_but("transfer_per_task")
+    assert figure_kinds_for(["hnet", "ewc"], ["official"]) == all_but(
+        "compression", "transfer_per_task"
+    )
+    assert figure_kinds_for(["ewc", "scratch"]) == all_but(
+        "compression", "embeddings", "transfer_per_task"
+    )
     assert figure_kinds_for(["scratch"]) == ["matrices"]
+    assert "transfer_per_task" not in figure_kinds_for(["hnet", "ewc"], ["official"])
+    assert "transfer_per_task" in figure_kinds_for(["hnet", "scratch"], ["official"])
+    assert "transfer_per_task" in figure_kinds_for(["hnet", "finetune"], ["official"])
 
 
 def test_study_figures(study_report):
