@@ -83,6 +83,8 @@ class Joint(Baseline):
 
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         del x, y  # the current task's batch; joint draws from the union of tasks ≤ task
+        self.net.train()
+        self.use_task(task)
         self.opt.zero_grad(set_to_none=True)
         loss = mixed_loss(self, *self.batch(task))
         loss.backward()

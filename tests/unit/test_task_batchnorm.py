@@ -159,3 +159,18 @@ def test_baselines_estimate_the_fisher_in_eval_mode_without_augmentation(tiny_da
     m.net.train()
     m.end_task(0)
     assert m.net.training
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS.names() if m != "hnet"])
+def test_baselines_step_in_train_mode_and_evaluate_in_eval_mode(tiny_data_root, method):
+    """BatchNorm batch statistics and dropout in every training step, even right after an
+    evaluation (joint has a step of its own); running statistics in evaluation."""
+    m, bench = setup(tiny_data_root, method)
+    modes: list[bool] = []
+    m.net.head.register_forward_pre_hook(lambda mod, args: modes.append(m.net.training))
+    m.begin_task(0)
+    m.evaluate(0)
+    assert modes and not any(modes)
+    modes.clear()
+    m.train_step(0, *bench.tasks[0].train_batch(torch.arange(8)))
+    assert modes and all(modes)
