@@ -23,6 +23,7 @@ validate(config, "workflow/schemas/study.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/tuning.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/aggregate.smk"
 
@@ -36,6 +37,7 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_]+",
     size=r"[A-Za-z0-9_.]+",
     seed=r"\d+",
+    point=r"[^/]*=[^/]*",  # a swept point, e.g. beta=0.01 (tuning cells only)
 
 
 localrules:

@@ -36,7 +36,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "device": "auto",  # auto = CUDA when available, else CPU
     "threads": 0,  # torch CPU threads; 0 = torch's default
-    "data": {"dir": None, "download": True},
+    # val_fraction: share of each task's training data held out for validation (0 = none)
+    "data": {"dir": None, "download": True, "val_fraction": 0.0},
     "target": {"kind": "mlp", "hidden": [100, 100], "activation": "relu"},
     "train": {
         "iters": 1000,  # optimizer steps per task (when epochs = 0)
@@ -58,39 +59,44 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
 # a run moved to another device, thread count or data copy is the same run (resumes, one MLflow
 # run). The job's resume check and the MLflow run key both use this one definition.
 ENV_KEYS = ("device", "threads", "data.dir", "data.download")
-# Keys added after runs already existed, with the value that reproduces the behaviour from
-# before they existed. At that value they are left out of a run's identity, so run directories
-# and MLflow runs made before the key was added stay the same runs (no retraining of a study
-# because the config grew). ``train.iters_per_task`` is derived from other keys, never an input.
-LATER_KEYS: dict[str, Any] = {
+# Keys added after results existed, with the value that reproduces the results made before them:
+# at that value they are left out of a run's identity, so those runs keep their identity (they
+# resume, are not rerun, and stay one MLflow run). ``train.iters_per_task`` is derived from other
+# keys, never an input.
+NEUTRAL_KEYS: dict[str, Any] = {
+    "data.val_fraction": 0.0,
+    "data.check_counts": True,
     "train.epochs": 0,
     "train.iters_per_task": None,
     "train.lr_schedule": "none",
     "train.bn_per_task": False,
-    "data.check_counts": True,
 }
 # Keys computed from the rest of the config when it is resolved; `--set` cannot change them.
 DERIVED_KEYS = ("train.iters_per_task",)
 
 
-def _pop(cfg: dict[str, Any], dotted: str) -> Any:
+def _pop(tree: dict[str, Any], dotted: str) -> Any:
     *parents, last = dotted.split(".")
-    node = cfg
+    node: Any = tree
     for p in parents:
         node = node.get(p) if isinstance(node, dict) else None
     return node.pop(last, None) if isinstance(node, dict) else None
 
 
 def identity_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``cfg`` without the keys that describe the machine rather than the experiment (and the
-    later-added keys at their neutral value, :data:`LATER_KEYS`)."""
+    """``cfg`` without the keys that describe the machine rather than the experiment, and
+    without :data:`NEUTRAL_KEYS` at their neutral value."""
     out = json.loads(json.dumps(cfg))
     for dotted in ENV_KEYS:
         _pop(out, dotted)
-    flat = leaves(out)
-    for dotted, neutral in LATER_KEYS.items():
-        if dotted in flat and flat[dotted] == neutral:
-            _pop(out, dotted)
+    for dotted, neutral in NEUTRAL_KEYS.items():
+        value = _pop(out, dotted)
+        if value is not None and value != neutral:
+            *parents, last = dotted.split(".")
+            node = out
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[last] = value
     return out
 
 
@@ -129,7 +135,10 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _check_type(key: str, old: Any, new: Any) -> Any:
+def check_type(key: str, old: Any, new: Any) -> Any:
+    """``new`` for a key whose default is ``old``, if the types agree (an int where a float is
+    expected becomes that float, an integral float where an int is expected that int); else a
+    ConfigError. The one type rule of overrides: ``--set`` and study sweeps apply it."""
     if old is None or new is None:
         return new
     if isinstance(old, bool):
@@ -169,7 +178,7 @@ def apply_overrides(
                     f"`hnet train ... --print-config` shows the whole resolved config."
                 )
             if last:
-                node[part] = _check_type(key, node.get(part), value)
+                node[part] = check_type(key, node.get(part), value)
             else:
                 node = node[part]
     return cfg
@@ -340,6 +349,9 @@ def validate(cfg: dict, spec: Any, mcls: Any) -> None:
             f"train.epochs must be an integer ≥ 0 (0 = use train.iters), got {train['epochs']!r}."
         )
     validate_training(cfg)
+    from hnet.data.validation import check_fraction
+
+    check_fraction(cfg["data"].get("val_fraction", 0.0))
     mcls.check_config(cfg)
 
 

@@ -14,6 +14,11 @@ class ConfigError(HnetError):
     """A problem with a job or study configuration (unknown key, bad value, unsupported pair)."""
 
 
+class StudyError(ConfigError):
+    """A study config that cannot be expanded into a grid (names, sweeps, combinations); the
+    message names the offending key of the study config."""
+
+
 class DataError(HnetError):
     """A dataset is missing, corrupt or cannot be downloaded."""
 

@@ -48,6 +48,7 @@ __all__ = [
     "forgetting",
     "fwt",
     "transfer_vs_scratch",
+    "validation_metrics",
 ]
 
 
@@ -227,3 +228,24 @@ METRICS: tuple[Metric, ...] = (
     Metric("train_seconds", "train s", -1),
 )
 BY_NAME = {m.name: m for m in METRICS}
+
+
+# -- validation metrics ---------------------------------------------------------------------------
+# A job whose benchmark holds out a validation split (data.val_fraction > 0) scores every task on
+# it too, into a second matrix V (metrics.json: val_acc_matrix, val_acc_init). The same formulas
+# applied to V give the val_* metrics: the only numbers a study's hyperparameter selection may
+# rank, so that choosing a value never looks at the test set.
+
+VAL_PREFIX = "val_"
+#: the metrics of the validation matrix, named ``val_<metric>``, with the direction of ``<metric>``
+VALIDATION_METRICS: tuple[Metric, ...] = tuple(
+    Metric(VAL_PREFIX + m.name, f"val. {m.label}", m.direction, summarized=False, printed=False)
+    for m in METRICS
+    if m.name in ("acc_final", "acc_during", "bwt", "fwt", "forgetting")
+)
+
+
+def validation_metrics(V: ArrayLike, bv: ArrayLike) -> dict[str, float | None]:
+    """``val_acc_final``, ``val_acc_during``, ``val_bwt``, ``val_fwt``, ``val_forgetting``: the
+    formulas of :func:`all_metrics` on the validation matrix ``V`` and untrained scores ``bv``."""
+    return {VAL_PREFIX + k: v for k, v in all_metrics(V, bv).items()}

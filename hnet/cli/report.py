@@ -15,7 +15,15 @@ def add_parser(sub: Any) -> None:
         "--hnet-ref",
         metavar="SIZE",
         default=None,
-        help="hnet size for the paired comparison (default: the best mean acc_final)",
+        help="hnet size every method is compared with in the paired table, fixed in advance "
+        "(default: official, else the first size; studies pass report.hnet_reference)",
+    )
+    p.add_argument(
+        "--selection",
+        metavar="SELECTION_JSON",
+        default=None,
+        help="a study's tuning/selection.json: the selected values (tables/selected.csv|md) "
+        "and the sensitivity figures",
     )
     p.add_argument(
         "--expected",
@@ -30,7 +38,13 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from hnet.report.build import make_report
 
-    rep = make_report(args.results_dir, args.out, hnet_ref=args.hnet_ref, expected=args.expected)
+    rep = make_report(
+        args.results_dir,
+        args.out,
+        hnet_ref=args.hnet_ref,
+        expected=args.expected,
+        selection=args.selection,
+    )
     for note in rep.notes:
         print(note, file=sys.stderr)
     print(f"wrote {len(rep.written)} files to {rep.out / 'tables'} and {rep.out / 'figures'}")

@@ -18,6 +18,7 @@ from hnet.data import (
     toy_regression,  # noqa: F401
 )
 from hnet.data.base import BENCHMARKS, Benchmark, BenchmarkSpec, TaskData
+from hnet.data.validation import hold_out
 from hnet.errors import DataError
 
 __all__ = ["BENCHMARKS", "Benchmark", "BenchmarkSpec", "TaskData", "load_benchmark"]
@@ -27,6 +28,8 @@ def load_benchmark(name: str, data_cfg: dict[str, Any], seed: int) -> Benchmark:
     """Build benchmark ``name`` on the CPU (move it with ``Benchmark.to(device)``).
 
     ``data_cfg`` is the job's ``data`` section; keys it lacks take the benchmark's defaults.
+    ``data.val_fraction`` > 0 holds out a seeded validation split of every task
+    (:mod:`hnet.data.validation`).
     Unknown names raise ConfigError (with close matches); missing data raises DataError.
     """
     spec = BENCHMARKS.get(name)
@@ -34,4 +37,4 @@ def load_benchmark(name: str, data_cfg: dict[str, Any], seed: int) -> Benchmark:
     bench = spec.load(cfg, seed)
     if not isinstance(bench, Benchmark) or bench.n_tasks == 0:
         raise DataError(f"Benchmark {name!r} produced no tasks from data settings {cfg}.")
-    return bench
+    return hold_out(bench, cfg.get("val_fraction", 0.0), seed)  # validation split, if asked

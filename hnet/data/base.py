@@ -40,6 +40,10 @@ class TaskData:
     perm: Tensor | None = None  # input permutation (indices into the flat input), applied per batch
     scale: float = 1.0  # multiplies the inputs after the cast to float (1/255 for uint8 images)
     augment: ImageAugment | None = None  # image normalisation (+ random crop/flip when training)
+    # Validation rows held out of the training data (data.val_fraction > 0, hnet.data.validation);
+    # None = no validation split. Scored like the test rows, never trained on.
+    x_val: Tensor | None = None
+    y_val: Tensor | None = None
 
     def inputs(self, x: Tensor) -> Tensor:
         """Raw stored rows → float network inputs (cast, scale, permute, normalise), on x's
@@ -76,9 +80,22 @@ class TaskData:
         return self.inputs(rows), self.y_train[idx]
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        for start in range(0, self.n_test, batch_size):
+        return self.eval_batches("test", batch_size)
+
+    def eval_rows(self, split: str) -> tuple[Tensor, Tensor]:
+        """The stored rows and labels of an evaluation split: ``test`` or ``val``."""
+        if split == "test":
+            return self.x_test, self.y_test
+        if split == "val" and self.x_val is not None and self.y_val is not None:
+            return self.x_val, self.y_val
+        raise ValueError(f"task has no {split!r} split (validation needs data.val_fraction > 0)")
+
+    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """Deterministic input batches of the ``test`` or ``val`` rows, in stored order."""
+        x, y = self.eval_rows(split)
+        for start in range(0, x.shape[0], batch_size):
             sl = slice(start, start + batch_size)
-            yield self.inputs(self.x_test[sl]), self.y_test[sl]
+            yield self.inputs(x[sl]), y[sl]
 
 
 @dataclass
@@ -100,6 +117,11 @@ class Benchmark:
     def n_tasks(self) -> int:
         return len(self.tasks)
 
+    @property
+    def has_validation(self) -> bool:
+        """Do the tasks hold out validation rows (``data.val_fraction`` > 0)?"""
+        return all(t.x_val is not None for t in self.tasks)
+
     def to(self, device: torch.device | str) -> Benchmark:
         """Move every task; tasks that shared storage (permuted benchmarks) keep sharing it."""
         moved: dict[int, Tensor] = {}
@@ -119,6 +141,8 @@ class Benchmark:
                 x_test=mv(t.x_test),
                 y_test=mv(t.y_test),
                 perm=mv(t.perm),
+                x_val=mv(t.x_val),
+                y_val=mv(t.y_val),
             )
             for t in self.tasks
         ]

@@ -70,7 +70,8 @@ def check_task_sizes(cfg: dict[str, Any], bench: Benchmark) -> None:
     if not cfg["train"].get("iters_per_task"):
         return
     declared = BENCHMARKS.get(cfg["benchmark"]).task_sizes(cfg["data"])
-    loaded = [t.n_train for t in bench.tasks]
+    # epochs count a task's whole training set, validation rows held out of it included
+    loaded = [t.n_train + (0 if t.y_val is None else len(t.y_val)) for t in bench.tasks]
     if declared != loaded:
         raise DataError(
             f"train.epochs={cfg['train']['epochs']} counts steps from the real task sizes "
@@ -156,6 +157,32 @@ def record_failure(out: Path, e: Exception) -> None:
         )
 
 
+class Validation:
+    """Scores on the validation split (data.val_fraction > 0): V and bv, the counterparts of R
+    and b, checkpointed with them and written to metrics.json as ``val_acc_matrix``,
+    ``val_acc_init`` and the ``val_*`` metrics. Without a split none of this exists, so
+    checkpoints and results stay exactly as they were."""
+
+    def __init__(self, T: int) -> None:
+        self.V, self.bv = np.full((T, T), np.nan), np.full(T, np.nan)
+
+    def record(self, row: int | None, task: int, score: float) -> None:
+        (self.bv if row is None else self.V[row])[task] = score
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"V": torch.from_numpy(self.V), "bv": torch.from_numpy(self.bv)}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.V[:], self.bv[:] = state["V"].cpu().numpy(), state["bv"].cpu().numpy()
+
+    def results(self) -> dict[str, Any]:
+        return {
+            "val_acc_matrix": self.V.tolist(),
+            "val_acc_init": self.bv.tolist(),
+            **metrics.validation_metrics(self.V, self.bv),
+        }
+
+
 class Job:
     """The steps of one run: set up, restore or evaluate the untrained model, train every task
     (checkpointing at task ends and on a stop signal), then write the result."""
@@ -192,6 +219,7 @@ class Job:
         self.R = np.full((T, T), np.nan)
         self.TI = np.full((T, T), np.nan)  # task-inference accuracy (CL2/CL3 inference)
         self.b = np.full(T, np.nan)
+        self.val = Validation(T) if self.bench.has_validation else None
         self.task, self.step, self.train_seconds, self.log_offset = 0, 0, 0.0, 0
 
     def restore(self) -> bool:
@@ -201,6 +229,8 @@ class Job:
             return False
         self.method.load_state_dict(state["method"])
         self.R[:], self.b[:], self.TI[:] = (state[k].cpu().numpy() for k in ("R", "b", "TI"))
+        if self.val is not None:
+            self.val.load(state)
         self.task, self.step = state["task"], state["step"]
         self.train_seconds, self.log_offset = state["train_seconds"], state["log_offset"]
         self.sampler.load(state["sampler"])
@@ -225,6 +255,7 @@ class Job:
                 "augment": self.augment_gen.get_state(),
                 "rng": ckpt.rng_state(),
                 "log_offset": log_offset,
+                **(self.val.state() if self.val is not None else {}),
             },
         )
 
@@ -236,6 +267,8 @@ class Job:
             (self.b if row is None else self.R[row])[j] = score
             if ti is not None and row is not None and j <= row:  # learned tasks only
                 self.TI[row, j] = ti
+            if self.val is not None:  # the validation split, scored the same way
+                self.val.record(row, j, self.method.evaluate(j, split="val")[0])
 
     # -- training --------------------------------------------------------------------------
     def run(self, r_scratch: np.ndarray | None) -> dict[str, Any]:
@@ -338,6 +371,7 @@ class Job:
             "acc_init": self.b.tolist(),
             **metrics.all_metrics(self.R, self.b, r_scratch),
             **task_inference(self.TI),
+            **(self.val.results() if self.val is not None else {}),
             **self.method.param_counts(),
             **self.method.extra_results(),
             "train_seconds": self.train_seconds,

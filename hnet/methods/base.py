@@ -88,12 +88,14 @@ class Method:
         raise NotImplementedError
 
     @torch.no_grad()
-    def evaluate(self, task: int) -> tuple[float, float | None]:
+    def evaluate(self, task: int, split: str = "test") -> tuple[float, float | None]:
         """Test score of ``task`` — accuracy in % (classification) or −MSE (regression), so that
-        higher is better everywhere — and the task-inference accuracy in % (or None)."""
+        higher is better everywhere — and the task-inference accuracy in % (or None).
+        ``split="val"`` scores the task's validation rows instead (data.val_fraction > 0)."""
         data = self.bench.tasks[task]
+        n = data.eval_rows(split)[0].shape[0]
         total, inferred_ok, inferred_any = 0.0, 0, False
-        for x, y in data.test_batches(self.cfg["train"]["eval_batch_size"]):
+        for x, y in data.eval_batches(split, self.cfg["train"]["eval_batch_size"]):
             pred, inferred = self.predict(x, task)
             if self.bench.kind == "regression":
                 total -= (pred - y).pow(2).sum().item()
@@ -103,8 +105,8 @@ class Method:
                 inferred_any = True
                 inferred_ok += (inferred == task).sum().item()
         scale = 1.0 if self.bench.kind == "regression" else 100.0
-        ti = 100.0 * inferred_ok / data.n_test if inferred_any else None
-        return total / data.n_test * scale, ti
+        ti = 100.0 * inferred_ok / n if inferred_any else None
+        return total / n * scale, ti
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

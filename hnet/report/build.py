@@ -10,6 +10,8 @@ layout is fixed (:mod:`hnet.report.layout`, imported by the study Snakefile)::
     OUT/tables/summary.md|.tex     "mean ± std" per group, best value per benchmark×scenario bold
     OUT/tables/paired_vs_hnet.csv|.md   paired differences (method − hnet) of acc_final by seed
     OUT/tables/missing.csv|.md     expected cells (--expected grid) without a result, and why
+    OUT/tables/selected.csv|.md    the values a study's tuning stage selected (--selection), and
+                                   the rule; OUT/figures/sensitivity/ draws the curves behind them
     OUT/figures/<kind>/<benchmark>__<scenario>.png|.svg   one directory per FIGURE_KINDS entry
 """
 
@@ -24,6 +26,7 @@ from hnet.errors import HnetError
 from hnet.report import figures, tables
 from hnet.report import missing as missing_mod
 from hnet.report.runs import collect_runs
+from hnet.report.selection import load_selection, selected_markdown, selected_table
 
 
 @dataclass
@@ -56,15 +59,18 @@ def make_report(
     out: str | Path | None = None,
     hnet_ref: str | None = None,
     expected: str | Path | None = None,
+    selection: str | Path | None = None,
 ) -> Report:
     """Write tables and figures for all runs under ``results_dir`` into ``out`` (default: same).
 
-    ``hnet_ref``: the hnet size the paired comparison uses (default: the only one, or the one
-    with the highest mean acc_final per benchmark × scenario). ``expected``: the study's grid
+    ``hnet_ref``: the hnet size the paired comparison uses (default: ``official``, else the
+    first size in report order; never the best-scoring one). ``expected``: the study's grid
     file; expected cells without a result are listed in tables/missing.csv|md with the reason.
-    The layout is fixed (hnet.report.layout); see the module docstring.
+    ``selection``: a study's tuning/selection.json, for tables/selected.csv|md and the
+    sensitivity figures. The layout is fixed (hnet.report.layout); see the module docstring.
     """
     grid = missing_mod.load_grid(expected) if expected is not None else None
+    chosen = load_selection(selection) if selection is not None else None
     n_expected = None if grid is None else len(grid.cells)
     out = Path(out) if out is not None else Path(results_dir)
     tables_out = TableWriter(out / "tables")
@@ -80,7 +86,9 @@ def make_report(
         ) from e
     missing, notes = write_missing(tables_out, grid, results_dir, runs.table)
     summary, table_notes = write_tables(tables_out, runs, grid, missing, hnet_ref)
-    fig_files, fig_notes = figures.all_figures(runs, summary, out)
+    tables_out.put("selected.csv", selected_table(chosen).to_csv(index=False))
+    tables_out.put("selected.md", selected_markdown(chosen))
+    fig_files, fig_notes = figures.all_figures(runs, summary, out, chosen)
     notes = runs.notes + notes + table_notes + fig_notes
     return Report(out, tables_out.written + fig_files, notes, n_expected, missing)
 

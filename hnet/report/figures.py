@@ -22,6 +22,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
+from hnet.report import sensitivity
 from hnet.report.layout import FIGURE_EXTS, FIGURE_KINDS, figure_dir, figure_path
 from hnet.report.runs import Runs
 from hnet.report.style import (
@@ -164,12 +165,18 @@ DRAW: dict[str, Callable[[Cell], tuple[Figure | None, str]]] = {
     "transfer_per_task": fig_transfer_per_task,
     "embeddings": fig_embeddings,
 }
-assert list(DRAW) == list(FIGURE_KINDS), "hnet.report_layout lists the kinds in display order"
+# sensitivity is drawn from the selection file (hnet.report.sensitivity), not from the runs
+assert list(DRAW) == [k for k in FIGURE_KINDS if k != sensitivity.KIND], (
+    "hnet.report_layout lists the kinds in display order"
+)
 
 
-def all_figures(runs: Runs, summary: pd.DataFrame, out: Path) -> tuple[list[Path], list[str]]:
+def all_figures(
+    runs: Runs, summary: pd.DataFrame, out: Path, selection: dict | None = None
+) -> tuple[list[Path], list[str]]:
     """Every kind for every benchmark × scenario into ``out/figures/<kind>/``; files there that
-    this call did not write (earlier reports) are deleted. Returns (files, notes)."""
+    this call did not write (earlier reports) are deleted. Returns (files, notes).
+    ``selection``: a study's selection file, for the sensitivity figures."""
     written: list[Path] = []
     skipped: dict[tuple[str, str], list[str]] = {}
     for kind in FIGURE_KINDS:
@@ -187,11 +194,13 @@ def all_figures(runs: Runs, summary: pd.DataFrame, out: Path) -> tuple[list[Path
                     path = out / figure_path(kind, bench, scen, ext)
                     fig.savefig(path, dpi=DPI, metadata={"Date": None} if ext == "svg" else None)
                     written.append(path)
+        tuned, tuned_notes = sensitivity.draw(selection, out, FIGURE_EXTS, DPI)
+        written += tuned
     remove_stale(out, written)
     notes = [
         f"no figures/{kind} for {', '.join(where)}: {why}" for (kind, why), where in skipped.items()
     ]
-    return written, notes
+    return written, notes + tuned_notes
 
 
 def remove_stale(out: Path, written: list[Path]) -> list[Path]:

@@ -65,6 +65,12 @@ FIGURE_KINDS: dict[str, tuple[str, str]] = {
         "The hypernetwork's learned task embeddings projected on their first two principal "
         "components, one panel per hypernetwork size (first seed), points labelled by task.",
     ),
+    "sensitivity": (
+        "Sensitivity to swept hyperparameters",
+        "Studies with sweeps: the validation metric that selects the values against each swept "
+        "value, one line per method and size (mean over tuning seeds, band: 95 % CI, dots: "
+        "seeds, ring: the selected value; log axis for values spanning decades).",
+    ),
 }
 
 FIGURE_EXTS = ("png", "svg")
@@ -80,6 +86,8 @@ TABLES = (
     "paired_vs_hnet.md",
     "missing.csv",
     "missing.md",
+    "selected.csv",
+    "selected.md",
 )
 
 
@@ -95,7 +103,9 @@ def figure_path(kind: str, benchmark: str, scenario: str, ext: str) -> str:
     return f"{figure_dir(kind)}/{benchmark}__{scenario}.{ext}"
 
 
-def figure_kinds_for(methods: Iterable[str], hnet_sizes: Iterable[str] = ()) -> list[str]:
+def figure_kinds_for(
+    methods: Iterable[str], hnet_sizes: Iterable[str] = (), tuned: bool = False
+) -> list[str]:
     """The kinds drawn for one benchmark × scenario once every run of this grid has finished
     (with at least two tasks): lets a workflow list exact figure files before anything ran.
 
@@ -103,6 +113,8 @@ def figure_kinds_for(methods: Iterable[str], hnet_sizes: Iterable[str] = ()) -> 
     (hypernetwork) method, ``transfer_per_task`` a sized method and ``finetune`` or
     ``scratch``, and the kinds about accuracy after the last task a method other than
     ``scratch`` (whose runs learn every task alone, so only their diagonal means something).
+    ``sensitivity`` needs a tuning stage (``tuned``: the study sweeps a method of this
+    benchmark × scenario).
     """
     methods = set(methods)
     any_sized = any(is_sized(m) for m in methods)
@@ -117,6 +129,8 @@ def figure_kinds_for(methods: Iterable[str], hnet_sizes: Iterable[str] = ()) -> 
             ok = any_sized and bool(methods & {"finetune", "scratch"})
         elif kind == "matrices":
             ok = bool(methods)
+        elif kind == "sensitivity":
+            ok = tuned
         else:
             ok = bool(methods - {"scratch"})
         if ok:

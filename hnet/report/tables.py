@@ -10,7 +10,8 @@ import pandas as pd
 from scipy import stats
 
 from hnet.metrics import METRICS
-from hnet.report.runs import KEYS, REFERENCE, sort_groups
+from hnet.report.runs import KEYS, REFERENCE, size_key, sort_groups
+from hnet.report.stats import holm
 
 SUMMARY_METRICS = [m.name for m in METRICS if m.summarized]
 WIDE_STATS = ("mean", "std", "ci95", "best")
@@ -165,11 +166,15 @@ PAIRED_COLUMNS = [
     "diff_ci_low",
     "diff_ci_high",
     "p_value",
+    "p_holm",
 ]
 
 
 def reference_size(summary: pd.DataFrame, bench: str, scen: str, hnet_ref: str | None) -> str:
-    """The hnet size baselines are compared with in one benchmark × scenario ('' = none)."""
+    """The hnet size baselines are compared with in one benchmark × scenario ('' = none):
+    ``hnet_ref`` when given (studies pass the one their config fixes), else ``official``, else
+    the first size in report order. Never the best one: a reference picked after seeing the
+    results would bias every comparison against it."""
     acc = summary[
         (summary["benchmark"] == bench)
         & (summary["scenario"] == scen)
@@ -181,13 +186,14 @@ def reference_size(summary: pd.DataFrame, bench: str, scen: str, hnet_ref: str |
         return hnet_ref if hnet_ref in set(acc["size"]) else ""
     if acc.empty:
         return ""
-    return str(acc.loc[acc["mean"].idxmax(), "size"])  # first (official) wins ties
+    return min(map(str, acc["size"]), key=size_key)  # official first, then cr ascending
 
 
 def paired_vs_hnet(
     runs: pd.DataFrame, summary: pd.DataFrame, hnet_ref: str | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
-    """acc_final of every other group minus the reference hnet's, paired by seed."""
+    """acc_final of every other group minus the reference hnet's, paired by seed; p-values
+    Holm-adjusted within each benchmark × scenario (``p_holm``)."""
     rows, notes = [], []
     first = runs.drop_duplicates([*KEYS, "seed"], keep="first")
     for (bench, scen), g in first.groupby(["benchmark", "scenario"], sort=False):
@@ -197,6 +203,7 @@ def paired_vs_hnet(
             notes.append(f"skipped paired comparison for {bench}/{scen}: no {what}")
             continue
         h = g[(g["method"] == REFERENCE) & (g["size"] == ref)].set_index("seed")["acc_final"]
+        first = len(rows)
         for (method, size), m in g.groupby(["method", "size"], sort=False):
             if method == REFERENCE and size == ref:
                 continue
@@ -224,6 +231,9 @@ def paired_vs_hnet(
                     "p_value": p,
                 }
             )
+        table = rows[first:]  # one benchmark × scenario: the family Holm adjusts over
+        for r, adjusted in zip(table, holm([r["p_value"] for r in table]), strict=True):
+            r["p_holm"] = adjusted
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS), notes
 
 
@@ -232,9 +242,12 @@ def paired_markdown(paired: pd.DataFrame) -> str:
         "# acc_final vs hnet (paired by seed)",
         "",
         "Difference = method − hnet on the seeds both have; 95 % CI from Student t; p from a "
-        "paired t-test (scipy.stats.ttest_rel). The hnet reference is the only hnet size, or "
-        "the one with the highest mean acc_final (column 'hnet size'), unless --hnet-ref is "
-        "given.",
+        "paired t-test (scipy.stats.ttest_rel). p (Holm): p adjusted for the number of "
+        "comparisons in each benchmark × scenario table by Holm's step-down method, which keeps "
+        "the chance of any false positive in that table at the nominal level; judge "
+        "significance by it. The hnet reference (column 'hnet size') is fixed before the "
+        "results: the study's report.hnet_reference (hnet report --hnet-ref), else 'official', "
+        "else the first size.",
     ]
     if paired.empty:
         return "\n".join([*lines, "", "No comparisons: no hnet runs."]) + "\n"
@@ -247,15 +260,16 @@ def paired_markdown(paired: pd.DataFrame) -> str:
             "",
             f"## {bench} / {scen} (vs hnet {g['hnet_size'].iloc[0]})",
             "",
-            "| method | size | hnet size | n | method acc | hnet acc | diff | 95 % CI | p |",
-            "|---|---|---|---:|---:|---:|---:|---|---:|",
+            "| method | size | hnet size | n | method acc | hnet acc | diff | 95 % CI | p "
+            "| p (Holm) |",
+            "|---|---|---|---:|---:|---:|---:|---|---:|---:|",
         ]
         for r in g.itertuples():
             ci = f"[{f(r.diff_ci_low)}, {f(r.diff_ci_high)}]" if np.isfinite(r.diff_ci95) else "–"
             lines.append(
                 f"| {r.method} | {r.size} | {r.hnet_size} | {r.n_pairs} | "
                 f"{f(r.method_acc_final)} | {f(r.hnet_acc_final)} | {f(r.diff_mean)} | {ci} | "
-                f"{f(r.p_value, 3)} |"
+                f"{f(r.p_value, 3)} | {f(r.p_holm, 3)} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -20,25 +20,53 @@ from hnet.models.sizes import RATIO
 PATH = Path(__file__).with_name("catalog.json")
 
 
+# Sections of the job config every method has, whose keys a study may sweep (with their defaults
+# per benchmark in the catalog); a method's own section is named after the method.
+SHARED_SECTIONS = ("data", "target", "train")
+
+
 def build() -> dict[str, Any]:
-    """The catalog computed from the live registries (imports torch)."""
+    """The catalog computed from the live registries (imports torch).
+
+    Besides names and capabilities it holds the default of every sweepable config key, so a
+    study's sweeps are checked for unknown keys and wrong value types while the Snakefile is
+    parsed: per benchmark the leaves of the shared sections (``config``), per method its
+    hyperparameters (``hparams``, the defaults of its own config section).
+    """
+    from hnet.config import GLOBAL_DEFAULTS, deep_merge, leaves
     from hnet.data import BENCHMARKS
     from hnet.methods import METHODS
     from hnet.models.sizes import SIZES
     from hnet.scenarios import SCENARIOS
 
-    return {
-        "scenarios": list(SCENARIOS),
-        "benchmarks": {
-            name: {"scenarios": list(spec.scenarios), "kind": spec.kind}
-            for name, spec in BENCHMARKS.items()
-        },
-        "methods": {
-            name: {"scenarios": list(cls.scenarios), "sized": bool(cls.sized)}
-            for name, cls in METHODS.items()
-        },
-        "sizes": ["official", *SIZES.names()],
-    }
+    def shared_keys(defaults: dict[str, Any]) -> dict[str, Any]:
+        merged = deep_merge(GLOBAL_DEFAULTS, defaults)
+        return leaves({k: merged[k] for k in SHARED_SECTIONS if k in merged})
+
+    return json.loads(
+        json.dumps(
+            {
+                "scenarios": list(SCENARIOS),
+                "benchmarks": {
+                    name: {
+                        "scenarios": list(spec.scenarios),
+                        "kind": spec.kind,
+                        "config": shared_keys(spec.defaults),
+                    }
+                    for name, spec in BENCHMARKS.items()
+                },
+                "methods": {
+                    name: {
+                        "scenarios": list(cls.scenarios),
+                        "sized": bool(cls.sized),
+                        "hparams": dict(cls.defaults),
+                    }
+                    for name, cls in METHODS.items()
+                },
+                "sizes": ["official", *SIZES.names()],
+            }
+        )
+    )
 
 
 @cache

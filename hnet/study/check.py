@@ -24,7 +24,8 @@ from hnet.study.grid import Cell, StudyError, overrides, sized
 def check_cells(config: dict[str, Any], cells: list[Cell]) -> None:
     """Resolve every cell's job config as ``hnet train`` will (hparams keys and types, method
     checks) and every hypernetwork size against its benchmark (unreachable compression ratios),
-    loading each benchmark's data once. Imports torch: the workflow runs it as one local job
+    loading each benchmark's data once. Tuning cells (sweeps) are checked with their swept values
+    and validation split. Imports torch: the workflow runs it as one local job
     before any training job, never while parsing."""
 
     benches: dict[str, Any] = {}
@@ -37,7 +38,9 @@ def check_cells(config: dict[str, Any], cells: list[Cell]) -> None:
         if key in seen:
             continue
         seen.add(key)
-        where = f"hparams of cell {cell.path}"
+        where = (
+            f"sweeps: tuning cell {cell.run_dir}" if cell.point else f"hparams of cell {cell.path}"
+        )
         try:
             cfg = resolve(
                 cell.benchmark,

@@ -6,6 +6,14 @@ so it imports neither torch nor Snakemake: names and capabilities come from the 
 ``{benchmark}/{scenario}/{method}/{size}/seed{seed}``. Methods without a hypernetwork are not
 multiplied by the size axis: their size is ``none`` (:data:`hnet.models.sizes.NO_SIZE`).
 
+A study with sweeps (:mod:`hnet.study.sweeps`) runs in two stages. The *tuning* cells are the
+final cells' benchmark × scenario × method × size groups of swept methods, times every point of
+the sweep, times ``tuning.seeds``; they train with a validation split (``tuning.val_fraction``)
+and live under ``tuning/runs/`` with the point in their path
+(``{benchmark}/{scenario}/{method}/{size}/{point}/seed{seed}``). The *final* cells are the grid
+as without sweeps, at today's paths under ``runs/``; those of swept methods train with the
+values selected from the tuning cells (:mod:`hnet.study.select`).
+
 Errors are :class:`StudyError` messages that name the offending key (``methods[2]``,
 ``scenarios.toy_regression``, ``include[0].size``) and say how to fix it.
 """
@@ -16,18 +24,17 @@ import difflib
 import itertools
 import json
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from hnet.errors import ConfigError
-from hnet.study import catalog
+from hnet.errors import StudyError
+from hnet.study import catalog, sweeps
+from hnet.study.sweeps import Point
 
 NO_SIZE = "none"  # the size wildcard of methods the size axis does not apply to
 AXES = ("benchmark", "scenario", "method", "size", "seed")
-
-
-class StudyError(ConfigError):
-    """A study config that cannot be expanded into a grid."""
+RUNS = "runs"  # final cells, below results/<study>/
+TUNING_RUNS = "tuning/runs"  # tuning cells (studies with sweeps), below results/<study>/
 
 
 @dataclass(frozen=True, order=True)
@@ -37,11 +44,26 @@ class Cell:
     method: str
     size: str
     seed: int
+    point: Point = ()  # tuning cells: the swept values; () for final cells
 
     @property
     def path(self) -> str:
-        """The cell's run directory below ``results/<study>/runs/``."""
-        return f"{self.benchmark}/{self.scenario}/{self.method}/{self.size}/seed{self.seed}"
+        """The cell's run directory below ``results/<study>/runs/`` (tuning cells: below
+        ``tuning/runs/``, with the point's directory before the seed)."""
+        head = f"{self.benchmark}/{self.scenario}/{self.method}/{self.size}"
+        if self.point:
+            head += "/" + sweeps.point_dir(self.method, self.point)
+        return f"{head}/seed{self.seed}"
+
+    @property
+    def run_dir(self) -> str:
+        """The run directory relative to ``results/<study>/``."""
+        return f"{TUNING_RUNS if self.point else RUNS}/{self.path}"
+
+    @property
+    def group(self) -> tuple[str, str, str, str]:
+        """benchmark, scenario, method, size: what a selected value applies to."""
+        return (self.benchmark, self.scenario, self.method, self.size)
 
 
 def _unknown(key: str, value: str, known: list[str], what: str) -> StudyError:
@@ -102,6 +124,23 @@ def _check_supported(key: str, cell: Cell) -> None:
 sized = catalog.is_sized
 
 
+def _check_report(config: dict[str, Any]) -> None:
+    ref = (config.get("report") or {}).get("hnet_reference")
+    if ref is not None and ref not in config.get("sizes", ["official"]):
+        raise StudyError(
+            f"study config: report.hnet_reference = {ref!r} is not one of the study's sizes "
+            f"({', '.join(config.get('sizes', ['official']))}); the paired comparison needs "
+            "runs of the reference."
+        )
+
+
+def hnet_reference(config: dict[str, Any]) -> str:
+    """The hypernetwork size every method is compared with in the paired table, fixed by the
+    study before any result exists: ``report.hnet_reference``, else the first listed size."""
+    ref = (config.get("report") or {}).get("hnet_reference")
+    return ref if ref is not None else config.get("sizes", ["official"])[0]
+
+
 def _check_names(config: dict[str, Any]) -> None:
     for i, b in enumerate(config["benchmarks"]):
         _check_name(f"benchmarks[{i}]", b, "benchmark")
@@ -135,8 +174,11 @@ def _matches(cell: Cell, pattern: dict[str, Any]) -> bool:
 
 
 def expand(config: dict[str, Any]) -> list[Cell]:
-    """Every cell of the study, sorted; raises StudyError on a bad config."""
+    """Every (final) cell of the study, sorted; raises StudyError on a bad config, sweeps
+    included (:func:`tuning_cells` lists the tuning stage)."""
     _check_names(config)
+    _check_report(config)
+    _check_tuning(config)
     sizes = config.get("sizes", ["official"])
     cells: set[Cell] = set()
     for b in config["benchmarks"]:
@@ -175,17 +217,106 @@ def expand(config: dict[str, Any]) -> list[Cell]:
     return sorted(cells)
 
 
-def overrides(config: dict[str, Any], cell: Cell) -> dict[str, Any]:
-    """The cell's ``--set`` overrides: all < benchmarks.<b> < scenarios.<s> < methods.<m>."""
+# -- two stages: tuning cells and the selection they feed -------------------------------------
+
+
+def _check_tuning(config: dict[str, Any]) -> None:
+    """``tuning`` and ``sweeps`` belong together; the selection metric is a validation one."""
+    has_sweeps, tuning = sweeps.any_sweeps(config), config.get("tuning")
+    sweeps.check_sweeps(config)
+    if has_sweeps and not tuning:
+        raise StudyError(
+            "study config: sweeps need a tuning stage: add tuning: {seeds: [...]} (the seeds "
+            "of the tuning cells; docs/studies.md, Sweeps)."
+        )
+    if tuning and not has_sweeps:
+        raise StudyError(
+            "study config: tuning is given but sweeps lists no values to tune; add sweeps or "
+            "drop tuning."
+        )
+    if tuning:
+        from hnet.metrics import VALIDATION_METRICS
+
+        names = [m.name for m in VALIDATION_METRICS]
+        if tuning.get("metric", names[0]) not in names:
+            raise StudyError(
+                f"study config: tuning.metric = {tuning['metric']!r} is not a validation metric; "
+                f"selection ranks {', '.join(names)} only (never a test metric)."
+            )
+
+
+def tuning_cells(config: dict[str, Any], cells: list[Cell]) -> list[Cell]:
+    """The tuning stage of the final ``cells``: every benchmark × scenario × method × size group
+    of a swept method, times the points of its sweep, times ``tuning.seeds``; ``exclude``
+    patterns apply too. Sorted; [] without sweeps."""
+    if not config.get("tuning"):
+        return []
+    pts: dict[tuple[str, str], list[Point]] = {}
+    out: set[Cell] = set()
+    groups = sorted({c.group for c in cells})
+    for b, sc, m, size in groups:
+        if (b, m) not in pts:
+            pts[b, m] = sweeps.points(config, b, m)
+        for point in pts[b, m]:
+            for seed in config["tuning"]["seeds"]:
+                out.add(Cell(b, sc, m, size, int(seed), point))
+    for pattern in config.get("exclude", []):
+        out = {c for c in out if not _matches(c, pattern)}
+    left = {c.group for c in out}
+    for g in groups:
+        if pts.get((g[0], g[2])) and g not in left:
+            raise StudyError(
+                f"study config: exclude removes every tuning cell of {'/'.join(g)}, whose final "
+                "cells need a selected value; keep at least one tuning seed."
+            )
+    return sorted(out)
+
+
+def swept(config: dict[str, Any], cell: Cell) -> bool:
+    """Does this final cell train with values selected in the tuning stage?"""
+    return bool(config.get("tuning")) and sweeps.is_swept(config, cell.benchmark, cell.method)
+
+
+def tuning_record(config: dict[str, Any], cells: list[Cell]) -> list[dict[str, Any]]:
+    """The tuning cells as JSON (grid.json, the selection step): each with its point's values,
+    directory and index in the sweep's listed order (which breaks ties)."""
+    order: dict[tuple[str, str], list[Point]] = {}
+    out = []
+    for c in cells:
+        if (c.benchmark, c.method) not in order:
+            order[c.benchmark, c.method] = sweeps.points(config, c.benchmark, c.method)
+        out.append(
+            {
+                **{a: getattr(c, a) for a in AXES},
+                "point": sweeps.values_of(c.point),
+                "point_dir": sweeps.point_dir(c.method, c.point),
+                "point_index": order[c.benchmark, c.method].index(c.point),
+                "run_dir": c.run_dir,
+            }
+        )
+    return out
+
+
+def overrides(
+    config: dict[str, Any], cell: Cell, selected: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The cell's ``--set`` overrides: all < benchmarks.<b> < scenarios.<s> < methods.<m>, then
+    for a tuning cell the validation split and its point, for a final cell of a swept method
+    the ``selected`` values."""
     hp = config.get("hparams", {})
     out: dict[str, Any] = dict(hp.get("all", {}))
     out.update(hp.get("benchmarks", {}).get(cell.benchmark, {}))
     out.update(hp.get("scenarios", {}).get(cell.scenario, {}))
     out.update(hp.get("methods", {}).get(cell.method, {}))
+    if cell.point:
+        out["data.val_fraction"] = config["tuning"].get("val_fraction", 0.1)
+        out.update(sweeps.values_of(cell.point))
+    elif selected:
+        out.update(selected)
     return out
 
 
-def train_args(config: dict[str, Any], cell: Cell) -> str:
+def train_args(config: dict[str, Any], cell: Cell, selected: dict[str, Any] | None = None) -> str:
     """Shell-quoted ``hnet train`` arguments of a cell (besides --out and tracking)."""
     args = [
         "--benchmark",
@@ -201,7 +332,7 @@ def train_args(config: dict[str, Any], cell: Cell) -> str:
     ]
     if cell.size != NO_SIZE:
         args += ["--size", cell.size]
-    for key, value in sorted(overrides(config, cell).items()):
+    for key, value in sorted(overrides(config, cell, selected).items()):
         args += ["--set", f"{key}={json.dumps(value)}"]
     return shlex.join(args)
 
@@ -214,9 +345,15 @@ def resources(config: dict[str, Any], benchmark: str) -> dict[str, int]:
     return res
 
 
-def grid_record(config: dict[str, Any], cells: list[Cell]) -> dict[str, Any]:
-    """``grid.json``: the expected cells, read by ``hnet report --expected``."""
-    return {
+def grid_record(
+    config: dict[str, Any], cells: list[Cell], tuning: list[Cell] | None = None
+) -> dict[str, Any]:
+    """``grid.json``: the expected (final) cells, read by ``hnet report --expected``, and the
+    tuning cells when the study has sweeps."""
+    record: dict[str, Any] = {
         "study": config["study"],
-        "cells": [{**asdict(c), "run_dir": f"runs/{c.path}"} for c in cells],
+        "cells": [{a: getattr(c, a) for a in AXES} | {"run_dir": c.run_dir} for c in cells],
     }
+    if tuning:
+        record["tuning"] = tuning_record(config, tuning)
+    return record

@@ -129,12 +129,12 @@ def test_best_marks(report):
 
 
 def test_paired_differences(report):
+    """The reference is fixed in advance (official without --hnet-ref), never the best size;
+    p-values are Holm-adjusted over the table's comparisons."""
     _, out = report
     runs, paired = read(out, "runs.csv"), read(out, "paired_vs_hnet.csv")
-    acc = runs.groupby(["method", "size"])["acc_final"].mean()
-    ref = "official" if acc["hnet", "official"] >= acc["hnet", "cr0.5"] else "cr0.5"
+    ref, other = "official", "cr0.5"
     assert set(paired["hnet_size"]) == {ref}
-    other = "cr0.5" if ref == "official" else "official"
     assert {(m, s) for m, s in zip(paired["method"], paired["size"], strict=False)} == {
         ("hnet", other),
         ("finetune", NO_SIZE),
@@ -147,14 +147,20 @@ def test_paired_differences(report):
         assert r.n_pairs == 3 and r.seeds == "0 1 2"
         assert r.diff_mean == pytest.approx(d.mean())
         assert r.diff_ci_high - r.diff_mean == pytest.approx(r.diff_ci95)
-        assert 0 <= r.p_value <= 1
-    assert (out / "tables" / "paired_vs_hnet.md").read_text().count("\n| ") == 4
+        assert 0 <= r.p_value <= r.p_holm <= 1
+    ranked = paired.sort_values("p_value")
+    assert list(ranked["p_holm"]) == sorted(ranked["p_holm"])  # step-down keeps the order
+    assert ranked["p_holm"].iloc[0] == pytest.approx(min(1.0, 3 * ranked["p_value"].iloc[0]))
+    md = (out / "tables" / "paired_vs_hnet.md").read_text()
+    assert md.count("\n| ") == 4 and "Holm" in md and "p (Holm)" in md
 
 
 def test_figures_of_real_runs(report):
-    """Real hnet runs carry task_embeddings and two sizes: every kind is drawn."""
+    """Real hnet runs carry task_embeddings and two sizes: every kind is drawn (but the
+    sensitivity figure, which needs a study's selection file)."""
     rep, out = report
-    for kind in FIGURE_KINDS:
+    assert not any((out / "figures" / "sensitivity").iterdir())
+    for kind in (k for k in FIGURE_KINDS if k != "sensitivity"):
         png = out / figure_path(kind, "split_digits", "cl1", "png")
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", kind
         assert png.stat().st_size > 5000
@@ -318,12 +324,13 @@ def test_layout_rules():
         "during_vs_final",
         "transfer_per_task",
         "embeddings",
+        "sensitivity",
     ]
     assert all(len(t) == 2 and t[0] and t[1].endswith(".") for t in FIGURE_KINDS.values())
     assert figure_path("matrices", "split_mnist", "cl3", "svg") == (
         "figures/matrices/split_mnist__cl3.svg"
     )
-    all_but = lambda *no: [k for k in FIGURE_KINDS if k not in no]  # noqa: E731
+    all_but = lambda *no: [k for k in FIGURE_KINDS if k not in (*no, "sensitivity")]  # noqa: E731
     assert figure_kinds_for(["hnet", "scratch"], ["cr0.1", "cr0.5"]) == all_but()
     assert figure_kinds_for(["hnet", "ewc"], ["cr0.1", "cr0.5"]) == all_but("transfer_per_task")
     assert figure_kinds_for(["hnet", "ewc"], ["official"]) == all_but(
@@ -333,9 +340,12 @@ def test_layout_rules():
         "compression", "embeddings", "transfer_per_task"
     )
     assert figure_kinds_for(["scratch"]) == ["matrices"]
-    assert "transfer_per_task" not in figure_kinds_for(["hnet", "ewc"], ["official"])
     assert "transfer_per_task" in figure_kinds_for(["hnet", "scratch"], ["official"])
     assert "transfer_per_task" in figure_kinds_for(["hnet", "finetune"], ["official"])
+    assert figure_kinds_for(["hnet", "ewc"], ["official"], tuned=True) == [
+        *all_but("compression", "transfer_per_task"),
+        "sensitivity",
+    ]
 
 
 def test_study_figures(study_report):

@@ -12,22 +12,44 @@ import yaml
 from smk import REPO, study_command
 from smk import study_config as cfg
 
-from hnet.study.grid import expand
+from hnet.study.grid import expand, tuning_cells
+
+TUNE = {"seeds": [100]}
 
 
 def snakemake_dry_run(config: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cmd = study_command(tmp_path, config, "-n", "--cores", "1")
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
 def test_shipped_study_configs_expand(tmp_path):
-    """default, paper and fashion configs validate and expand; paper lists the full grid."""
-    counts = {}
-    for name in ("default", "paper", "fashion"):
+    """default, paper, fashion and the sweep configs validate and expand; paper lists the full
+    grid, and so does paper_sweep with its tuning stage."""
+    counts, tuning = {}, {}
+    for name in ("default", "paper", "fashion", "tuned_digits", "paper_sweep"):
         config = yaml.safe_load((REPO / "workflow" / "config" / f"{name}.yaml").read_text())
         counts[name] = len(expand(config))
+        tuning[name] = len(tuning_cells(config, expand(config)))
     assert counts["default"] == 5 * 9 * 3  # 5 benchmark×scenario, hnet×3 sizes + 6 baselines
     assert counts["paper"] == 7 * 11 * 20  # SM, PM-10 in CL1-3 + PM-100 CL1; hnet×3 + 8; 20 seeds
+    assert tuning["default"] == tuning["paper"] == 0
+    assert (counts["tuned_digits"], tuning["tuned_digits"]) == (2 * 3 * 3, 2 * (3 + 4) * 2)
+    # SM and PM-10 (6 pairs): hnet 3 sizes × 7 β, ewc and online_ewc 6 λ, si 7 c; PM-100 CL1:
+    # hnet 3 × 5 β, ewc 5 λ, online_ewc 6 λ, si 7 c; × 3 tuning seeds. The final grid is paper's.
+    assert counts["paper_sweep"] == counts["paper"]
+    assert tuning["paper_sweep"] == (6 * (21 + 6 + 6 + 7) + (15 + 5 + 6 + 7)) * 3
+    sweep = snakemake_dry_run(
+        yaml.safe_load((REPO / "workflow/config/paper_sweep.yaml").read_text()), tmp_path / "s"
+    )
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    stats = {
+        line.split()[0]: int(line.split()[1])
+        for line in sweep.stdout.splitlines()
+        if len(line.split()) == 2 and line.split()[1].isdigit()
+    }
+    assert stats["train"] == counts["paper"] and stats["train_tuning"] == tuning["paper_sweep"]
+    assert stats["select"] == 1
     res = snakemake_dry_run(
         yaml.safe_load((REPO / "workflow/config/paper.yaml").read_text()), tmp_path
     )
@@ -48,8 +70,42 @@ def test_shipped_study_configs_expand(tmp_path):
             lambda c: c.update(scenarios={"split_digits": ["cl4"], "toy_regression": ["cl1"]}),
             ["cl4"],
         ),
+        (
+            lambda c: c.update(sweeps={"methods": {"hnet": {"hnet.betta": [0.1]}}}, tuning=TUNE),
+            ["sweeps.methods.hnet.hnet.betta", "method 'hnet'", "Did you mean 'hnet.beta'"],
+        ),
+        (
+            lambda c: c.update(sweeps={"methods": {"ewc": {"ewc.lambda": [1, "x"]}}}, tuning=TUNE),
+            ["sweeps.methods.ewc.ewc.lambda[1] = 'x'", "method 'ewc' takes a float"],
+        ),
+        (
+            lambda c: c.update(sweeps={"methods": {"finetune": {"ewc.lambda": [1]}}}, tuning=TUNE),
+            ["sweeps.methods.finetune.ewc.lambda", "method 'finetune' has no 'ewc' section"],
+        ),
+        (
+            lambda c: c.update(sweeps={"methods": {"ewc": {"ewc.lambda": [1]}}}),
+            ["sweeps need a tuning stage"],
+        ),
+        (
+            lambda c: c.update(
+                sweeps={"methods": {"ewc": {"ewc.lambda": [1]}}},
+                tuning={"seeds": [9], "metric": "acc_final"},
+            ),
+            ["tuning.metric = 'acc_final' is not a validation metric", "val_acc_final"],
+        ),
     ],
-    ids=["method-typo", "negative-seed", "unknown-preset", "missing-key", "bad-scenario"],
+    ids=[
+        "method-typo",
+        "negative-seed",
+        "unknown-preset",
+        "missing-key",
+        "bad-scenario",
+        "sweep-unknown-key",
+        "sweep-wrong-type",
+        "sweep-key-method-lacks",
+        "sweep-without-tuning",
+        "selection-on-test-metric",
+    ],
 )
 def test_snakefile_rejects_malformed_study_before_any_job(tmp_path, mutate, expected):
     config = cfg()
@@ -61,15 +117,21 @@ def test_snakefile_rejects_malformed_study_before_any_job(tmp_path, mutate, expe
     assert not (tmp_path / "results").exists()
 
 
-def test_snakefile_dry_run_lists_every_cell_without_importing_torch(tmp_path):
-    res = snakemake_dry_run(cfg(), tmp_path)
+SWEPT = {"sweeps": {"methods": {"ewc": {"ewc.lambda": [1.0, 10.0]}}}, "tuning": TUNE}
+
+
+@pytest.mark.parametrize("extra", [{}, SWEPT], ids=["grid", "with-sweeps"])
+def test_snakefile_dry_run_lists_every_cell_without_importing_torch(tmp_path, extra):
+    config = cfg(**extra)
+    res = snakemake_dry_run(config, tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     counts = {}
     for line in res.stdout.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts["train"] == len(expand(cfg()))
+    assert counts["train"] == len(expand(config))
+    assert counts.get("train_tuning", 0) == len(tuning_cells(config, expand(config)))
     assert counts["check_study"] == counts["mlflow_init"] == counts["aggregate"] == 1
     code = (
         "import sys, runpy; sys.argv = ['snakemake', '-n', '--snakefile', sys.argv[1], "

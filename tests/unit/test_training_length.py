@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hnet import config
-from hnet.config import LATER_KEYS, global_step, identity_config, run_key, task_iters
+from hnet.config import NEUTRAL_KEYS, global_step, identity_config, run_key, task_iters
 from hnet.data import BENCHMARKS, load_benchmark
 from hnet.errors import ConfigError
 from hnet.job.run import run_job
@@ -61,7 +61,7 @@ def test_keys_added_later_leave_existing_runs_the_same_runs():
     key) of today's config of the same job, so studies are not retrained because keys grew."""
     cfg = config.resolve("split_mnist", "hnet", "cl3")
     old = copy.deepcopy(cfg)
-    for dotted in LATER_KEYS:
+    for dotted in NEUTRAL_KEYS:
         section, key = dotted.split(".")
         old[section].pop(key)
     assert identity_config(old) == identity_config(cfg)
@@ -146,3 +146,11 @@ def test_neutral_settings_draw_no_augmentation_and_set_no_rates(tmp_path, monkey
 
     assert torch.equal(state["augment"], rng.generator(0, "augment").get_state())
     assert calls == []
+
+
+def test_epochs_count_validation_rows_held_out_of_the_training_set(tmp_path, digits_with_sizes):
+    over = {"train.epochs": 1, "train.batch_size": 64, "data.val_fraction": 0.2}
+    cfg = config.resolve("split_digits", "finetune", overrides=over, threads=1)
+    res = run_job(cfg, tmp_path / "run", progress=False)  # no DataError: sizes match
+    assert cfg["train"]["iters_per_task"] == [math.ceil(n / 64) for n in digits_with_sizes]
+    assert "val_acc_matrix" in res

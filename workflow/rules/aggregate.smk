@@ -10,6 +10,7 @@ rule aggregate:
     input:
         grid=f"{OUT}/grid.json",
         runs=CELL_METRICS,
+        selection=[SELECTION] if TUNING else [],
     output:
         tables=report(
             directory(f"{OUT}/tables"),
@@ -39,5 +40,11 @@ rule aggregate:
         captions=FIGURE_CAPTIONS,
         runs=lambda wildcards, input: os.path.join(os.path.dirname(input.grid), "runs"),
         out=lambda wildcards, input: os.path.dirname(input.grid),
+        # the paired comparison's reference, fixed by the study before any result exists
+        hnet_ref=hnet_reference(config),
+        selection=lambda wildcards, input: (
+            f"--selection {input.selection}" if input.selection else ""
+        ),
     shell:
-        "hnet report {params.runs} --out {params.out} --expected {input.grid} > {log} 2>&1"
+        "hnet report {params.runs} --out {params.out} --expected {input.grid} "
+        "--hnet-ref {params.hnet_ref} {params.selection} > {log} 2>&1"

@@ -1,5 +1,6 @@
 # The study grid and the helpers of all rules. Parsing must stay cheap (no torch), so the grid
 # comes from hnet.study.grid, which only reads hnet's torch-free catalog.
+import json
 import os
 import shlex
 import shutil
@@ -10,11 +11,22 @@ from snakemake.exceptions import WorkflowError
 
 from hnet.errors import HnetError
 from hnet.report.layout import FIGURE_KINDS
-from hnet.study.grid import Cell, expand, resources, train_args
+from hnet.study.grid import (
+    Cell,
+    expand,
+    hnet_reference,
+    resources,
+    swept,
+    train_args,
+    tuning_cells,
+    tuning_record,
+)
+from hnet.study.select import selected_for
 from hnet.tracking.store import is_live, resolve_uri
 
 try:
     CELLS = expand(config)
+    TUNING = tuning_cells(config, CELLS)  # [] unless the study sweeps (docs/studies.md)
 except HnetError as e:
     raise WorkflowError(str(e)) from None
 
@@ -25,6 +37,13 @@ LOGS = f"{OUT}/logs"
 CELL_PATTERN = "{benchmark}/{scenario}/{method}/{size}/seed{seed}"
 CELL_METRICS = [f"{RUNS}/{c.path}/metrics.json" for c in CELLS]
 BY_PATH = {c.path: c for c in CELLS}
+# Studies with sweeps: tuning cells (a point of the sweep in their path, a validation split) and
+# the selection they feed; the final cells of swept methods train with the selected values.
+TUNING_RUNS = f"{OUT}/tuning/runs"
+TUNING_PATTERN = "{benchmark}/{scenario}/{method}/{size}/{point}/seed{seed}"
+TUNING_METRICS = [f"{TUNING_RUNS}/{c.path}/metrics.json" for c in TUNING]
+TUNING_BY_PATH = {c.path: c for c in TUNING}
+SELECTION = f"{OUT}/tuning/selection.json"
 
 # Jobs call the `hnet` command. When Snakemake runs from a venv that is not activated
 # (e.g. .venv/bin/snakemake), put that venv's bin/ on the PATH the jobs inherit. This is done
@@ -45,17 +64,53 @@ LIVE = is_live(TRACKING_URI, TRACKING["live"])
 
 
 def cell_of(wildcards) -> Cell:
-    path = CELL_PATTERN.format(**wildcards)
-    if path not in BY_PATH:
+    tuning = "point" in wildcards.keys()
+    path = (TUNING_PATTERN if tuning else CELL_PATTERN).format(**wildcards)
+    cells = TUNING_BY_PATH if tuning else BY_PATH
+    if path not in cells:
         raise WorkflowError(f"{path} is not a cell of study {STUDY!r}.")
-    return BY_PATH[path]
+    return cells[path]
+
+
+_SELECTION_CACHE: dict = {}
+
+
+def selected_values(cell: Cell):
+    """The values selected for the cell's group, from the selection file (None before it
+    exists). Read again whenever the file changes: after the checkpoint ``select`` has run,
+    Snakemake re-evaluates the jobs that wait for it."""
+    path = Path(SELECTION)
+    if not path.exists():
+        return None
+    stat = path.stat()
+    key = (stat.st_mtime_ns, stat.st_size)
+    if _SELECTION_CACHE.get("key") != key:
+        _SELECTION_CACHE.update(key=key, data=json.loads(path.read_text()))
+    return selected_for(_SELECTION_CACHE["data"], cell.group)
 
 
 def job_args(wildcards) -> str:
     """hnet train arguments of a cell. Where its MLflow run goes is not among them (it is in
     the tracking file): a new tracking server address must not make Snakemake rerun every cell.
-    """
-    return train_args(config, cell_of(wildcards))
+    A final cell of a swept method adds the selected values; they are part of its params, so a
+    selection that changes reruns exactly the cells whose values changed."""
+    cell = cell_of(wildcards)
+    if cell.point or not swept(config, cell):
+        return train_args(config, cell)
+    selected = selected_values(cell)
+    if selected is None:
+        # only before the checkpoint has run (dry runs): such a job is never executed
+        return train_args(config, cell) + " --set SELECTED_BY_TUNING"
+    return train_args(config, cell, selected)
+
+
+def selection_input(wildcards):
+    """Final cells of swept methods wait for the selection checkpoint. ancient(): rewriting the
+    selection file reruns no cell by itself; changed values do, through the params."""
+    cell = cell_of(wildcards)
+    if not swept(config, cell):
+        return []
+    return ancient(checkpoints.select.get().output[0])
 
 
 def job_resource(name):
@@ -75,7 +130,9 @@ def report_outputs():
 
 
 def study_targets():
-    targets = [*CELL_METRICS, *report_outputs()]
+    targets = [*CELL_METRICS, *TUNING_METRICS, *report_outputs()]
+    if TUNING:
+        targets.append(SELECTION)
     if not LIVE:
         targets.append(f"{OUT}/mlflow_sync.json")
     return targets
@@ -93,14 +150,17 @@ def partial_report():
     print(
         f"hnet: writing a partial report of study {STUDY!r} to {OUT}/", file=sys.stderr
     )
-    subprocess.run(
-        [*hnet, "report", RUNS, "--out", OUT, "--expected", str(grid)], check=False
-    )
+    cmd = [*hnet, "report", RUNS, "--out", OUT, "--expected", str(grid)]
+    cmd += ["--hnet-ref", hnet_reference(config)]
+    if TUNING and Path(SELECTION).exists():
+        cmd += ["--selection", SELECTION]
+    subprocess.run(cmd, check=False)
     if not LIVE:
         sync = [
             *hnet,
             "sync",
             RUNS,
+            *([TUNING_RUNS] if Path(TUNING_RUNS).is_dir() else []),
             "--tracking-uri",
             TRACKING_URI,
             "--experiment",

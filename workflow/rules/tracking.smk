@@ -29,7 +29,7 @@ rule mlflow_sync:
     and opening the store once per study instead of once per job). Idempotent."""
     input:
         init=f"{OUT}/mlflow.json",
-        runs=CELL_METRICS,
+        runs=CELL_METRICS + TUNING_METRICS,
     output:
         f"{OUT}/mlflow_sync.json",
     log:

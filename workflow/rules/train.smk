@@ -26,6 +26,7 @@ rule train:
     input:
         grid=ancient(f"{OUT}/grid.json"),
         tracking=ancient(f"{OUT}/mlflow.json"),
+        selection=selection_input,  # swept methods: their values come from the tuning stage
     output:
         f"{RUNS}/{CELL_PATTERN}/metrics.json",
     log:
@@ -46,3 +47,15 @@ rule train:
         'echo "== $(date -Is) attempt on $(hostname)" >> {log}; '
         "hnet train {params.args} --threads {threads} --out {params.run_dir} "
         "--tracking-file {input.tracking} --if-changed restart --quiet >> {log} 2>&1"
+
+
+# A tuning cell of a study with sweeps: the same job, below tuning/runs/ with the swept point in
+# its path; it needs no selection.
+use rule train as train_tuning with:
+    input:
+        grid=ancient(f"{OUT}/grid.json"),
+        tracking=ancient(f"{OUT}/mlflow.json"),
+    output:
+        f"{TUNING_RUNS}/{TUNING_PATTERN}/metrics.json",
+    log:
+        f"{LOGS}/tuning/{TUNING_PATTERN}.log",
