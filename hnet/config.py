@@ -19,6 +19,7 @@ import copy
 import difflib
 import hashlib
 import json
+import math
 from typing import Any
 
 import yaml
@@ -39,10 +40,14 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "data": {"dir": None, "download": True, "val_fraction": 0.0},
     "target": {"kind": "mlp", "hidden": [100, 100], "activation": "relu"},
     "train": {
-        "iters": 1000,  # optimizer steps per task
+        "iters": 1000,  # optimizer steps per task (when epochs = 0)
+        "epochs": 0,  # > 0: steps per task = ceil(task's training set / batch_size) · epochs
+        "iters_per_task": None,  # derived (never set): the steps of every task when epochs > 0
         "batch_size": 128,
         "lr": 1e-3,
+        "lr_schedule": "none",  # none | resnet_cifar (see hnet.methods.schedule)
         "adam_betas": [0.9, 0.999],
+        "bn_per_task": False,  # baselines: one set of BatchNorm statistics per task (CL1)
         "eval_batch_size": 2000,
         "log_every": 50,  # steps between logged training losses
     },
@@ -56,8 +61,18 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
 ENV_KEYS = ("device", "threads", "data.dir", "data.download")
 # Keys added after results existed, with the value that reproduces the results made before them:
 # at that value they are left out of a run's identity, so those runs keep their identity (they
-# resume, are not rerun, and stay one MLflow run).
-NEUTRAL_KEYS: dict[str, Any] = {"data.val_fraction": 0.0}
+# resume, are not rerun, and stay one MLflow run). ``train.iters_per_task`` is derived from other
+# keys, never an input.
+NEUTRAL_KEYS: dict[str, Any] = {
+    "data.val_fraction": 0.0,
+    "data.check_counts": True,
+    "train.epochs": 0,
+    "train.iters_per_task": None,
+    "train.lr_schedule": "none",
+    "train.bn_per_task": False,
+}
+# Keys computed from the rest of the config when it is resolved; `--set` cannot change them.
+DERIVED_KEYS = ("train.iters_per_task",)
 
 
 def _pop(tree: dict[str, Any], dotted: str) -> Any:
@@ -219,10 +234,54 @@ def resolve_with_sources(
     if source:
         layers.add({method: {**values, "source": source}}, f"tuned: {source}")
     layers.add({k: v for k, v in top.items() if v is not None}, "command line")
+    for key in DERIVED_KEYS:
+        if key in (overrides or {}):
+            raise ConfigError(
+                f"{key} is derived from train.epochs and the task sizes and cannot be set; "
+                "set train.epochs, or train.iters with train.epochs=0."
+            )
     cfg = apply_overrides(layers.cfg, overrides or {}, open_sections=("hnet_arch",))
     layers.sources.update(dict.fromkeys(overrides or {}, "--set"))
     validate(cfg, spec, mcls)
+    if derive_iters(cfg, spec):
+        layers.sources["train.iters_per_task"] = "derived: ceil(task size / batch_size) · epochs"
     return cfg, layers.sources
+
+
+def derive_iters(cfg: dict[str, Any], spec: Any) -> bool:
+    """Fill ``train.iters_per_task`` when ``train.epochs`` > 0: every task gets
+    ``ceil(n_train / batch_size) · epochs`` steps, from the sizes the benchmark declares (no
+    data files are read, so ``--print-config`` shows them). Returns whether it did."""
+    train = cfg["train"]
+    if not train["epochs"]:
+        train["iters_per_task"] = None
+        return False
+    sizes = spec.task_sizes(cfg["data"]) if spec.task_sizes is not None else None
+    if sizes is None:
+        raise ConfigError(
+            f"train.epochs={train['epochs']}: benchmark {spec.name!r} does not declare its task "
+            "sizes, so epochs cannot be turned into steps. Use train.iters (steps per task) "
+            "with train.epochs=0."
+        )
+    bs = train["batch_size"]
+    train["iters_per_task"] = [math.ceil(n / bs) * train["epochs"] for n in sizes]
+    return True
+
+
+def task_iters(cfg: dict[str, Any], n_tasks: int) -> list[int]:
+    """Optimizer steps of every task: ``train.iters_per_task`` if derived, else ``train.iters``
+    each (configs written before the key existed have only ``train.iters``)."""
+    per = cfg["train"].get("iters_per_task")
+    return list(per) if per else [cfg["train"]["iters"]] * n_tasks
+
+
+def global_step(cfg: dict[str, Any], task: int, step: int) -> int:
+    """One step axis over all tasks (MLflow's ``train_loss``): the steps of earlier tasks plus
+    ``step``; monotone when tasks differ in length."""
+    per = cfg["train"].get("iters_per_task")
+    if not per:
+        return task * cfg["train"]["iters"] + step
+    return sum(per[:task]) + step
 
 
 def resolve(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -290,7 +349,32 @@ def validate(cfg: dict, spec: Any, mcls: Any) -> None:
             raise ConfigError(f"train.{key} must be ≥ 1, got {train[key]!r}.")
     if train["lr"] <= 0:
         raise ConfigError(f"train.lr must be > 0, got {train['lr']!r}.")
+    if not isinstance(train["epochs"], int) or train["epochs"] < 0:
+        raise ConfigError(
+            f"train.epochs must be an integer ≥ 0 (0 = use train.iters), got {train['epochs']!r}."
+        )
+    validate_training(cfg)
     from hnet.data.validation import check_fraction
 
     check_fraction(cfg["data"].get("val_fraction", 0.0))
     mcls.check_config(cfg)
+
+
+def validate_training(cfg: dict) -> None:
+    """The learning-rate schedule and the baselines' BatchNorm option."""
+    from hnet.methods.schedule import LR_SCHEDULES
+
+    train = cfg["train"]
+    if train["lr_schedule"] not in LR_SCHEDULES:
+        raise ConfigError(
+            f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, "
+            f"got {train['lr_schedule']!r}."
+        )
+    betas = train["adam_betas"]
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise ConfigError(f"train.adam_betas must be two numbers in [0, 1), got {betas!r}.")
+    if train["bn_per_task"] and cfg["scenario"] != "cl1":
+        raise ConfigError(
+            "train.bn_per_task=true picks the BatchNorm statistics by task identity at test "
+            f"time, which scenario {cfg['scenario']} does not give; use it in cl1 only."
+        )

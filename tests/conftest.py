@@ -68,3 +68,14 @@ def tiny_mnist_root(tmp_path, monkeypatch):
             )
             write_idx(raw / f"{split}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
     return tmp_path
+
+
+@pytest.fixture
+def tiny_data_root(tiny_mnist_root):
+    """``tiny_mnist_root`` plus tiny CIFAR-10 and CIFAR-100 (real pickle format, 50/200 train
+    images); jobs on it set ``data.check_counts=false``."""
+    from cifar_files import write_cifar
+
+    for name in ("CIFAR10", "CIFAR100"):
+        write_cifar(tiny_mnist_root, name)
+    return tiny_mnist_root

@@ -107,9 +107,11 @@ class Benchmark:
     in_dim: int
     head_size: int  # outputs of one task head: classes per task (1 for regression)
     kind: str = "classification"  # or "regression"
-    # Shape of one input as the tasks store it, e.g. (3, 32, 32) for images kept as (n, C, H, W)
-    # rows; None for flat rows of ``in_dim`` values. ``in_dim`` stays the flat size (for MLPs).
-    in_shape: tuple[int, ...] | None = None
+    # Image shape (C, H, W) of one input, for convolutional targets; None for inputs that are
+    # no image (toy regression, 8×8 digits). Tasks store rows either in this shape (CIFAR:
+    # (n, 3, 32, 32)) or flat (MNIST family: (n, 784), which conv targets reshape); ``in_dim``
+    # is the flat size (MLPs flatten image rows).
+    in_shape: tuple[int, int, int] | None = None
 
     @property
     def n_tasks(self) -> int:
@@ -159,6 +161,10 @@ class BenchmarkSpec:
     ``defaults`` are merged into the job config under the benchmark: sections ``data``,
     ``target``, ``train`` and the key ``size`` (the default hypernetwork size preset). A
     method's values for a benchmark live in ``hnet/methods/tuned/``, not here.
+
+    ``task_sizes(data_cfg)`` (optional) gives the number of training examples of every task
+    without reading any data, from the dataset's known sizes; ``train.epochs`` needs it to turn
+    epochs into steps when the config is resolved. The job checks it against the loaded data.
     """
 
     name: str
@@ -167,6 +173,7 @@ class BenchmarkSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     scenarios: tuple[str, ...] = ("cl1", "cl2", "cl3")
     kind: str = "classification"
+    task_sizes: Callable[[dict[str, Any]], list[int]] | None = None
 
 
 BENCHMARKS = Registry[BenchmarkSpec]("benchmark")

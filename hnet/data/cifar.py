@@ -28,7 +28,12 @@ or ``<root>/cifar-100-python/``; (2) the official archive ``<root>/cifar-10-pyth
 ``<root>/cifar-100-python.tar.gz``, read and validated, then extracted into (1) with atomic
 writes (best effort: a read-only root still works); (3) a torchvision download when
 ``data.download`` is true. Sample counts must be the real 50000 train / 10000 test
-(:data:`EXPECTED_ROWS`; tests set it to None and still get every structural check).
+(:data:`EXPECTED_ROWS`; ``data.check_counts: false`` or, in-process tests, ``EXPECTED_ROWS =
+None`` accept other counts and still get every structural check).
+
+Two protocols of the paper are registered: the ResNet-32 one under the plain names and the
+ZenkeNet one as ``split_cifar10_100_zenke`` (the same tasks; its own target, training length,
+optimizer and inputs), so a study picks the protocol on its benchmark axis.
 """
 
 from __future__ import annotations
@@ -59,8 +64,9 @@ from hnet.files import write_bytes
 
 IMAGE_SHAPE = (3, 32, 32)
 ROW_BYTES = 3 * 32 * 32
-# Rows per split of the real datasets (all train files together). Tests set this to None to use
-# tiny files; structure, row width, dtypes, label ranges and consistency are checked regardless.
+# Rows per split of the real datasets (all train files together). Tests set this to None (or a
+# job sets data.check_counts: false) to use tiny files; structure, row width, dtypes, label ranges
+# and consistency are checked regardless.
 EXPECTED_ROWS: dict[str, int] | None = {"train": 50000, "test": 10000}
 CROP_PAD = 4
 
@@ -217,14 +223,16 @@ def _check_file(layout: CifarLayout, name: str, entry: Any, path: Path | str) ->
     return check_batch(entry, path, layout.n_classes)
 
 
-def _stack(layout: CifarLayout, files: dict[str, Checked], where: Path | str) -> Arrays:
+def _stack(
+    layout: CifarLayout, files: dict[str, Checked], where: Path | str, check_counts: bool = True
+) -> Arrays:
     """Validated files → (x_train, y_train, x_test, y_test) in torchvision's file order."""
     out = []
     for split in ("train", "test"):
         parts = [files[name] for name in getattr(layout, split)]
         x = np.concatenate([p[0] for p in parts if p is not None]).reshape(-1, *IMAGE_SHAPE)
         y = np.concatenate([p[1] for p in parts if p is not None])
-        expected = None if EXPECTED_ROWS is None else EXPECTED_ROWS[split]
+        expected = EXPECTED_ROWS[split] if EXPECTED_ROWS is not None and check_counts else None
         if expected is not None and len(y) != expected:
             raise DataError(
                 f"{where}: the {split} files hold {len(y)} images, expected {expected}."
@@ -236,7 +244,7 @@ def _stack(layout: CifarLayout, files: dict[str, Checked], where: Path | str) ->
 # --- the three places: extracted folder, archive, download --------------------------------------
 
 
-def read_folder(directory: Path, layout: CifarLayout) -> Arrays | None:
+def read_folder(directory: Path, layout: CifarLayout, check_counts: bool = True) -> Arrays | None:
     """The dataset in ``directory`` (torchvision's extracted folder); None if it holds none of
     the files, DataError if it is incomplete or anything is broken."""
     paths = [directory / name for name in layout.files()]
@@ -247,10 +255,10 @@ def read_folder(directory: Path, layout: CifarLayout) -> Arrays | None:
         missing = ", ".join(p.name for p, ok in zip(paths, present, strict=True) if not ok)
         raise DataError(f"{directory}: incomplete, missing {missing}.")
     files = {p.name: _check_file(layout, p.name, _read_pickle(p), p) for p in paths}
-    return _stack(layout, files, directory)
+    return _stack(layout, files, directory, check_counts)
 
 
-def read_archive(archive: Path, layout: CifarLayout) -> Arrays | None:
+def read_archive(archive: Path, layout: CifarLayout, check_counts: bool = True) -> Arrays | None:
     """The dataset in the official ``.tar.gz`` next to its folder; None if there is none.
 
     Members are read in archive order (no backward seeks in the gzip stream); each one that
@@ -275,7 +283,7 @@ def read_archive(archive: Path, layout: CifarLayout) -> Arrays | None:
     missing = [name for name in layout.files() if name not in files]
     if missing:
         raise DataError(f"{archive}: has no {', '.join(f'{layout.folder}/{m}' for m in missing)}.")
-    return _stack(layout, files, archive)
+    return _stack(layout, files, archive, check_counts)
 
 
 def _install(path: Path, data: bytes) -> None:
@@ -284,7 +292,7 @@ def _install(path: Path, data: bytes) -> None:
         write_bytes(path, data)
 
 
-def download(layout: CifarLayout, root: Path) -> Arrays | None:
+def download(layout: CifarLayout, root: Path, check_counts: bool = True) -> Arrays | None:
     """torchvision's own download (archive MD5 checked) and extraction, then our read."""
     import torchvision.datasets as tvd  # lazy: importing torchvision costs ~1 s
 
@@ -293,20 +301,20 @@ def download(layout: CifarLayout, root: Path) -> Arrays | None:
     except Exception as e:  # network errors come in many types (URLError, SSL, timeouts, ...)
         msg = " ".join(str(e).split())
         raise DataError(f"Download of {layout.label} into {root} failed: {msg[:300]}") from None
-    return read_folder(root / layout.folder, layout)
+    return read_folder(root / layout.folder, layout, check_counts)
 
 
 def _locate(
-    layout: CifarLayout, root: Path, allow_download: bool
+    layout: CifarLayout, root: Path, allow_download: bool, check: bool
 ) -> tuple[Arrays | None, list[str], list[str]]:
     """(arrays or None, places looked in, problems found) for one dataset."""
     folder, archive = root / layout.folder, root / layout.archive
     steps: list[tuple[str, Callable[[], Arrays | None]]] = [
-        (f"{folder}/ (torchvision layout)", lambda: read_folder(folder, layout)),
-        (f"{archive}", lambda: read_archive(archive, layout)),
+        (f"{folder}/ (torchvision layout)", lambda: read_folder(folder, layout, check)),
+        (f"{archive}", lambda: read_archive(archive, layout, check)),
     ]
     if allow_download:
-        steps.append((f"a download into {root}", lambda: download(layout, root)))
+        steps.append((f"a download into {root}", lambda: download(layout, root, check)))
     looked: list[str] = []
     problems: list[str] = []
     for where, step in steps:
@@ -329,9 +337,10 @@ def load_cifar(names: Sequence[str], data_cfg: dict[str, Any]) -> list[Arrays]:
     """
     root = data_root(data_cfg)
     allow_download = bool(data_cfg.get("download"))
+    check = bool(data_cfg.get("check_counts", True))
     found, missing, looked, problems = [], [], [], []
     for name in names:
-        arrays, where, issues = _locate(LAYOUTS[name], root, allow_download)
+        arrays, where, issues = _locate(LAYOUTS[name], root, allow_download, check)
         found.append(arrays)
         if arrays is None:
             missing.append(LAYOUTS[name])
@@ -411,10 +420,10 @@ def _benchmark(name: str, tasks: list[TaskData], head_size: int) -> Benchmark:
     return Benchmark(name, tasks, ROW_BYTES, head_size, in_shape=IMAGE_SHAPE)
 
 
-def load_split_cifar10_100(data_cfg: dict[str, Any], seed: int) -> Benchmark:
+def load_split_cifar10_100(bench: str, data_cfg: dict[str, Any], seed: int) -> Benchmark:
     """Task 1 = CIFAR-10, then CIFAR-100 in blocks of 10 classes (ids offset by 10)."""
     del seed  # the class split is fixed by the protocol
-    cfg = _settings("split_cifar10_100", data_cfg)
+    cfg = _settings(bench, data_cfg)
     n_tasks = _int_setting(cfg, "n_tasks", 11)
     names = ["CIFAR10", "CIFAR100"] if n_tasks > 1 else ["CIFAR10"]
     loaded = load_cifar(names, cfg)
@@ -423,7 +432,7 @@ def load_split_cifar10_100(data_cfg: dict[str, Any], seed: int) -> Benchmark:
     if n_tasks > 1:
         aug = image_augment(c100, cfg)
         tasks += class_tasks(loaded[1], n_tasks - 1, 10, aug, class_offset=c10.n_classes)
-    return _benchmark("split_cifar10_100", tasks, head_size=10)
+    return _benchmark(bench, tasks, head_size=10)
 
 
 def load_split_one(dataset: str, bench: str, data_cfg: dict[str, Any], seed: int) -> Benchmark:
@@ -441,42 +450,82 @@ def load_split_one(dataset: str, bench: str, data_cfg: dict[str, Any], seed: int
     return _benchmark(bench, tasks, head_size=cpt)
 
 
+# --- task sizes (no files read) ----------------------------------------------------------------
+
+# Training images per class of the real datasets: what train.epochs counts with when the config
+# is resolved (the job checks the loaded data against it).
+TRAIN_PER_CLASS = {"CIFAR10": 5000, "CIFAR100": 500}
+
+
+def sizes_cifar10_100(bench: str, data_cfg: dict[str, Any]) -> list[int]:
+    """50 000 (all of CIFAR-10), then 5 000 per 10-class CIFAR-100 task."""
+    n_tasks = _int_setting(_settings(bench, data_cfg), "n_tasks", 11)
+    return [10 * TRAIN_PER_CLASS["CIFAR10"]] + [10 * TRAIN_PER_CLASS["CIFAR100"]] * (n_tasks - 1)
+
+
+def sizes_split_one(dataset: str, bench: str, data_cfg: dict[str, Any]) -> list[int]:
+    cfg, layout = _settings(bench, data_cfg), LAYOUTS[dataset]
+    cpt = _int_setting(cfg, "classes_per_task", layout.n_classes)
+    n_tasks = _int_setting(cfg, "n_tasks", layout.n_classes // cpt)
+    return [cpt * TRAIN_PER_CLASS[dataset]] * n_tasks
+
+
 # --- registration ------------------------------------------------------------------------------
 
-# The ResNet-32 protocol: Adam 1e-3, batch 32, 200 epochs per task, crop + flip augmentation,
-# β = 0.05 with other tasks' heads masked in the regularizer, linear chunked hypernetwork.
+# The ResNet-32 protocol: Adam 1e-3, batch 32, 200 epochs per task with the step schedule,
+# crop + flip augmentation and per-channel normalisation, linear chunked hypernetwork (β and head
+# masking: tuned/hnet.yaml).
 RESNET_DEFAULTS: dict[str, Any] = {
-    "data": {"augment": True, "normalize": True},
+    "data": {"augment": True, "normalize": True, "check_counts": True},
     "target": {"kind": "resnet32"},
-    "train": {"batch_size": 32, "lr": 1e-3, "epochs": 200},
+    "train": {"batch_size": 32, "lr": 1e-3, "epochs": 200, "lr_schedule": "resnet_cifar"},
     "size": "cifar_resnet",
+}
+# The ZenkeNet protocol (the paper's appendix, Zenke et al. 2017's setting): Adam 1e-4 with
+# β1 = 0.5, batch 256, 80 epochs per task, no augmentation, inputs in [0, 1] (no normalisation).
+ZENKE_DEFAULTS: dict[str, Any] = {
+    "data": {"augment": False, "normalize": False, "check_counts": True},
+    "target": {"kind": "zenke"},
+    "train": {"batch_size": 256, "lr": 1e-4, "adam_betas": [0.5, 0.999], "epochs": 80},
+    "size": "cifar_zenke",
 }
 
 
-def _defaults(**data: Any) -> dict[str, Any]:
-    out = copy.deepcopy(RESNET_DEFAULTS)
+def _defaults(protocol: dict[str, Any], **data: Any) -> dict[str, Any]:
+    out = copy.deepcopy(protocol)
     out["data"].update(data)
     return out
 
 
-for _name, _desc, _load, _data in (
+_TASKS_10_100 = "CIFAR-10, then 5 tasks of 10 CIFAR-100 classes, 3x32x32 inputs"
+for _name, _desc, _load, _sizes, _defs in (
     (
         "split_cifar10_100",
-        "Split CIFAR-10/100: CIFAR-10, then 5 tasks of 10 CIFAR-100 classes, 3x32x32 inputs",
-        load_split_cifar10_100,
-        {"n_tasks": 6},
+        f"Split CIFAR-10/100 (ResNet-32 protocol): {_TASKS_10_100}",
+        partial(load_split_cifar10_100, "split_cifar10_100"),
+        partial(sizes_cifar10_100, "split_cifar10_100"),
+        _defaults(RESNET_DEFAULTS, n_tasks=6),
+    ),
+    (
+        "split_cifar10_100_zenke",
+        f"Split CIFAR-10/100 (ZenkeNet protocol): {_TASKS_10_100}",
+        partial(load_split_cifar10_100, "split_cifar10_100_zenke"),
+        partial(sizes_cifar10_100, "split_cifar10_100_zenke"),
+        _defaults(ZENKE_DEFAULTS, n_tasks=6),
     ),
     (
         "split_cifar10",
         "Split CIFAR-10: 5 tasks of 2 classes, 3x32x32 inputs",
         partial(load_split_one, "CIFAR10", "split_cifar10"),
-        {"classes_per_task": 2},
+        partial(sizes_split_one, "CIFAR10", "split_cifar10"),
+        _defaults(RESNET_DEFAULTS, classes_per_task=2),
     ),
     (
         "split_cifar100",
         "Split CIFAR-100: 10 tasks of 10 classes, 3x32x32 inputs",
         partial(load_split_one, "CIFAR100", "split_cifar100"),
-        {"classes_per_task": 10, "n_tasks": 10},
+        partial(sizes_split_one, "CIFAR100", "split_cifar100"),
+        _defaults(RESNET_DEFAULTS, classes_per_task=10, n_tasks=10),
     ),
 ):
     BENCHMARKS.add(
@@ -485,7 +534,8 @@ for _name, _desc, _load, _data in (
             name=_name,
             description=_desc,
             load=_load,
-            defaults=_defaults(**_data),
+            defaults=_defs,
             scenarios=("cl1", "cl2", "cl3"),
+            task_sizes=_sizes,
         ),
     )

@@ -13,11 +13,11 @@ from functools import partial
 from typing import Any
 
 from hnet.data.base import BENCHMARKS, Benchmark, BenchmarkSpec
-from hnet.data.mnist import load_mnist_like
+from hnet.data.mnist import TRAIN_PER_CLASS, load_mnist_like
 from hnet.data.tasks import flatten, pad_images, permuted_tasks
 
 DEFAULTS: dict[str, Any] = {
-    "data": {"n_tasks": 10, "pad_to": 32},
+    "data": {"n_tasks": 10, "pad_to": 32, "check_counts": True},
     "target": {"hidden": [1000, 1000], "activation": "relu"},
     "train": {"iters": 5000, "batch_size": 128, "lr": 1e-4},
     "size": "pm10",
@@ -31,7 +31,14 @@ def load_permuted(dataset: str, bench: str, data_cfg: dict[str, Any], seed: int)
     n_tasks = data_cfg.get("n_tasks", DEFAULTS["data"]["n_tasks"])
     x_tr, x_te = (flatten(pad_images(x, pad_to)) for x in (x_tr, x_te))
     tasks = permuted_tasks(x_tr, y_tr, x_te, y_te, n_tasks, seed, scale=1 / 255)
-    return Benchmark(bench, tasks, in_dim=x_tr.shape[1], head_size=10)
+    shape = (1, pad_to, pad_to)  # conv targets see the permuted pixels as an image
+    return Benchmark(bench, tasks, in_dim=x_tr.shape[1], head_size=10, in_shape=shape)
+
+
+def task_sizes(dataset: str, data_cfg: dict[str, Any]) -> list[int]:
+    """Every task holds all training images of the dataset (permuted)."""
+    n_tasks = data_cfg.get("n_tasks", DEFAULTS["data"]["n_tasks"])
+    return [sum(TRAIN_PER_CLASS[dataset])] * n_tasks
 
 
 # PM-100 is Permuted MNIST with 100 tasks and its own official settings (docs/method.md); a
@@ -57,5 +64,6 @@ for _bench, _dataset, _label, _extra in (
             load=partial(load_permuted, _dataset, _bench),
             defaults=_defaults,
             scenarios=("cl1", "cl2", "cl3"),
+            task_sizes=partial(task_sizes, _dataset),
         ),
     )

@@ -56,5 +56,8 @@ BENCHMARKS.add(
         defaults=DEFAULTS,
         scenarios=("cl1",),
         kind="regression",
+        task_sizes=lambda data_cfg: (
+            [data_cfg.get("n_train", DEFAULTS["data"]["n_train"])] * len(DOMAINS)
+        ),
     ),
 )

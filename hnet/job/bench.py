@@ -85,6 +85,7 @@ def time_steps(method, bench, cfg: dict[str, Any], steps: int, device) -> dict[i
     """Median time of one full training step at every task index (after two warm-ups)."""
     step_times: dict[int, float] = {}
     gen = rng.generator(cfg["seed"], "bench-subsets")
+    augment = rng.generator(cfg["seed"], "augment")  # crops and flips, as in training
     bs = cfg["train"]["batch_size"]
     for t in range(bench.n_tasks):
         method.begin_task(t)
@@ -92,7 +93,7 @@ def time_steps(method, bench, cfg: dict[str, Any], steps: int, device) -> dict[i
         samples = []
         for i in range(steps + 2):  # two warm-up steps
             idx = torch.randint(task.n_train, (bs,), generator=gen).to(device)
-            x, y = task.train_batch(idx)
+            x, y = task.train_batch(idx, augment)
             dt = _timed(lambda t=t, x=x, y=y: method.train_step(t, x, y), device)
             if i >= 2:
                 samples.append(dt)

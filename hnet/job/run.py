@@ -25,15 +25,16 @@ import torch
 from tqdm.auto import tqdm
 
 from hnet import metrics, rng
-from hnet.config import identity_config
-from hnet.data import load_benchmark
-from hnet.errors import HnetError, JobInterrupted
+from hnet.config import identity_config, task_iters
+from hnet.data import BENCHMARKS, Benchmark, load_benchmark
+from hnet.errors import DataError, HnetError, JobInterrupted
 from hnet.files import write_atomic, write_json
 from hnet.job import state as ckpt
 from hnet.job.environment import git_commit, peak_rss_mb, process_age, resolve_device, versions
 from hnet.job.sampler import Sampler
 from hnet.job.signals import StopFlag
 from hnet.methods import METHODS
+from hnet.methods.schedule import lr_factor
 from hnet.rundir import SAMPLES
 
 FAILED = "failed.json"
@@ -61,6 +62,24 @@ def check_existing(out: Path, cfg: dict[str, Any]) -> bool:
             "to move the old run aside and start over."
         )
     return (out / "metrics.json").exists()
+
+
+def check_task_sizes(cfg: dict[str, Any], bench: Benchmark) -> None:
+    """``train.iters_per_task`` was derived from the sizes the benchmark declares; refuse data
+    of other sizes (only possible with ``data.check_counts: false``) instead of silently
+    training for a different number of epochs."""
+    if not cfg["train"].get("iters_per_task"):
+        return
+    declared = BENCHMARKS.get(cfg["benchmark"]).task_sizes(cfg["data"])
+    # epochs count a task's whole training set, validation rows held out of it included
+    loaded = [t.n_train + (0 if t.y_val is None else len(t.y_val)) for t in bench.tasks]
+    if declared != loaded:
+        raise DataError(
+            f"train.epochs={cfg['train']['epochs']} counts steps from the real task sizes "
+            f"{declared}, but the loaded data has {loaded} training examples per task. With "
+            "other data (e.g. data.check_counts=false) train by steps: --set train.epochs=0 "
+            "--set train.iters=N."
+        )
 
 
 def task_inference(TI: np.ndarray) -> dict[str, Any]:
@@ -189,10 +208,15 @@ class Job:
         self.device = resolve_device(cfg["device"])
         rng.seed_globals(cfg["seed"])
         self.bench = load_benchmark(cfg["benchmark"], dict(cfg["data"]), cfg["seed"])
+        check_task_sizes(cfg, self.bench)
         self.bench = self.bench.to(self.device)
         self.method = METHODS.get(cfg["method"])(cfg, self.bench, self.device)
         self.sampler = Sampler(cfg["seed"])
+        # Crops and flips of augmented training batches: a stream of its own (never drawn from
+        # for benchmarks without augmentation), checkpointed with the sampler.
+        self.augment_gen = rng.generator(cfg["seed"], "augment")
         T = self.bench.n_tasks
+        self.iters = task_iters(cfg, T)
         self.R = np.full((T, T), np.nan)
         self.TI = np.full((T, T), np.nan)  # task-inference accuracy (CL2/CL3 inference)
         self.b = np.full(T, np.nan)
@@ -211,6 +235,8 @@ class Job:
         self.task, self.step = state["task"], state["step"]
         self.train_seconds, self.log_offset = state["train_seconds"], state["log_offset"]
         self.sampler.load(state["sampler"])
+        if "augment" in state:  # checkpoints from before augmentation existed have none
+            self.augment_gen.set_state(state["augment"].cpu())
         ckpt.set_rng_state(state["rng"])
         print(f"resuming {self.out} at task {self.task + 1}, step {self.step}", file=sys.stderr)
         return True
@@ -227,6 +253,7 @@ class Job:
                 "TI": torch.from_numpy(self.TI),
                 "train_seconds": self.train_seconds,
                 "sampler": self.sampler.state(),
+                "augment": self.augment_gen.get_state(),
                 "rng": ckpt.rng_state(),
                 "log_offset": log_offset,
                 **(self.val.state() if self.val is not None else {}),
@@ -261,7 +288,8 @@ class Job:
 
     def train_task(self, t: int, first: int, stop: StopFlag, log: IO[bytes]) -> None:
         """Steps ``first..iters-1`` of task ``t``; on a stop signal checkpoint and raise."""
-        iters, bs = self.cfg["train"]["iters"], self.cfg["train"]["batch_size"]
+        iters, bs = self.iters[t], self.cfg["train"]["batch_size"]
+        schedule, factor = self.cfg["train"]["lr_schedule"], None
         task = self.bench.tasks[t]
         if first == 0:
             self.method.begin_task(t)
@@ -271,7 +299,11 @@ class Job:
         for step in bar:
             if self.startup_seconds is None:
                 self.startup_seconds = process_age()
-            x, y = task.train_batch(self.sampler.next(bs).to(self.device))
+            if schedule != "none" and factor != (new := lr_factor(schedule, step, iters)):
+                factor = new
+                self.method.scale_lr(factor)
+            idx = self.sampler.next(bs).to(self.device)
+            x, y = task.train_batch(idx, self.augment_gen)
             loss = float(self.method.train_step(t, x, y))
             self.check_finite(loss, t, step)
             if step % self.cfg["train"]["log_every"] == 0 or step == iters - 1:

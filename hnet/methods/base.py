@@ -62,6 +62,11 @@ class Method:
     def end_task(self, task: int) -> None:
         """Called after the last step on ``task`` (consolidation, snapshots, buffers)."""
 
+    def scale_lr(self, factor: float) -> None:
+        """Set every optimizer's learning rate to its configured rate times ``factor`` (the job
+        calls this when ``train.lr_schedule`` changes the factor)."""
+        raise NotImplementedError(f"{self.name} does not support train.lr_schedule")
+
     def task_loss(self, out: Tensor, y: Tensor) -> Tensor:
         if self.bench.kind == "regression":
             return F.mse_loss(out, y)

@@ -58,7 +58,11 @@ class _Outputs(nn.Module):
 def sample_mean(method: Baseline, task: int, n_max: int, per_sample: Callable) -> Tensor:
     """Mean of ``per_sample(f, params, x)`` (a dict like params) over ≤ ``n_max`` training inputs
     of ``task`` (a fixed random subset), as one flat vector in :func:`flat_params` order.
-    ``f(params, x)`` gives the scenario's outputs for the single input ``x``."""
+    ``f(params, x)`` gives the scenario's outputs for the single input ``x``.
+
+    The net runs in eval mode: BatchNorm normalises with its running statistics (a batch of one
+    has no batch statistics, and under vmap every sample is a batch of one) and dropout is off.
+    Inputs are the stored images without augmentation."""
     model = _Outputs(method, task)
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
@@ -74,11 +78,11 @@ def sample_mean(method: Baseline, task: int, n_max: int, per_sample: Callable) -
     method.net.eval()
     try:
         with torch.no_grad():
-            width = model(data.train_batch(idx[:1])[0]).shape[-1]
+            width = model(data.inputs(data.x_train[idx[:1]])).shape[-1]
         chunk = max(1, _BUDGET // (n_par * width))
         total = torch.zeros(n_par, device=next(method.net.parameters()).device)
         for start in range(0, len(idx), chunk):
-            x, _ = data.train_batch(idx[start : start + chunk])
+            x = data.inputs(data.x_train[idx[start : start + chunk]])  # not augmented
             per = vmap(lambda xi: per_sample(f, params, xi))(x)
             total += torch.cat([per[k].sum(0).reshape(-1) for k in params])
     finally:

@@ -9,6 +9,12 @@ below; the optimisation step itself is shared.
 Scenarios: CL1 trains and tests task t on its own head; CL2 uses one shared head; CL3 trains on
 the heads of all tasks seen so far ("active classes", van de Ven et al. 2020) with global
 labels and predicts the argmax over them at test time.
+
+Modes: the network is in train mode for optimisation steps (BatchNorm uses batch statistics and
+updates its running ones, dropout is on) and in eval mode for predictions and for the samples of
+a Fisher or importance estimate. BatchNorm's running statistics are one shared set by default,
+as in the paper's fine-tuning control; ``train.bn_per_task`` (CL1 only) keeps one set per task,
+swapped in for the task being trained or tested (:class:`BatchNormSets`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,37 @@ import torch
 from torch import Tensor
 
 from hnet.methods.base import METHODS, Method
+from hnet.models.batchnorm import get_stats, init_stats, num_stats, set_stats
 from hnet.models.target import build_target, head_outputs, num_weights
+
+
+class BatchNormSets:
+    """One set of BatchNorm running statistics per task for an ordinary module.
+
+    The module's buffers always hold the set of task ``current``; :meth:`use` puts the module's
+    statistics back into their row and loads another task's. Each set starts like a new
+    BatchNorm's (mean 0, variance 1), as HNET's do.
+    """
+
+    def __init__(self, net: torch.nn.Module, n_tasks: int, device: torch.device) -> None:
+        self.sets = init_stats(net, n_tasks, device)
+        self.current = 0
+        set_stats(net, self.sets[0])
+
+    def use(self, net: torch.nn.Module, task: int) -> None:
+        if task != self.current:
+            self.sets[self.current] = get_stats(net)
+            set_stats(net, self.sets[task])
+            self.current = task
+
+    def state(self, net: torch.nn.Module) -> dict[str, Any]:
+        sets = self.sets.clone()
+        sets[self.current] = get_stats(net)
+        return {"sets": sets, "current": self.current}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.sets.copy_(state["sets"])
+        self.current = state["current"]
 
 
 class Baseline(Method):
@@ -30,12 +66,22 @@ class Baseline(Method):
         super().__init__(cfg, bench, device)
         self.net = self.build_net()
         self.opt = self.build_optimizer()
+        per_task = cfg["train"]["bn_per_task"] and num_stats(self.net) > 0
+        self.bn = BatchNormSets(self.net, bench.n_tasks, device) if per_task else None
 
     def build_net(self) -> torch.nn.Module:
         b = self.bench
-        return build_target(self.cfg["target"], b.in_dim, b.head_size, self.n_heads()).to(
-            self.device
-        )
+        net = build_target(self.cfg["target"], b.in_dim, b.head_size, self.n_heads(), b.in_shape)
+        return net.to(self.device)
+
+    def use_task(self, task: int) -> None:
+        """Make ``task``'s BatchNorm statistics the module's (with ``train.bn_per_task``)."""
+        if self.bn is not None:
+            self.bn.use(self.net, task)
+
+    def scale_lr(self, factor: float) -> None:
+        for g in self.opt.param_groups:
+            g["lr"] = self.cfg["train"]["lr"] * factor
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         train = self.cfg["train"]
@@ -75,6 +121,8 @@ class Baseline(Method):
 
     # -- the step --------------------------------------------------------------------------------
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
+        self.net.train()
+        self.use_task(task)
         self.opt.zero_grad(set_to_none=True)
         loss = self.loss_on(x, y, task)
         extra = self.extra_loss(task)
@@ -93,6 +141,8 @@ class Baseline(Method):
 
     @torch.no_grad()
     def predict(self, x: Tensor, task: int) -> tuple[Tensor, Tensor | None]:
+        self.net.eval()
+        self.use_task(task)  # CL1 only: task identity is given
         out = self.logits(x, task, self.active_tasks(task))
         return (out if self.bench.kind == "regression" else out.argmax(-1)), None
 
@@ -110,6 +160,7 @@ class Baseline(Method):
             "opt": self.opt.state_dict(),
             "seen": self.seen,
             "extra": self.extra_state(),
+            "bn": None if self.bn is None else self.bn.state(self.net),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -117,6 +168,8 @@ class Baseline(Method):
         self.opt.load_state_dict(state["opt"])
         self.seen = state["seen"]
         self.load_extra_state(state["extra"])
+        if self.bn is not None:
+            self.bn.load(state["bn"])
 
     def param_counts(self) -> dict[str, Any]:
         return {"n_params_target": num_weights(self.net)}

@@ -3,6 +3,11 @@
 The target network has no weights of its own; the hypernetwork generates all of them from the
 current task's embedding. From the second task on, the output regularizer keeps the
 hypernetwork's outputs for earlier embeddings where they were (:mod:`hnet.methods.regularizer`).
+
+A target with BatchNorm (ResNet-32) also has running statistics, which are estimated rather
+than generated: each task owns one set, a row of ``self.stats`` (T, S), updated only while that
+task trains and used whenever that task (or, in task inference, its embedding) is evaluated
+(:mod:`hnet.models.batchnorm`). Targets without BatchNorm have ``self.stats = None``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from hnet.errors import ConfigError
 from hnet.methods.base import METHODS, Method
 from hnet.methods.lookahead import adam_lookahead
 from hnet.methods.regularizer import IMPLEMENTATIONS, TARGET_MODES, OutputRegularizer
+from hnet.models.batchnorm import init_stats, num_stats
 from hnet.models.hypernet import build_hypernet
 from hnet.models.sizes import resolve_size
 from hnet.models.target import (
@@ -66,7 +72,9 @@ class HNET(Method):
         """(target net on the meta device, hypernetwork architecture) of a config. Cheap: study
         checks call it for every size before any job starts (unreachable ratios fail there)."""
         with torch.device("meta"):  # shapes only: the hypernetwork supplies every weight
-            target = build_target(cfg["target"], bench.in_dim, bench.head_size, n_heads)
+            target = build_target(
+                cfg["target"], bench.in_dim, bench.head_size, n_heads, bench.in_shape
+            )
         arch = resolve_size(
             cfg["size"], cfg["default_size"], num_weights(target), bench.n_tasks, cfg["hnet_arch"]
         )
@@ -88,6 +96,9 @@ class HNET(Method):
             self.hp["targets"], self.hp["reg_tasks"], mask, self.hp["reg_impl"]
         )
         self.gen = rng.generator(cfg["seed"], "regularized-tasks")  # subset sampling only
+        # One set of BatchNorm running statistics per task (None: the target has no BatchNorm).
+        has_stats = num_stats(self.target) > 0
+        self.stats = init_stats(self.target, n_tasks, device) if has_stats else None
 
     def begin_task(self, task: int) -> None:
         super().begin_task(task)
@@ -106,10 +117,29 @@ class HNET(Method):
     def weights(self, task: int) -> Tensor:
         return self.hnet(self.hnet.embeddings([task]))[0]
 
-    def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
-        out = head_outputs(
-            functional_forward(self.target, self.weights(task), x), self.target, task
+    def task_stats(self, task: int) -> Tensor | None:
+        """Task ``task``'s BatchNorm statistics (a view: train mode updates them in place)."""
+        return None if self.stats is None else self.stats[task]
+
+    def forward(self, task: int, x: Tensor, train: bool = False) -> Tensor:
+        """The target's outputs for ``task`` with its generated weights and its own statistics;
+        ``train`` turns on batch statistics (updating the task's set) and dropout."""
+        out = functional_forward(
+            self.target, self.weights(task), x, self.task_stats(task), train=train
         )
+        return head_outputs(out, self.target, task)
+
+    def scale_lr(self, factor: float) -> None:
+        """Learning-rate schedule: Θ's and the current embedding's rate times ``factor``."""
+        train = self.cfg["train"]
+        for g in self.opt.param_groups:
+            g["lr"] = train["lr"] * factor
+        if self.emb_opt is not None:
+            for g in self.emb_opt.param_groups:
+                g["lr"] = (self.hp["emb_lr"] or train["lr"]) * factor
+
+    def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
+        out = self.forward(task, x, train=True)
         loss = self.task_loss(out, y)
         self.opt.zero_grad(set_to_none=True)
         self.emb_opt.zero_grad(set_to_none=True)
@@ -128,9 +158,7 @@ class HNET(Method):
     @torch.no_grad()
     def predict(self, x: Tensor, task: int) -> tuple[Tensor, Tensor | None]:
         if self.scenario == "cl1" or self.bench.kind == "regression":
-            out = head_outputs(
-                functional_forward(self.target, self.weights(task), x), self.target, task
-            )
+            out = self.forward(task, x)
             return (out if self.bench.kind == "regression" else out.argmax(-1)), None
         return self.infer_by_entropy(x)
 
@@ -138,10 +166,12 @@ class HNET(Method):
     def infer_by_entropy(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """HNET+ENT: run every learned embedding (with its head in CL3) on the batch, pick per
         input the embedding whose softmax has the lowest entropy, classify with it. One vmapped
-        call over embeddings; no extra training, no batch-size-1 evaluation."""
+        call over embeddings, each with its own task's BatchNorm statistics; no extra training,
+        no batch-size-1 evaluation."""
         n = self.active_tasks(0)
         weights = self.hnet(self.hnet.embeddings(range(n)))  # (E, N)
-        logits = functional_forward(self.target, weights, x)  # (E, B, heads·head_size)
+        stats = None if self.stats is None else self.stats[:n]  # (E, S)
+        logits = functional_forward(self.target, weights, x, stats)  # (E, B, heads·head_size)
         hs = self.bench.head_size
         if self.target.n_heads > 1:  # CL3: embedding e answers with its own head e
             logits = torch.stack([logits[e, :, e * hs : (e + 1) * hs] for e in range(n)])
@@ -166,6 +196,7 @@ class HNET(Method):
                 "use_gram": self.reg.use_gram,
             },
             "gen": self.gen.get_state(),
+            "stats": self.stats,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -178,6 +209,8 @@ class HNET(Method):
         reg = state["reg"]  # the exact frozen targets, not recomputed
         self.reg.load(reg["frozen"], reg["n_prev"], reg["use_gram"], self.device)
         self.gen.set_state(state["gen"].cpu())
+        if self.stats is not None:
+            self.stats.copy_(state["stats"])
 
     def extra_results(self) -> dict[str, Any]:
         embs = self.hnet.embeddings(range(self.seen)).detach().cpu()

@@ -75,7 +75,7 @@ class Joint(Baseline):
         xs, ys, ts = [], [], []
         for s in tids.unique().tolist():
             data = self.bench.tasks[s]
-            x, y = data.train_batch(local[tids == s].to(data.y_train.device))
+            x, y = data.train_batch(local[tids == s].to(data.y_train.device), self.gen)
             xs.append(x)
             ys.append(y)
             ts.append(torch.full((len(y),), s, dtype=torch.long, device=y.device))
@@ -83,6 +83,8 @@ class Joint(Baseline):
 
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         del x, y  # the current task's batch; joint draws from the union of tasks ≤ task
+        self.net.train()
+        self.use_task(task)
         self.opt.zero_grad(set_to_none=True)
         loss = mixed_loss(self, *self.batch(task))
         loss.backward()

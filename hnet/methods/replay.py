@@ -8,8 +8,11 @@ reference point a method that stores no data (HNET) must be measured against.
 The buffer is filled at ``end_task``: the job loop samples training indices itself, so the
 "stream" of a task is one pass over its training set and a seeded uniform subset of it has
 exactly the distribution of reservoir sampling (Vitter 1985) over that pass. It stores the raw
-rows (e.g. uint8), local labels and task ids; inputs are rebuilt with each sample's own task's
-``inputs()``, so permuted tasks (shared pixels, per-task ``perm``) replay correctly.
+rows as the tasks keep them (uint8, flat or as (C, H, W) images: 3 kB per CIFAR image, so even a
+large buffer is small), local labels and task ids; inputs are rebuilt with each sample's own
+task's ``inputs()``, so permuted tasks (shared pixels, per-task ``perm``) replay correctly, and
+replayed images of augmented tasks are cropped and flipped like fresh ones (draws from the
+replay generator).
 """
 
 from __future__ import annotations
@@ -117,10 +120,13 @@ class Replay(Baseline):
         pick = torch.randperm(len(self.buf_t), generator=self.gen)[: self.batch_size]
         pick = pick.to(self.buf_t.device)
         rows, y, tids = self.buf_x[pick], self.buf_y[pick], self.buf_t[pick]
-        x = torch.empty(len(pick), self.bench.in_dim, device=rows.device)
+        x = torch.empty(rows.shape, device=rows.device)  # float inputs, shaped like the rows
         for s in tids.unique().tolist():
-            mask = tids == s
-            x[mask] = self.bench.tasks[s].inputs(rows[mask])
+            mask, data = tids == s, self.bench.tasks[s]
+            picked = rows[mask]
+            if data.augment is not None:
+                picked = data.augment.crop_flip(picked, self.gen)
+            x[mask] = data.inputs(picked)
         return x, y, tids
 
     def weights(self, task: int) -> tuple[float, float]:

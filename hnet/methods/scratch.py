@@ -31,6 +31,7 @@ class Scratch(Baseline):
         super().begin_task(task)
         if task == 0:
             return
+        self.use_task(task)  # file the old net's statistics before it goes (bn_per_task)
         with torch.random.fork_rng(devices=[]):  # leaves the global RNG stream untouched
             torch.manual_seed(rng.derive(self.cfg["seed"], "scratch-init", task))
             self.net = self.build_net()

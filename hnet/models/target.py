@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from hnet.errors import ConfigError
 from hnet.models.batchnorm import has_batchnorm, unflatten_stats
 from hnet.models.resnet import ResNet32
 from hnet.models.zenke import ZenkeNet
@@ -40,7 +41,8 @@ def activation(name: str) -> nn.Module:
 
 
 class MLP(nn.Module):
-    """Fully connected target network: ``in_dim → hidden… → n_heads × head_size``."""
+    """Fully connected target network: ``in_dim → hidden… → n_heads × head_size``. Image rows
+    ``(B, C, H, W)`` are flattened (flat rows pass unchanged)."""
 
     def __init__(
         self,
@@ -60,7 +62,7 @@ class MLP(nn.Module):
         self.head = nn.Linear(dims[-1], head_size * n_heads)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body(x))
+        return self.head(self.body(x.flatten(1)))
 
 
 def param_shapes(net: nn.Module) -> list[tuple[str, torch.Size]]:
@@ -184,7 +186,10 @@ def build_target(
     if kind == "mlp":
         return MLP(in_dim, list(cfg_target["hidden"]), head_size, n_heads, cfg_target["activation"])
     if kind not in TARGET_KINDS:
-        raise ValueError(f"unknown target kind {kind!r}; known kinds: {', '.join(TARGET_KINDS)}")
+        raise ConfigError(
+            f"target.kind={kind!r} is not a target network; choose one of "
+            f"{', '.join(TARGET_KINDS)}."
+        )
     shape = image_shape(cfg_target, in_dim, in_shape)
     if kind == "resnet32":
         return ResNet32(shape, head_size, n_heads)
@@ -198,8 +203,10 @@ def image_shape(
     """The ``(C, H, W)`` a conv target is built for, checked against the flat input size."""
     shape = in_shape if in_shape is not None else cfg_target.get("in_shape")
     if shape is None or len(shape) != 3:
-        raise ValueError(
-            f"target kind {cfg_target['kind']!r} needs in_shape (C, H, W), got {shape}"
+        raise ConfigError(
+            f"target.kind={cfg_target['kind']!r} is a convolutional network and needs image "
+            f"inputs (C, H, W), but this benchmark's inputs have no image shape ({shape}). Use "
+            "target.kind=mlp, or a benchmark of images (CIFAR, the MNIST family)."
         )
     shape = tuple(int(s) for s in shape)
     if in_dim is not None and math.prod(shape) != in_dim:

@@ -50,6 +50,7 @@ from hnet.report.task_figures import (
     fig_final_per_task,
     fig_matrices,
 )
+from hnet.report.transfer_figure import fig_transfer_per_task
 
 
 def fig_acc_final(cell: Cell) -> tuple[Figure | None, str]:
@@ -168,6 +169,7 @@ DRAW: dict[str, Callable[[Cell], tuple[Figure | None, str]]] = {
     "matrices": fig_matrices,
     "final_per_task": fig_final_per_task,
     "during_vs_final": fig_during_vs_final,
+    "transfer_per_task": fig_transfer_per_task,
     "embeddings": fig_embeddings,
 }
 # sensitivity is drawn from the selection file (hnet.report.sensitivity) and sample grids per

@@ -56,6 +56,13 @@ FIGURE_KINDS: dict[str, tuple[str, str]] = {
         "Per task, the accuracy right after learning it (R[j,j]) and after the last task "
         "(R[T,j]), one panel per method and size; the shaded gap is what was forgotten.",
     ),
+    "transfer_per_task": (
+        "Per task: hypernetwork against fine-tuning and from scratch",
+        "The paper's Split CIFAR figure: per task, grouped bars of the hypernetwork's accuracy "
+        "right after learning the task (hatched) and after the last task, of fine-tuning right "
+        "after learning it and of the task trained alone from scratch (bars: mean over seeds, "
+        "whiskers: 95 % CI); drawn when there are hnet runs and finetune or scratch runs.",
+    ),
     "samples": (
         "Generated samples",
         "Samples of a replay method's generator after the last task, drawn from fixed noise "
@@ -133,10 +140,11 @@ def figure_kinds_for(
     (with at least two tasks): lets a workflow list exact figure files before anything ran.
 
     ``compression`` needs two or more hypernetwork sizes, ``embeddings`` a run of a sized
-    (hypernetwork) method, ``samples`` a generative (replay) method, and the kinds
-    about accuracy after the last task a method other than ``scratch`` (whose runs learn every
-    task alone, so only their diagonal means something). ``sensitivity`` needs a tuning stage
-    (``tuned``: the study sweeps a method of this benchmark × scenario).
+    (hypernetwork) method, ``samples`` a generative (replay) method, ``transfer_per_task`` a
+    sized method and ``finetune`` or ``scratch``, and the kinds about accuracy after the last
+    task a method other than ``scratch`` (whose runs learn every task alone, so only their
+    diagonal means something). ``sensitivity`` needs a tuning stage (``tuned``: the study
+    sweeps a method of this benchmark × scenario).
     """
     methods = set(methods)
     any_sized = any(is_sized(m) for m in methods)
@@ -149,6 +157,8 @@ def figure_kinds_for(
             ok = any_sized
         elif kind == "samples":
             ok = any(is_generative(m) for m in methods)
+        elif kind == "transfer_per_task":
+            ok = any_sized and bool(methods & {"finetune", "scratch"})
         elif kind == "matrices":
             ok = bool(methods)
         elif kind == "sensitivity":

@@ -67,7 +67,7 @@ def fig_matrices(cell: Cell) -> tuple[Figure | None, str]:
     return fig, ""
 
 
-def _final_rows(cell: Cell, g: Group, which: str) -> np.ndarray | None:
+def final_rows(cell: Cell, g: Group, which: str) -> np.ndarray | None:
     """Per run: the last row of R (``final``) or its diagonal (``during``), as seeds × T."""
     mats = cell.matrices(g)
     if len({m.shape for m in mats}) != 1:
@@ -75,13 +75,13 @@ def _final_rows(cell: Cell, g: Group, which: str) -> np.ndarray | None:
     return np.array([M[-1] if which == "final" else np.diag(M) for M in mats])
 
 
-def _mean_ci(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def mean_ci(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     stats = [mean_std_ci(X[:, j]) for j in range(X.shape[1])]
     return np.array([s[1] for s in stats]), np.array([s[3] for s in stats])
 
 
 def fig_final_per_task(cell: Cell) -> tuple[Figure | None, str]:
-    lines = [(g, X) for g in cell.learners() if (X := _final_rows(cell, g, "final")) is not None]
+    lines = [(g, X) for g in cell.learners() if (X := final_rows(cell, g, "final")) is not None]
     if not lines:
         return None, "no runs of a method other than scratch"
     T = max(X.shape[1] for _, X in lines)
@@ -89,7 +89,7 @@ def fig_final_per_task(cell: Cell) -> tuple[Figure | None, str]:
     ax = fig.add_subplot()
     for g, X in lines:
         x = np.arange(1, X.shape[1] + 1)
-        mean, ci = _mean_ci(X)
+        mean, ci = mean_ci(X)
         ax.plot(
             x,
             mean,
@@ -106,9 +106,9 @@ def fig_final_per_task(cell: Cell) -> tuple[Figure | None, str]:
                 lo, hi = np.clip(lo, 0.0, 100.0), np.clip(hi, 0.0, 100.0)
             ax.fill_between(x, lo, hi, where=ok, color=g.color, alpha=0.12, lw=0)
     for g in cell.groups:
-        if g.method == "scratch" and (X := _final_rows(cell, g, "during")) is not None:
+        if g.method == "scratch" and (X := final_rows(cell, g, "during")) is not None:
             x = np.arange(1, X.shape[1] + 1)
-            ax.plot(x, _mean_ci(X)[0], color="0.35", ls=":", lw=1.6, label="scratch (task alone)")
+            ax.plot(x, mean_ci(X)[0], color="0.35", ls=":", lw=1.6, label="scratch (task alone)")
     task_axis(ax, T)
     if cell.unit == "%":
         ax.set_ylim(-3, 103)
@@ -127,7 +127,7 @@ def fig_final_per_task(cell: Cell) -> tuple[Figure | None, str]:
 def fig_during_vs_final(cell: Cell) -> tuple[Figure | None, str]:
     panels = []
     for g in cell.learners():
-        D, F = _final_rows(cell, g, "during"), _final_rows(cell, g, "final")
+        D, F = final_rows(cell, g, "during"), final_rows(cell, g, "final")
         if D is not None and F is not None:
             panels.append((g, D.mean(axis=0), F.mean(axis=0)))
     if not panels:

@@ -7,7 +7,9 @@ run later from its files, idempotently.
 
 Metric scheme (live logging and sync use the same one, so a sync re-writes identical rows):
 
-    train_loss          step = task * train.iters + step (one continuous curve over all tasks)
+    train_loss          step = steps of all earlier tasks + step (one continuous, monotone curve
+                        over all tasks; task * train.iters + step when all tasks have
+                        train.iters steps, hnet.config.global_step)
     acc_task{j}         score on task j (1-based) at step i: 0 = before training (acc_init),
                         i = after training task i (row i of the matrix R, 1-based)
     ti_task{j}          task-inference accuracy on task j after task i (step i), when recorded
@@ -34,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hnet.config import identity_config, run_key
+from hnet.config import global_step, identity_config, run_key
 from hnet.errors import HnetError
 from hnet.files import write_json
 from hnet.job.environment import git_commit
@@ -194,7 +196,7 @@ class Mirror:
             return
         with self._guard():
             if kind == "loss":
-                gstep = data["task"] * self.cfg["train"]["iters"] + data["step"]
+                gstep = global_step(self.cfg, data["task"], data["step"])
                 self.log_metrics({"train_loss": data["loss"]}, gstep)
             elif kind == "row":
                 acc = {f"acc_task{j + 1}": v for j, v in enumerate(data["scores"])}
@@ -210,7 +212,7 @@ class Mirror:
             return
         with self._guard():
             res = json.loads((self.run_dir / "metrics.json").read_text())
-            for values, step in metric_rows(self.run_dir, res, self.cfg["train"]["iters"]):
+            for values, step in metric_rows(self.run_dir, res, self.cfg):
                 self._add(values, step)
             self.flush()
             with tempfile.TemporaryDirectory() as tmp:
@@ -254,14 +256,16 @@ def run_tags(
     return tags
 
 
-def metric_rows(run_dir: Path, res: dict[str, Any], iters: int) -> Iterator[tuple[dict, int]]:
+def metric_rows(
+    run_dir: Path, res: dict[str, Any], cfg: dict[str, Any]
+) -> Iterator[tuple[dict, int]]:
     """Every (values, step) of a finished run, from its files, in the module's metric scheme."""
     log = run_dir / "losses.jsonl"
     if log.exists():
         for line in log.read_text().splitlines():
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 r = json.loads(line)
-                yield {"train_loss": r["loss"]}, r["task"] * iters + r["step"]
+                yield {"train_loss": r["loss"]}, global_step(cfg, r["task"], r["step"])
     yield {f"acc_task{j + 1}": v for j, v in enumerate(res.get("acc_init", []))}, 0
     for prefix, key in (("acc_task", "acc_matrix"), ("ti_task", "task_inference_matrix")):
         for i, row in enumerate(res.get(key) or []):

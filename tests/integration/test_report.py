@@ -359,6 +359,7 @@ def test_layout_rules():
         "matrices",
         "final_per_task",
         "during_vs_final",
+        "transfer_per_task",
         "samples",
         "embeddings",
         "sensitivity",
@@ -378,16 +379,20 @@ def test_layout_rules():
     assert figure_pattern("acc_final") == "{benchmark}__{scenario}.png"
     assert set(figure_labels("samples")) == {"benchmark", "scenario", "method"}
     all_but = lambda *no: [k for k in FIGURE_KINDS if k not in (*no, "sensitivity")]  # noqa: E731
-    assert figure_kinds_for(["hnet", "ewc"], ["cr0.1", "cr0.5"]) == all_but("samples")
-    assert figure_kinds_for(["hnet", "ewc"], ["official"]) == all_but("compression", "samples")
-    assert figure_kinds_for(["ewc", "scratch"]) == all_but("compression", "embeddings", "samples")
+    tp, sm = "transfer_per_task", "samples"
+    assert figure_kinds_for(["hnet", "scratch"], ["cr0.1", "cr0.5"]) == all_but(sm)
+    assert figure_kinds_for(["hnet", "ewc"], ["cr0.1", "cr0.5"]) == all_but(tp, sm)
+    assert figure_kinds_for(["hnet", "ewc"], ["official"]) == all_but("compression", tp, sm)
+    assert figure_kinds_for(["ewc", "scratch"]) == all_but("compression", "embeddings", tp, sm)
     assert figure_kinds_for(["scratch"]) == ["matrices"]
+    assert tp in figure_kinds_for(["hnet", "scratch"], ["official"])
+    assert tp in figure_kinds_for(["hnet", "finetune"], ["official"])
     assert figure_kinds_for(["hnet", "hnet_tir", "dgr_distill"], ["official"]) == all_but(
-        "compression"
+        "compression", tp
     )
-    assert "samples" in figure_kinds_for(["hnet_r"])
+    assert sm in figure_kinds_for(["hnet_r"])
     assert figure_kinds_for(["hnet", "ewc"], ["official"], tuned=True) == [
-        *all_but("compression", "samples"),
+        *all_but("compression", tp, sm),
         "sensitivity",
     ]
 

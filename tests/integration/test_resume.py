@@ -187,3 +187,82 @@ def test_replay_methods_resume_exactly_from_a_mid_task_checkpoint(tmp_path, repl
     assert state["task"] == 1 and 0 < state["step"] < REPLAY_ITERS
     run_to_end(out, method)
     assert_same_run(out, ref, ref_out)
+
+
+# -- Split CIFAR-10/100 with ResNet-32: BatchNorm statistics, augmentation and LR schedule ------
+
+CIFAR_ITERS = 40
+
+
+def cifar_cli(out: Path, data: Path) -> list[str]:
+    """A tiny ResNet-32 job: the benchmark's own protocol (crop/flip augmentation, per-task
+    BatchNorm statistics, the step schedule, whose milestones fall inside each task) on tiny
+    real-format files, by steps instead of epochs."""
+    sets = {
+        "data.check_counts": "false",  # tiny files: 50 / 200 training images
+        "data.download": "false",
+        "data.n_tasks": 2,
+        "train.epochs": 0,
+        "train.iters": CIFAR_ITERS,
+        "train.batch_size": 8,
+        "train.log_every": 1,
+    }
+    argv = train_argv(out, "-q", "--threads", "1", "--data-dir", str(data), benchmark=(
+        "split_cifar10_100"), seed=5, sets=sets)  # fmt: skip
+    return argv
+
+
+@pytest.fixture(scope="module")
+def cifar_reference(tmp_path_factory):
+    from cifar_files import write_cifar
+
+    data = tmp_path_factory.mktemp("cifar-data")
+    for name in ("CIFAR10", "CIFAR100"):
+        write_cifar(data, name)
+    out = tmp_path_factory.mktemp("cifar-ref") / "run"
+    done = subprocess.run(
+        cifar_cli(out, data), env=env(), capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    return data, out
+
+
+def final_state(out: Path) -> dict:
+    return torch.load(out / "state" / "ckpt.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_resnet32_killed_mid_task_resumes_exactly_with_its_batchnorm_statistics(
+    tmp_path, cifar_reference, sig
+):
+    """SIGKILL: back to the task boundary, task 2 is redone. SIGTERM: a mid-task checkpoint
+    (half-updated statistics of task 2, augmentation stream, schedule position). Either way the
+    result, the loss log and every task's BatchNorm statistics equal the uninterrupted run's."""
+    data, ref_out = cifar_reference
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        cifar_cli(out, data), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    wait_for_step(out, task=1, step=CIFAR_ITERS // 2, proc=proc, timeout=600)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    assert not (out / "metrics.json").exists()
+    state = final_state(out)
+    if sig == signal.SIGKILL:
+        assert state["task"] == 1 and state["step"] == 0
+    else:
+        assert state["task"] == 1 and CIFAR_ITERS // 2 <= state["step"] < CIFAR_ITERS
+
+    done = subprocess.run(
+        cifar_cli(out, data), env=env(), capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    res = json.loads((out / "metrics.json").read_text())
+    ref = json.loads((ref_out / "metrics.json").read_text())
+    assert res["acc_matrix"] == ref["acc_matrix"] and res["acc_init"] == ref["acc_init"]
+    assert (out / "losses.jsonl").read_text() == (ref_out / "losses.jsonl").read_text()
+    stats, ref_stats = final_state(out)["method"]["stats"], final_state(ref_out)["method"]["stats"]
+    assert stats.shape[0] == 2  # one set per task
+    assert torch.equal(stats, ref_stats)
+    assert not torch.equal(stats[0], stats[1])  # each task estimated its own set
+    assert torch.equal(final_state(out)["augment"], final_state(ref_out)["augment"])

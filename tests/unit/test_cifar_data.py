@@ -17,6 +17,7 @@ from cifar_files import FOLDER, N_TEST, N_TRAIN, write_cifar, write_cifar_archiv
 from hnet.data import BENCHMARKS, Benchmark, TaskData, cifar, load_benchmark, mnist
 from hnet.data.augment import ImageAugment, shift_flip
 from hnet.errors import ConfigError, DataError
+from hnet.methods import tuned
 
 MEAN, STD = cifar.LAYOUTS["CIFAR10"].mean, cifar.LAYOUTS["CIFAR10"].std
 
@@ -58,9 +59,25 @@ def test_specs_and_layout_match_torchvision():
     for name in ("split_cifar10_100", "split_cifar10", "split_cifar100"):
         d = BENCHMARKS.get(name).defaults
         assert d["target"] == {"kind": "resnet32"} and d["size"] == "cifar_resnet"
-        assert d["train"] == {"batch_size": 32, "lr": 1e-3, "epochs": 200}
-        assert d["data"]["augment"] is True and d["hnet"]["beta"] == 0.05
+        assert d["train"] == {
+            "batch_size": 32,
+            "lr": 1e-3,
+            "epochs": 200,
+            "lr_schedule": "resnet_cifar",
+        }
+        assert d["data"]["augment"] is True and d["data"]["normalize"] is True
+        assert tuned.lookup("hnet", name, "cl1")[0] == {"beta": 0.05, "mask_heads": True}
         assert BENCHMARKS.get(name).scenarios == ("cl1", "cl2", "cl3")
+    zenke = BENCHMARKS.get("split_cifar10_100_zenke").defaults
+    assert zenke["target"] == {"kind": "zenke"} and zenke["size"] == "cifar_zenke"
+    assert zenke["train"] == {
+        "batch_size": 256,
+        "lr": 1e-4,
+        "adam_betas": [0.5, 0.999],
+        "epochs": 80,
+    }
+    assert zenke["data"]["augment"] is False and zenke["data"]["normalize"] is False
+    assert tuned.lookup("hnet", "split_cifar10_100_zenke", "cl1")[0]["beta"] == 0.01
 
 
 def test_split_cifar10_100(root):

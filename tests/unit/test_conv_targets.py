@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from hnet.errors import ConfigError
 from hnet.models.batchnorm import (
     get_stats,
     init_stats,
@@ -121,9 +122,9 @@ def test_build_target_dispatches_on_kind_and_checks_the_shape():
         assert isinstance(build_target({"kind": "resnet32"}, 3072, 10, 6, CIFAR), ResNet32)
         zenke = build_target({"kind": "zenke", "in_shape": [1, 28, 28]}, 784, 10, 5)
     assert isinstance(zenke, ZenkeNet) and zenke.n_heads == 5 and zenke.head_size == 10
-    with pytest.raises(ValueError, match="mlp, resnet32, zenke"):
+    with pytest.raises(ConfigError, match="mlp, resnet32, zenke"):
         build_target({"kind": "vgg"}, 3072, 10, 6)
-    with pytest.raises(ValueError, match="in_shape"):
+    with pytest.raises(ConfigError, match=r"target\.kind='zenke'.*image"):
         build_target({"kind": "zenke"}, 3072, 10, 6)
     with pytest.raises(ValueError, match="784"):
         build_target({"kind": "resnet32"}, 784, 10, 6, CIFAR)
@@ -321,3 +322,25 @@ def test_mlp_keeps_the_old_call_signature():
     x = torch.rand(4, 5)
     torch.testing.assert_close(functional_forward(meta, flat, x), real(x))
     assert functional_forward(meta, flat.expand(2, -1), x).shape == (2, 4, 6)
+
+
+@pytest.mark.parametrize("bench", ["split_cifar10_100", "split_cifar10_100_zenke"])
+def test_official_and_ratio_sizes_solve_against_the_conv_target(bench):
+    """The official hypernetworks have the paper's ratios (≈ 0.98 and ≈ 0.93, all six heads
+    counted), and cr<ratio> sizes land within 5 % of the request for both conv targets."""
+    from hnet import config
+    from hnet.data.base import Benchmark
+    from hnet.methods.hnet import HNET
+    from hnet.models.sizes import count_params
+
+    shape = Benchmark(bench, [None] * 6, 3072, 10, in_shape=CIFAR)  # no data needed
+    for size, ratio in (("official", None), ("cr0.1", 0.1), ("cr0.5", 0.5), ("cr1.0", 1.0)):
+        cfg = config.resolve(bench, "hnet", size=size)
+        target, arch = HNET.architecture(cfg, shape, 6)
+        n = num_weights(target)
+        assert n == (468_540 if bench == "split_cifar10_100" else 1_276_508)
+        got = count_params(arch, n, 6) / n
+        if ratio is None:
+            assert got == pytest.approx(0.976 if bench == "split_cifar10_100" else 0.926, abs=1e-3)
+        else:
+            assert got == pytest.approx(ratio, rel=0.05)

@@ -76,7 +76,11 @@ def test_registry_and_defaults():
         assert {"data", "target", "train", "size"} <= set(spec.defaults)
         assert "hnet" not in spec.defaults  # a method's values live in hnet/methods/tuned/
         assert isinstance(spec.defaults["data"], dict)
-    assert BENCHMARKS.get("permuted_mnist").defaults["data"] == {"n_tasks": 10, "pad_to": 32}
+    assert BENCHMARKS.get("permuted_mnist").defaults["data"] == {
+        "n_tasks": 10,
+        "pad_to": 32,
+        "check_counts": True,
+    }
     assert BENCHMARKS.get("toy_regression").scenarios == ("cl1",)
     with pytest.raises(ConfigError, match="split_mnist"):
         load_benchmark("split_mnsit", {}, 0)
