@@ -24,7 +24,10 @@ TINY = {
     "sizes": ["official", "cr0.5"],
     "seeds": [0, 1],
     "hparams": {"all": {"train.iters": 5}},
+    # a replay method: its generated-samples figure is one file per method in the HTML report
+    "include": [{"benchmark": "split_digits", "scenario": "cl1", "method": "hnet_r", "seed": 0}],
 }
+N_CELLS = 9  # hnet × 2 sizes + 2 baselines, × 2 seeds; + the included hnet_r cell
 
 
 def snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
@@ -66,8 +69,8 @@ def test_study_trains_every_cell_and_writes_tables_and_figures(study):
     assert first.returncode == 0, first.stderr[-3000:]
     out = work / "results/tiny"
     grid = json.loads((out / "grid.json").read_text())["cells"]
-    assert len(grid) == 8  # hnet × 2 sizes + 2 baselines, × 2 seeds
-    assert job_count(first, "train") == 8
+    assert len(grid) == N_CELLS
+    assert job_count(first, "train") == N_CELLS
     for cell in grid:
         m = json.loads((out / cell["run_dir"] / "metrics.json").read_text())
         assert (m["method"], m["seed"]) == (cell["method"], cell["seed"])
@@ -79,20 +82,21 @@ def test_study_trains_every_cell_and_writes_tables_and_figures(study):
             .exists()
         )
     with open(out / "tables/runs.csv") as f:
-        assert len(list(csv.DictReader(f))) == 8
-    assert "All 8 expected cells finished" in (out / "tables/missing.md").read_text()
+        assert len(list(csv.DictReader(f))) == N_CELLS
+    assert f"All {N_CELLS} expected cells finished" in (out / "tables/missing.md").read_text()
     for kind in FIGURE_KINDS:
         assert (out / "figures" / kind).is_dir()
     for kind in ("acc_final", "forgetting", "matrices", "compression", "embeddings"):
         for ext in ("png", "svg"):
             f = out / "figures" / kind / f"split_digits__cl1.{ext}"
             assert f.stat().st_size > 1000, f
+    assert (out / "figures/samples/split_digits__cl1__hnet_r.png").stat().st_size > 1000
 
 
 def test_every_cell_is_one_mlflow_run(study):
     work, _ = study
     runs = mlflow_runs(work / "results/tiny", "tiny")
-    assert len(runs) == 8
+    assert len(runs) == N_CELLS
     assert {r.data.tags["hnet.run_key"] for r in runs} == {
         r.data.tags["hnet.run_key"] for r in runs
     }
@@ -107,6 +111,7 @@ def test_html_report(study):
     assert res.returncode == 0, res.stderr[-3000:]
     html = (work / "results/tiny/report.html").read_text(errors="replace")
     assert len(html) > 100_000 and "Final accuracy" in html
+    assert "Generated samples" in html and "split_digits__cl1__hnet_r.png" in html
 
 
 def test_rerun_trains_nothing_and_deleted_cells_exactly_retrain(study):
@@ -126,7 +131,7 @@ def test_rerun_trains_nothing_and_deleted_cells_exactly_retrain(study):
     for p in cells:
         assert p.exists()
         assert (p.stat().st_mtime_ns == before[p]) == (p not in deleted), p
-    assert len(mlflow_runs(work / "results/tiny", "tiny")) == 8  # re-attached, not duplicated
+    assert len(mlflow_runs(work / "results/tiny", "tiny")) == N_CELLS  # re-attached
 
 
 def test_keep_going_failed_cell_is_listed_and_others_finish(tmp_path):
