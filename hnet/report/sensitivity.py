@@ -71,7 +71,7 @@ def _lines(group: dict[str, Any], key: str) -> list[tuple[str, list[dict[str, An
     lines: dict[str, list[dict[str, Any]]] = {}
     for c in group["candidates"]:
         others = {k: v for k, v in c["point"].items() if k != key}
-        name = ", ".join(f"{k.split('.', 1)[-1]}={json.dumps(v)}" for k, v in others.items())
+        name = ", ".join(f"{k.split('.', 1)[-1]}={_short(v)}" for k, v in others.items())
         lines.setdefault(name, []).append(c)
     return list(lines.items())
 

@@ -179,6 +179,8 @@ def test_figures_of_real_runs(report):
     assert "No grid file was given" in (out / "tables" / "missing.md").read_text()
     assert (out / "tables" / "missing.csv").read_text().count("\n") == 1  # header only
     assert sorted(p.name for p in (out / "tables").iterdir()) == sorted(TABLES)
+    assert (out / "tables" / "selected.csv").read_text().count("\n") == 1  # header only
+    assert "No tuning stage" in (out / "tables" / "selected.md").read_text()
 
 
 def test_sample_figure_of_a_replay_run(tmp_path):
