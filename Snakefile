@@ -28,8 +28,8 @@ try:
     check_not_empty(config, STUDY_FILES)
     validate(config, "workflow/schemas/study.schema.yaml")
 except WorkflowError as e:
-    cause = next((a for a in e.args if hasattr(a, "absolute_path")), None)
-    if cause is None:
+    cause = e.__cause__ or e.__context__  # jsonschema's ValidationError
+    if not hasattr(cause, "absolute_path"):
         raise
     raise WorkflowError(schema_message(cause, STUDY_FILES)) from None
 except HnetError as e:

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hnet.errors import StudyError
-from hnet.study import catalog, sweeps, validate
 from hnet.models.sizes import RATIO
+from hnet.study import catalog, sweeps, validate
 from hnet.study.sweeps import Point
 
 NO_SIZE = "none"  # the size wildcard of methods the size axis does not apply to

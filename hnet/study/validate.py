@@ -19,18 +19,15 @@ Values a method refuses for its own reasons (``hnet.targets: offline``) and comp
 that no hypernetwork reaches on the benchmark's shapes are left to ``check_study``, which
 imports torch and loads the data.
 
-``python -m hnet.study.validate FILE`` reads a study config the way the Snakefile does not:
-YAML errors name the file, the line and the reason (Snakemake's own loader says only "not valid
-JSON or YAML"), then it runs every check above.
+``python -m hnet.study.configfile FILE`` runs them on a file without Snakemake, with YAML errors
+that name the line (:mod:`hnet.study.configfile`).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from collections import defaultdict
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from hnet.errors import StudyError
@@ -91,7 +88,9 @@ def check_seeds(config: dict[str, Any]) -> None:
 
     lists = [("seeds", config.get("seeds", []))]
     lists.append(("tuning.seeds", (config.get("tuning") or {}).get("seeds", [])))
-    lists += [(f"include[{i}].seed", [inc.get("seed")]) for i, inc in enumerate(config.get("include", []))]
+    lists += [
+        (f"include[{i}].seed", [inc.get("seed")]) for i, inc in enumerate(config.get("include", []))
+    ]
     lists += [
         (f"exclude[{i}].seed", [p["seed"]])
         for i, p in enumerate(config.get("exclude", []))
@@ -211,64 +210,3 @@ def check_hparams(config: dict[str, Any], cells: list[Any]) -> None:
         for key, value in values.items():
             for benchmark, method in sorted(applies):
                 sweeps.check_value(benchmark, method, key, value, f"{where}.{key}", "set")
-
-
-# -- the YAML file itself ----------------------------------------------------------------------
-
-
-def load_file(path: str | Path) -> dict[str, Any]:
-    """A study config file as a dict; a StudyError naming the file, line and reason when it is
-    not plain YAML (Python tags and other non-standard tags are refused)."""
-    import yaml
-
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise StudyError(f"study config {path}: cannot read it ({e.strerror}).") from None
-    try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = str(getattr(e, "problem", None) or e).rstrip(".")
-        hint = ""
-        if "python/" in reason:
-            hint = " Study configs are plain YAML: Python tags (!!python/...) are refused."
-        raise StudyError(f"study config {path}{at}: not valid YAML: {reason}.{hint}") from None
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise StudyError(
-            f"study config {path}: the top level must be a mapping of keys (study, benchmarks, "
-            f"...), not a {type(config).__name__}."
-        )
-    return config
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m hnet.study.validate FILE...``: the parse-time checks of ``snakemake -n``
-    (YAML, name, seeds, resources, names, pairs, hparams, include/exclude, sweeps), without
-    Snakemake and without the JSON schema."""
-    from hnet.study.grid import expand, tuning_cells
-
-    status = 0
-    for name in argv if argv is not None else sys.argv[1:]:
-        try:
-            config = load_file(name)
-            check_not_empty(config, [name])
-            cells = expand(config)
-            tuning = tuning_cells(config, cells)
-        except (StudyError, KeyError) as e:
-            message = str(e)
-            if isinstance(e, KeyError):
-                message = f"study config {name}: missing key {e} (required: {', '.join(REQUIRED)})."
-            print(f"hnet: {message}", file=sys.stderr)
-            status = 2
-            continue
-        print(f"{name}: {len(cells)} final and {len(tuning)} tuning cells")
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
