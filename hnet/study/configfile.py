@@ -60,10 +60,15 @@ def main(argv: list[str] | None = None) -> int:
             check_not_empty(config, [name])
             cells = expand(config)
             tuning = tuning_cells(config, cells)
-        except (StudyError, KeyError) as e:
+        except (StudyError, KeyError, TypeError, AttributeError) as e:
             message = str(e)
             if isinstance(e, KeyError):
                 message = f"study config {name}: missing key {e} (required: {', '.join(REQUIRED)})."
+            elif not isinstance(e, StudyError):
+                message = (
+                    f"study config {name}: a value of the wrong type ({e}); `snakemake -n` "
+                    "checks it against workflow/schemas/study.schema.yaml and names the key."
+                )
             print(f"hnet: {message}", file=sys.stderr)
             status = 2
             continue
