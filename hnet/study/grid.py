@@ -15,7 +15,9 @@ as without sweeps, at today's paths under ``runs/``; those of swept methods trai
 values selected from the tuning cells (:mod:`hnet.study.select`).
 
 Errors are :class:`StudyError` messages that name the offending key (``methods[2]``,
-``scenarios.toy_regression``, ``include[0].size``) and say how to fix it.
+``scenarios.toy_regression``, ``include[0].size``) and say how to fix it. The whole-config
+checks (name, seeds, resources, hparams, entries that must match a cell) live in
+:mod:`hnet.study.validate`; :func:`expand` runs them.
 """
 
 from __future__ import annotations
