@@ -4,8 +4,9 @@ Parse-time checks (:mod:`hnet.study.grid`, :mod:`hnet.study.validate`) cover wha
 torch and no data: names, pairs, seeds, resources, hparams keys and types against the catalog.
 This step resolves each cell's job config exactly as ``hnet train`` will (the method's own
 checks of its values) and builds every hypernetwork size against its benchmark (a compression
-ratio unreachable on the benchmark's shapes fails here, not hours later in a job). It imports torch and loads each benchmark's data once,
-so the workflow runs it as one local job, never while parsing.
+ratio unreachable on the benchmark's shapes fails here, not hours later in a job). It imports
+torch and loads each benchmark's data once, so the workflow runs it as one local job, never
+while parsing.
 """
 
 from __future__ import annotations
