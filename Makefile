@@ -17,6 +17,8 @@ STUDY_CONFIG ?= workflow/config/default.yaml
 STUDY_NAME = $(shell sed -n 's/^study: *\([^ #]*\).*/\1/p' $(STUDY_CONFIG))
 SMK := $(BIN)/snakemake --profile workflow/profiles/local --configfile $(STUDY_CONFIG)
 study: $(STAMP)
+	@# the parse-time checks first, with YAML errors that name the line (Snakemake's do not)
+	$(BIN)/python -m hnet.study.configfile $(STUDY_CONFIG)
 	$(SMK)
 	$(SMK) --report results/$(STUDY_NAME)/report.html
 	@echo "hnet: study '$(STUDY_NAME)' done; report: results/$(STUDY_NAME)/report.html"

@@ -6,19 +6,34 @@
 #
 # Parsing imports no torch (the grid comes from hnet's torch-free catalog), so building the DAG
 # of a grid of thousands of cells is cheap, also when SLURM jobs re-parse this file.
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from hnet.errors import HnetError
+from hnet.study.validate import check_not_empty, schema_message
 
 min_version("8.0")
 
+STUDY_FILES = list(workflow.overwrite_configfiles or [])
 
-if (
-    not config
-):  # no --configfile: the embedded demo study (a given config is not merged in)
+
+if not config and not STUDY_FILES:  # no --configfile: the embedded demo study
 
     configfile: "workflow/config/default.yaml"
 
 
-validate(config, "workflow/schemas/study.schema.yaml")
+# A study config is checked whole before any job: an empty one is refused (it would plan the
+# demo study), schema errors are one line naming the key, then common.smk checks the rest.
+try:
+    check_not_empty(config, STUDY_FILES)
+    validate(config, "workflow/schemas/study.schema.yaml")
+except WorkflowError as e:
+    cause = e.__cause__ or e.__context__  # jsonschema's ValidationError
+    if not hasattr(cause, "absolute_path"):
+        raise
+    raise WorkflowError(schema_message(cause, STUDY_FILES)) from None
+except HnetError as e:
+    raise WorkflowError(str(e)) from None
 
 
 include: "workflow/rules/common.smk"

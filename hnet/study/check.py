@@ -1,10 +1,12 @@
 """Resolve every cell of a study before any training job starts.
 
-Parse-time checks (:mod:`hnet.study.grid`) know names and capabilities only. This step resolves
-each cell's job config exactly as ``hnet train`` will (hparams keys and types, method checks)
-and builds every hypernetwork size against its benchmark (an unreachable compression ratio
-fails here, not hours later in a job). It imports torch and loads each benchmark's data once,
-so the workflow runs it as one local job, never while parsing.
+Parse-time checks (:mod:`hnet.study.grid`, :mod:`hnet.study.validate`) cover what needs no
+torch and no data: names, pairs, seeds, resources, hparams keys and types against the catalog.
+This step resolves each cell's job config exactly as ``hnet train`` will (the method's own
+checks of its values) and builds every hypernetwork size against its benchmark (a compression
+ratio unreachable on the benchmark's shapes fails here, not hours later in a job). It imports
+torch and loads each benchmark's data once, so the workflow runs it as one local job, never
+while parsing.
 """
 
 from __future__ import annotations

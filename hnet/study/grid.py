@@ -15,7 +15,9 @@ as without sweeps, at today's paths under ``runs/``; those of swept methods trai
 values selected from the tuning cells (:mod:`hnet.study.select`).
 
 Errors are :class:`StudyError` messages that name the offending key (``methods[2]``,
-``scenarios.toy_regression``, ``include[0].size``) and say how to fix it.
+``scenarios.toy_regression``, ``include[0].size``) and say how to fix it. The whole-config
+checks (name, seeds, resources, hparams, entries that must match a cell) live in
+:mod:`hnet.study.validate`; :func:`expand` runs them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hnet.errors import StudyError
-from hnet.study import catalog, sweeps
+from hnet.models.sizes import RATIO
+from hnet.study import catalog, sweeps, validate
 from hnet.study.sweeps import Point
 
 NO_SIZE = "none"  # the size wildcard of methods the size axis does not apply to
@@ -83,6 +86,12 @@ def _check_name(key: str, value: str, kind: str) -> None:
                 f"study config: {key} = {value!r} is not a hypernetwork size. Use 'official' "
                 f"(the benchmark's), a preset ({', '.join(cat['sizes'][1:])}) or a compression "
                 "ratio like cr0.5."
+            )
+        ratio = RATIO.fullmatch(value)
+        if ratio and float(ratio.group(1)) <= 0:
+            raise StudyError(
+                f"study config: {key} = {value!r} asks for a compression ratio of 0, which no "
+                "hypernetwork has; use a positive ratio like cr0.5."
             )
         return
     known = sorted(cat[kind + "s"])
@@ -176,18 +185,22 @@ def _check_names(config: dict[str, Any]) -> None:
             _check_name(f"resources.{name}", name, "benchmark")
 
 
-def _matches(cell: Cell, pattern: dict[str, Any]) -> bool:
-    return all(getattr(cell, k) == v for k, v in pattern.items())
-
-
 def expand(config: dict[str, Any]) -> list[Cell]:
     """Every (final) cell of the study, sorted; raises StudyError on a bad config, sweeps
     included (:func:`tuning_cells` lists the tuning stage)."""
+    validate.check_config(config)
     _check_names(config)
     _check_report(config)
     _check_tuning(config)
     sizes = config.get("sizes", ["official"])
-    excluded = config.get("exclude", [])
+    for i, pattern in enumerate(config.get("exclude", [])):
+        for axis in ("benchmark", "method", "scenario"):
+            if axis in pattern:
+                known = sorted(catalog.load()[axis + "s"])
+                if pattern[axis] not in known:
+                    raise _unknown(f"exclude[{i}].{axis}", pattern[axis], known, axis)
+    excluded = validate.Patterns(config.get("exclude", []), AXES)
+    product: list[Cell] = []  # every cell before exclusion: what exclude patterns must match
     cells: set[Cell] = set()
     for b in config["benchmarks"]:
         for sc, m, seed in itertools.product(
@@ -195,7 +208,8 @@ def expand(config: dict[str, Any]) -> list[Cell]:
         ):
             for size in sizes if sized(m) else [NO_SIZE]:
                 cell = Cell(b, sc, m, size, int(seed))
-                if any(_matches(cell, p) for p in excluded):  # excluded: need not be supported
+                product.append(cell)
+                if excluded.matching(cell):  # excluded: need not be supported
                     continue
                 _check_supported(f"scenarios ({b} × {sc} × {m})", cell)
                 cells.add(cell)
@@ -214,17 +228,24 @@ def expand(config: dict[str, Any]) -> list[Cell]:
             size = NO_SIZE
         cell = Cell(inc["benchmark"], inc["scenario"], inc["method"], size, int(inc["seed"]))
         _check_supported(f"include[{i}]", cell)
+        if cell in cells:
+            raise StudyError(
+                f"study config: include[{i}] adds {cell.path}, which the grid already has, so it "
+                "does nothing; drop the entry (include is for cells outside the product)."
+            )
+        hits = excluded.matching(cell)
+        if hits:
+            raise StudyError(
+                f"study config: include[{i}] adds {cell.path}, which exclude[{hits[0]}] removes "
+                "again, so it does nothing; drop one of the two entries."
+            )
+        product.append(cell)
         cells.add(cell)
-    for i, pattern in enumerate(config.get("exclude", [])):
-        for axis in ("benchmark", "method", "scenario"):
-            if axis in pattern:
-                known = sorted(catalog.load()[axis + "s"])
-                if pattern[axis] not in known:
-                    raise _unknown(f"exclude[{i}].{axis}", pattern[axis], known, axis)
-        cells = {c for c in cells if not _matches(c, pattern)}
     if not cells:
         raise StudyError("study config: the grid is empty (exclude removed every cell).")
-    return sorted(cells)
+    grid = sorted(cells)
+    validate.check_entries(config, excluded, product, grid)
+    return grid
 
 
 # -- two stages: tuning cells and the selection they feed -------------------------------------
@@ -270,8 +291,8 @@ def tuning_cells(config: dict[str, Any], cells: list[Cell]) -> list[Cell]:
         for point in pts[b, m]:
             for seed in config["tuning"]["seeds"]:
                 out.add(Cell(b, sc, m, size, int(seed), point))
-    for pattern in config.get("exclude", []):
-        out = {c for c in out if not _matches(c, pattern)}
+    excluded = validate.Patterns(config.get("exclude", []), AXES)
+    out = {c for c in out if not excluded.matching(c)}
     left = {c.group for c in out}
     for g in groups:
         if pts.get((g[0], g[2])) and g not in left:

@@ -67,56 +67,83 @@ def any_sweeps(config: dict[str, Any]) -> bool:
     )
 
 
-def default_of(benchmark: str, method: str, key: str, where: str) -> Any:
+def default_of(benchmark: str, method: str, key: str, where: str, action: str = "sweep") -> Any:
     """The default of ``key`` in a (benchmark, method) job config, from the catalog; a
-    StudyError naming the key and the method when the job config has no such key."""
+    StudyError naming the key and the method when the job config has no such key. ``action``
+    is ``sweep`` (sweeps) or ``set`` (hparams, which may also set the machine keys)."""
+    from hnet.config import DERIVED_KEYS
+
     cat = catalog.load()
     section, _, sub = key.partition(".")
     methods = cat["methods"]
-    if key in MACHINE_KEYS:
+    home = "sweeps" if action == "sweep" else "hparams"
+    if key in MACHINE_KEYS and action == "sweep":
         raise StudyError(
             f"study config: {where}: {key} says where the data is, not how to train; it cannot "
             "be swept."
         )
+    if key in DERIVED_KEYS:
+        raise StudyError(
+            f"study config: {where}: {key} is derived from train.epochs and the task sizes and "
+            f"cannot be {action}; {action} train.epochs, or train.iters with train.epochs: 0."
+        )
     if section == method:
         hparams = methods[method]["hparams"]
         if sub not in hparams:
-            raise _unknown(where, key, [f"{method}.{k}" for k in hparams], method)
+            raise _unknown(where, key, [f"{method}.{k}" for k in hparams], method, "", action)
         return hparams[sub]
     if section in methods:
         raise StudyError(
             f"study config: {where}: method {method!r} has no {section!r} section, so it cannot "
-            f"sweep {key}; sweep it under sweeps.methods.{section}."
+            f"{action} {key}; {action} it under {home}.methods.{section}."
         )
     if section == "hnet_arch":
         if not methods[method]["sized"]:
             raise StudyError(
                 f"study config: {where}: method {method!r} has no hypernetwork, so it has no "
-                f"{key}; sweep hnet_arch.* under a hypernetwork method."
+                f"{key}; {action} hnet_arch.* under {home}.methods.<a hypernetwork method>."
             )
         if sub not in ARCH_KEYS:
-            raise _unknown(where, key, [f"hnet_arch.{k}" for k in ARCH_KEYS], method)
+            known = [f"hnet_arch.{k}" for k in ARCH_KEYS]
+            raise _unknown(where, key, known, method, "", action)
         return None  # the size's value; types are checked when check_study resolves the size
     shared = cat["benchmarks"][benchmark]["config"]
     if key not in shared:
-        known = [k for k in shared if k not in MACHINE_KEYS]
-        raise _unknown(
-            where,
-            key,
-            known + [f"{method}.{k}" for k in methods[method]["hparams"]],
-            method,
-            benchmark,
-        )
+        known = [
+            k
+            for k in shared
+            if k not in DERIVED_KEYS and (k not in MACHINE_KEYS or action == "set")
+        ]
+        known += [f"{method}.{k}" for k in methods[method]["hparams"]]
+        raise _unknown(where, key, known, method, benchmark, action)
     return shared[key]
 
 
-def _unknown(where: str, key: str, known: list[str], method: str, bench: str = "") -> StudyError:
+def check_value(benchmark: str, method: str, key: str, value: Any, where: str, action: str) -> Any:
+    """``value`` for ``key`` of a (benchmark, method) job config, converted by the ``--set``
+    type rule; a StudyError naming ``where``, the method and the expected type otherwise."""
+    from hnet.config import check_type  # yaml and numpy, but no torch
+
+    default = default_of(benchmark, method, key, where, action)
+    try:
+        return check_type(key, default, value)
+    except ConfigError:
+        raise StudyError(
+            f"study config: {where} = {value!r}: {key} of method {method!r} takes a "
+            f"{type(default).__name__} (default {default!r}), not a {type(value).__name__}."
+        ) from None
+
+
+def _unknown(
+    where: str, key: str, known: list[str], method: str, bench: str = "", action: str = "sweep"
+) -> StudyError:
     close = difflib.get_close_matches(key, known, n=2)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     on = f" on {bench}" if bench else ""
+    what = "Sweepable keys" if action == "sweep" else "Keys"
     return StudyError(
         f"study config: {where}: {key!r} is not a config key of method {method!r}{on}.{hint} "
-        f"Sweepable keys: {', '.join(sorted(known)) or '(none)'} "
+        f"{what}: {', '.join(sorted(known)) or '(none)'} "
         "(`hnet train -b BENCHMARK -m METHOD --print-config` shows them all)."
     )
 
@@ -138,21 +165,12 @@ def token(value: Any) -> str:
 def canonical_values(benchmark: str, method: str, key: str, values: Any, where: str) -> list[str]:
     """The values of one swept key as canonical JSON texts (int 1 for a float key is 1.0), in
     the listed order; StudyError on a wrong type, a duplicate or a value no path can hold."""
-    from hnet.config import check_type  # yaml and numpy, but no torch: only studies with sweeps
-
     if not isinstance(values, list) or not values:
         raise StudyError(f"study config: {where}: give a non-empty list of values.")
-    default = default_of(benchmark, method, key, where)
     out: list[str] = []
     seen: dict[str, int] = {}
     for i, value in enumerate(values):
-        try:
-            value = check_type(key, default, value)
-        except ConfigError:
-            raise StudyError(
-                f"study config: {where}[{i}] = {value!r}: {key} of method {method!r} takes a "
-                f"{type(default).__name__} (default {default!r}), not a {type(value).__name__}."
-            ) from None
+        value = check_value(benchmark, method, key, value, f"{where}[{i}]", "sweep")
         tok = token(value)
         if not SAFE_TOKEN.match(tok):
             raise StudyError(

@@ -124,6 +124,34 @@ def test_snakefile_rejects_malformed_study_before_any_job(tmp_path, mutate, expe
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (cfg(seeds=[0, 2**32]), "seeds[1] = 4294967296 is not a seed"),
+        (cfg(study="t\n"), "study = 't\\n' is not a study name"),
+        (
+            cfg(exclude=[{"size": "offical"}]),
+            "exclude[0] = {size: offical} matches no cell, so it excludes nothing: size "
+            "'offical' is not a size of the grid (its sizes: cr0.5, none, official)",
+        ),
+        (
+            cfg(hparams={"all": {"train.itres": 5}}),
+            "hparams.all.train.itres: 'train.itres' is not a config key",
+        ),
+        ({}, "study.yaml is empty. A study needs study, benchmarks, scenarios, methods, seeds"),
+    ],
+    ids=["seed-2**32", "name-line-break", "exclude-typo", "hparams-typo", "empty"],
+)
+def test_dry_run_checks_the_whole_config(tmp_path, config, expected):
+    """Faults that used to pass `snakemake -n` and fail in a job (or do nothing) are refused
+    while the Snakefile parses, with the value and the fix in the message."""
+    res = snakemake_dry_run(config, tmp_path)
+    assert res.returncode != 0
+    # Snakemake 9 prints a parse error to stdout, not stderr
+    assert expected in res.stdout + res.stderr, res.stdout[-2000:] + res.stderr[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
 SWEPT = {"sweeps": {"methods": {"ewc": {"ewc.lambda": [1.0, 10.0]}}}, "tuning": TUNE}
 
 
