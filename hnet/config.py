@@ -35,7 +35,7 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "size": "official",  # hypernetwork size preset, or cr<ratio>; see hnet.models.sizes
     "seed": 0,
     "device": "auto",  # auto = CUDA when available, else CPU
-    "threads": 0,  # torch CPU threads; 0 = torch's default
+    "threads": 0,  # torch CPU threads; 0 = the cores this process may use (affinity, SLURM, OMP)
     # val_fraction: share of each task's training data held out for validation (0 = none)
     "data": {"dir": None, "download": True, "val_fraction": 0.0},
     "target": {"kind": "mlp", "hidden": [100, 100], "activation": "relu"},

@@ -26,7 +26,12 @@ def add_job_args(p: argparse.ArgumentParser) -> None:
         help="override a config key, e.g. --set train.iters=100 (repeatable)",
     )
     p.add_argument("--device", default=None, help="auto (default) | cpu | cuda[:N]")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (0 = default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (0 = the cores this process may use)",
+    )
     p.add_argument(
         "--data-dir", default=None, help="dataset root (default: $HNET_DATA or ~/.cache/hnet/data)"
     )

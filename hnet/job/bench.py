@@ -28,7 +28,7 @@ import torch
 from hnet import rng
 from hnet.data import load_benchmark
 from hnet.errors import ConfigError
-from hnet.job.environment import peak_rss_mb, resolve_device
+from hnet.job.environment import apply_threads, peak_rss_mb, resolve_device
 from hnet.methods import METHODS
 from hnet.methods.regularizer import OutputRegularizer
 
@@ -56,8 +56,7 @@ def run_bench(
     """Run the measurements, print tables, return the numbers (seconds)."""
     if cfg["method"] != "hnet":
         raise ConfigError("hnet bench measures the hypernetwork method: use --method hnet.")
-    if cfg["threads"]:
-        torch.set_num_threads(cfg["threads"])
+    apply_threads(cfg["threads"])
     device = resolve_device(cfg["device"])
     rng.seed_globals(cfg["seed"])
     bench = load_benchmark(cfg["benchmark"], dict(cfg["data"]), cfg["seed"]).to(device)
@@ -173,8 +172,7 @@ def compare_steps(
         for key in ("benchmark", "data", "seed", "device", "scenario"):
             if cfg[key] != first[key]:
                 raise ConfigError(f"hnet bench --compare: every method needs the same {key}.")
-    if first["threads"]:
-        torch.set_num_threads(first["threads"])
+    apply_threads(first["threads"])
     device = resolve_device(first["device"])
     bench = load_benchmark(first["benchmark"], dict(first["data"]), first["seed"]).to(device)
     methods = {}

@@ -31,6 +31,33 @@ def resolve_device(name: str):
     return torch.device(name)
 
 
+def available_cores() -> int:
+    """CPU cores this process may use: its affinity mask, narrowed by what a scheduler or the
+    user granted (``SLURM_CPUS_PER_TASK``, ``OMP_NUM_THREADS``). torch's own default is the
+    machine's physical core count, which ignores all three: jobs started side by side (Snakemake
+    ``--cores``, several SLURM tasks on a node) then each spin that many threads and fight."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    for var in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            cores = min(cores, int(value))
+    return max(1, cores)
+
+
+def apply_threads(threads: int) -> int:
+    """Set torch's intra-op threads: ``threads``, or :func:`available_cores` when 0. Returns
+    the number in use (recorded with the job's metrics)."""
+    import torch
+
+    n = threads or available_cores()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in PACKAGES:

@@ -30,7 +30,14 @@ from hnet.data import BENCHMARKS, Benchmark, load_benchmark
 from hnet.errors import DataError, HnetError, JobInterrupted
 from hnet.files import write_atomic, write_json
 from hnet.job import state as ckpt
-from hnet.job.environment import git_commit, peak_rss_mb, process_age, resolve_device, versions
+from hnet.job.environment import (
+    apply_threads,
+    git_commit,
+    peak_rss_mb,
+    process_age,
+    resolve_device,
+    versions,
+)
 from hnet.job.sampler import Sampler
 from hnet.job.signals import StopFlag
 from hnet.methods import METHODS
@@ -203,8 +210,7 @@ class Job:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "config.json", cfg)
-        if cfg["threads"]:
-            torch.set_num_threads(cfg["threads"])
+        apply_threads(cfg["threads"])
         self.device = resolve_device(cfg["device"])
         rng.seed_globals(cfg["seed"])
         self.bench = load_benchmark(cfg["benchmark"], dict(cfg["data"]), cfg["seed"])
@@ -388,6 +394,7 @@ class Job:
             "process_seconds": process_age(),
             "peak_rss_mb": peak_rss_mb(),
             "device": str(device),
+            "threads": torch.get_num_threads(),
             "resumed": self.resumed,
             "config": cfg,
             "versions": versions(),

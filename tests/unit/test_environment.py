@@ -1,0 +1,54 @@
+"""Default threads follow the cores a process was given, not the machine's core count."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from hnet.job.environment import apply_threads, available_cores
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads(monkeypatch):
+    before = torch.get_num_threads()
+    for var in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_available_cores_is_the_affinity_mask(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5})
+    assert available_cores() == 6
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SLURM_CPUS_PER_TASK": "2"}, 2),
+        ({"OMP_NUM_THREADS": "3"}, 3),
+        ({"SLURM_CPUS_PER_TASK": "4", "OMP_NUM_THREADS": "1"}, 1),
+        ({"SLURM_CPUS_PER_TASK": "64"}, 6),  # a grant never exceeds the affinity mask
+        ({"OMP_NUM_THREADS": "garbage"}, 6),
+        ({"OMP_NUM_THREADS": "0"}, 6),
+    ],
+)
+def test_scheduler_grants_narrow_the_mask(monkeypatch, env, expected):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(6)))
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert available_cores() == expected
+
+
+def test_apply_threads_defaults_to_available_cores(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert apply_threads(0) == 1
+    assert torch.get_num_threads() == 1
+
+
+def test_explicit_threads_win(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert apply_threads(2) == 2
+    assert torch.get_num_threads() == 2
