@@ -54,8 +54,8 @@ def inspect_run(out: Path, cfg: dict[str, Any]) -> Inspection:
     def same(path: Path, old: dict[str, Any]) -> bool:
         have = identity_config(old)
         if have != want:
-            keys = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
-            found.changed.append(f"{path.relative_to(out)} differs in: {', '.join(keys)}")
+            keys = ", ".join(differing(have, want))
+            found.changed.append(f"{path.relative_to(out)} differs in: {keys}")
         return have == want
 
     config = read_json(out / CONFIG, found)
@@ -84,6 +84,18 @@ def inspect_run(out: Path, cfg: dict[str, Any]) -> Inspection:
             check_log(out, state, found)
         break
     return found
+
+
+def differing(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two configs."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += differing(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(prefix + key)
+    return out
 
 
 def read_json(path: Path, found: Inspection) -> Any:
@@ -153,12 +165,12 @@ def prepare_run(out: Path, cfg: dict[str, Any]) -> tuple[dict[str, Any] | None, 
     if found.checkpoint is None and lost:
         raise HnetError(
             f"{out} cannot be used as it is: {'; '.join(lost)}; and no intact checkpoint of "
-            f"this config is left to recover from. Nothing was changed; {RESTART}."
+            f"this config is left to recover from. Nothing was moved or overwritten; {RESTART}."
         )
     if found.stale_log is not None:
         raise HnetError(
             f"{found.stale_log}, and its checkpoint {found.checkpoint} (written by an older "
-            f"hnet) holds no copy to restore it from. Nothing was changed; {RESTART}."
+            f"hnet) holds no copy to restore it from. Nothing was moved or overwritten; {RESTART}."
         )
     set_aside(found.damaged)
     if found.log is not None:
