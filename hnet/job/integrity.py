@@ -61,11 +61,16 @@ def inspect_run(out: Path, cfg: dict[str, Any]) -> Inspection:
     config = read_json(out / CONFIG, found)
     vouched = isinstance(config, dict) and same(out / CONFIG, config)
     result = read_json(out / METRICS, found)
-    if result is not None:
-        if not isinstance(result, dict) or not isinstance(result.get("config"), dict):
-            found.damaged[out / METRICS] = f"{out / METRICS} is damaged (no config in it)"
-        elif same(out / METRICS, result["config"]):
+    if result is not None and not isinstance(result, dict):
+        found.damaged[out / METRICS] = f"{out / METRICS} is damaged (not a result)"
+    elif isinstance(result, dict) and isinstance(result.get("config"), dict):
+        if same(out / METRICS, result["config"]):
             found.result = result
+    elif result is not None:  # no config inside: trusted only as far as config.json vouches
+        if vouched:
+            found.result = result
+        else:
+            found.changed.append(unvouched(out / METRICS, out))
     if found.result is not None or found.changed:
         return found  # finished (checkpoints are not needed), or refused anyway
     for path in (out / CKPT, out / CKPT_PREV):
@@ -75,15 +80,19 @@ def inspect_run(out: Path, cfg: dict[str, Any]) -> Inspection:
         if "config" in state:
             vouched = same(path, json.loads(state["config"]))
         elif not vouched:
-            found.changed.append(
-                f"{path.relative_to(out)} is from an older hnet and holds no config, and no "
-                "intact config.json vouches for it"
-            )
+            found.changed.append(unvouched(path, out))
         if vouched:
             found.checkpoint = path
             check_log(out, state, found)
         break
     return found
+
+
+def unvouched(path: Path, out: Path) -> str:
+    return (
+        f"{path.relative_to(out)} holds no config (an older hnet wrote it) and no intact "
+        "config.json vouches for it"
+    )
 
 
 def differing(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:

@@ -199,6 +199,19 @@ def test_truncated_metrics_of_a_finished_run_is_recomputed(tmp_path, reference):
     assert job(out)["wall_seconds"] == res["wall_seconds"]  # finished again: reused
 
 
+def test_a_result_without_its_config_is_trusted_only_with_config_json(tmp_path, reference):
+    """metrics.json files of older versions may hold no config: config.json vouches for them."""
+    ref, ref_out = reference
+    out = tmp_path / "run"
+    shutil.copytree(ref_out, out)
+    old = {k: v for k, v in ref.items() if k != "config"}
+    (out / METRICS).write_text(json.dumps(old))
+    assert job(out) == json.loads(json.dumps(old))  # reused as it is
+    (out / CONFIG).unlink()
+    with pytest.raises(HnetError, match=r"metrics\.json holds no config .* --restart"):
+        job(out)
+
+
 def test_garbage_loss_log_is_restored_from_the_checkpoint(tmp_path, monkeypatch, reference):
     out = tmp_path / "run"
     killed_in_task_3(out, monkeypatch)
