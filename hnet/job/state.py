@@ -83,5 +83,6 @@ def load(path: Path, device: torch.device | str) -> dict[str, Any] | None:
 
 
 def _short(e: Exception) -> str:
-    text = " ".join(str(e).split())
-    return text if len(text) <= 120 else text[:117] + "..."
+    """The first sentence of an error (torch's zip reader adds a paragraph of advice)."""
+    text = " ".join(str(e).split()).split(". ")[0]
+    return text if len(text) <= 160 else text[:157] + "..."
