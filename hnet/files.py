@@ -22,22 +22,35 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+def write_atomic(
+    path: str | Path, write: Callable[[IO[bytes]], None], keep: str | Path | None = None
+) -> None:
     """Call ``write(f)`` on a temp file beside ``path``, fsync it, rename it over ``path``.
     The file gets the umask's usual mode (mkstemp's 0600 would hide results and data copies
-    from the other users of a shared cluster directory)."""
+    from the other users of a shared cluster directory). ``keep``: first rename the current
+    ``path`` to ``keep`` (the previous checkpoint), so a damaged ``path`` has a fallback; a
+    crash between the two renames leaves only ``keep``, which is whole.
+
+    An ``OSError`` without a file name (a full disk mid-write) gets ``path`` as its name, so
+    the message can say which file could not be written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
+        if keep is not None and path.exists():
+            os.replace(path, keep)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)
         raise
 
 
@@ -54,8 +67,17 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def save_torch(path: str | Path, payload: Any) -> None:
-    """``torch.save`` of ``payload`` (checkpoints), atomically."""
+def save_torch(path: str | Path, payload: Any, keep: str | Path | None = None) -> None:
+    """``torch.save`` of ``payload`` (checkpoints), atomically; ``keep`` as in
+    :func:`write_atomic`."""
     import torch
 
-    write_atomic(path, lambda f: torch.save(payload, f))
+    def write(f: IO[bytes]) -> None:
+        try:
+            torch.save(payload, f)
+        except RuntimeError as e:  # torch's zip writer hides a full disk behind its own error
+            if isinstance(e.__context__, OSError):
+                raise e.__context__ from None
+            raise
+
+    write_atomic(path, write, keep)

@@ -2,7 +2,8 @@
 
 Heavy imports (torch, torchvision, mlflow) happen inside the subcommands, so ``hnet --help`` is
 instant. User errors (:class:`hnet.errors.HnetError`) are printed as one paragraph, without a
-traceback, and exit with status 2; ``HNET_DEBUG=1`` shows the traceback.
+traceback, and exit with status 2; so are a full disk and a missing permission (an ``OSError``
+naming the path). ``HNET_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 
 from hnet.cli import bench, listing, report, sync, tracking_init, train
-from hnet.errors import HnetError, JobInterrupted
+from hnet.errors import HnetError, JobInterrupted, os_error_message
 
 SUBCOMMANDS = (train, listing, bench, tracking_init, sync, report)
 
@@ -39,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except HnetError as e:
         print(f"hnet {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if (message := os_error_message(e)) is None:
+            raise
+        print(f"hnet {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hnet {args.command}: interrupted", file=sys.stderr)

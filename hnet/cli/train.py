@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from hnet.cli.common import add_job_args, resolve_job
 from hnet.errors import HnetError
 from hnet.metrics import METRICS
+from hnet.rundir import move_aside
 
 
 def add_parser(sub: Any) -> None:
@@ -111,16 +108,8 @@ def train_with_mirror(args: argparse.Namespace, cfg: dict, out: Path) -> dict[st
 
 
 def config_changed(out: Path, cfg: dict) -> bool:
-    """Does ``out`` hold a run of a different experiment? (machine-only keys aside)"""
-    from hnet.config import identity_config
+    """Does ``out`` hold a run of a different experiment (machine-only keys aside), according
+    to its config.json, its metrics.json or its checkpoints?"""
+    from hnet.job.integrity import inspect_run
 
-    old = out / "config.json"
-    return old.exists() and identity_config(json.loads(old.read_text())) != identity_config(cfg)
-
-
-def move_aside(out: Path) -> Path:
-    """Rename a run directory to ``<name>.old-<time>``: nothing computed is ever deleted."""
-    aside = out.with_name(f"{out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-    shutil.move(str(out), str(aside))
-    print(f"moved the previous run to {aside}", file=sys.stderr)
-    return aside
+    return bool(inspect_run(out, cfg).changed)

@@ -2,7 +2,8 @@
 
     out/config.json     the resolved config (written first, so a run dir always says what it is)
     out/losses.jsonl    training loss every ``train.log_every`` steps, one JSON object per line
-    out/state/ckpt.pt   checkpoint after every task and on SIGTERM (resume point)
+    out/state/ckpt.pt   checkpoint after every task and on SIGTERM (resume point); the one
+                        before it is kept as state/ckpt.prev.pt
     out/metrics.json    the result (source of truth), written atomically at the very end
 
 Evaluation protocol (docs/metrics.md): before any training every task is evaluated (b); after
@@ -12,6 +13,7 @@ computed from stored matrices afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -25,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hnet import metrics, rng
-from hnet.config import identity_config, task_iters
+from hnet.config import run_key, task_iters
 from hnet.data import BENCHMARKS, Benchmark, load_benchmark
 from hnet.errors import DataError, HnetError, JobInterrupted
 from hnet.files import write_atomic, write_json
@@ -38,37 +40,18 @@ from hnet.job.environment import (
     resolve_device,
     versions,
 )
+from hnet.job.integrity import prepare_run
 from hnet.job.sampler import Sampler
 from hnet.job.signals import StopFlag
 from hnet.methods import METHODS
 from hnet.methods.schedule import lr_factor
-from hnet.rundir import SAMPLES
+from hnet.rundir import CKPT, CKPT_PREV, CONFIG, FAILED, LOSSES, METRICS, SAMPLES
 
-FAILED = "failed.json"
 Listener = Callable[[str, dict[str, Any]], None]
 
 
 class TrainingDiverged(HnetError):
     """The loss became NaN or infinite."""
-
-
-def check_existing(out: Path, cfg: dict[str, Any]) -> bool:
-    """True if ``out`` holds a finished run of this config; refuse a different one. Machine-only
-    keys (:data:`hnet.config.ENV_KEYS`: device, threads, data location) may differ: a run moved
-    to another machine resumes."""
-    cfg_file = out / "config.json"
-    if not cfg_file.exists():
-        return False
-    old = identity_config(json.loads(cfg_file.read_text()))
-    new = identity_config(cfg)
-    if old != new:
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        raise HnetError(
-            f"{out} holds a run with a different config (differs in: {', '.join(changed)}). "
-            "Results are never mixed or overwritten: choose another --out, or pass --restart "
-            "to move the old run aside and start over."
-        )
-    return (out / "metrics.json").exists()
 
 
 def check_task_sizes(cfg: dict[str, Any], bench: Benchmark) -> None:
@@ -130,9 +113,12 @@ def run_job(
 ) -> dict[str, Any]:
     """Train ``cfg``'s method on its benchmark into run directory ``out``; return the metrics.
 
-    Resumes from ``out/state/ckpt.pt`` when present (same config only). ``scratch``: a matching
-    ``scratch`` run (dir or metrics.json) adds ``transfer_vs_scratch``. ``on_event(kind, data)``
-    receives ``loss`` / ``row`` / ``done`` events (the MLflow mirror listens here).
+    ``out`` is checked first (:mod:`hnet.job.integrity`): a finished run of this config is
+    returned as it is, an unfinished one resumes from its newest intact checkpoint, damaged
+    files are recovered exactly or refused, a run of another config is refused. ``scratch``: a
+    matching ``scratch`` run (dir or metrics.json) adds ``transfer_vs_scratch``.
+    ``on_event(kind, data)`` receives ``loss`` / ``row`` / ``done`` events (the MLflow mirror
+    listens here).
 
     A job that fails (anything but an interruption) leaves ``out/failed.json`` with the error, so
     a study report can say why a cell is missing; a later successful run removes it.
@@ -140,9 +126,10 @@ def run_job(
     out = Path(out)
     try:
         r_scratch = scratch_reference(scratch, cfg) if scratch is not None else None
-        if check_existing(out, cfg):
-            return json.loads((out / "metrics.json").read_text())
-        result = Job(cfg, out, progress, on_event).run(r_scratch)
+        finished, checkpoint = prepare_run(out, cfg)
+        if finished is not None:
+            return finished
+        result = Job(cfg, out, progress, on_event, checkpoint).run(r_scratch)
     except JobInterrupted:
         raise
     except Exception as e:
@@ -153,16 +140,27 @@ def run_job(
 
 
 def record_failure(out: Path, e: Exception) -> None:
+    """Best effort: on a full disk the original error matters, not this file."""
     if out.is_dir():
-        write_json(
-            out / FAILED,
-            {
-                "error": type(e).__name__,
-                "message": str(e),
-                "exit_code": 2 if isinstance(e, HnetError) else 1,
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-        )
+        with contextlib.suppress(OSError):
+            write_json(
+                out / FAILED,
+                {
+                    "error": type(e).__name__,
+                    "message": str(e),
+                    "exit_code": 2 if isinstance(e, HnetError) else 1,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                },
+            )
+
+
+def log_line(log: IO[bytes], record: dict[str, Any]) -> None:
+    """One line of the loss log; a failed write (a full disk) names the file."""
+    try:
+        log.write((json.dumps(record) + "\n").encode())
+    except OSError as e:
+        e.filename = e.filename or log.name
+        raise
 
 
 class Validation:
@@ -196,12 +194,19 @@ class Job:
     (checkpointing at task ends and on a stop signal), then write the result."""
 
     def __init__(
-        self, cfg: dict[str, Any], out: Path, progress: bool | None, on_event: Listener | None
+        self,
+        cfg: dict[str, Any],
+        out: Path,
+        progress: bool | None,
+        on_event: Listener | None,
+        resume_from: Path | None = None,
     ) -> None:
+        """``resume_from``: the checkpoint :func:`~hnet.job.integrity.prepare_run` verified
+        (None: start afresh)."""
         self.cfg, self.out, self.progress = cfg, out, progress
         self.emit = on_event or (lambda kind, data: None)
         self.t_start = time.perf_counter()
-        self.ckpt_path = out / "state" / "ckpt.pt"
+        self.ckpt_path, self.resume_from = out / CKPT, resume_from
         self.startup_seconds: float | None = None  # process age at the first step: fixed cost
         self.resumed = False
 
@@ -209,7 +214,7 @@ class Job:
     def setup(self) -> None:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        write_json(self.out / "config.json", cfg)
+        write_json(self.out / CONFIG, cfg)
         apply_threads(cfg["threads"])
         self.device = resolve_device(cfg["device"])
         rng.seed_globals(cfg["seed"])
@@ -230,8 +235,8 @@ class Job:
         self.task, self.step, self.train_seconds, self.log_offset = 0, 0, 0.0, 0
 
     def restore(self) -> bool:
-        """Continue from the checkpoint if there is one; returns whether it did."""
-        state = ckpt.load(self.ckpt_path, self.device)
+        """Continue from the verified checkpoint if there is one; returns whether it did."""
+        state = None if self.resume_from is None else ckpt.load(self.resume_from, self.device)
         if state is None:
             return False
         self.method.load_state_dict(state["method"])
@@ -244,13 +249,23 @@ class Job:
         if "augment" in state:  # checkpoints from before augmentation existed have none
             self.augment_gen.set_state(state["augment"].cpu())
         ckpt.set_rng_state(state["rng"])
-        print(f"resuming {self.out} at task {self.task + 1}, step {self.step}", file=sys.stderr)
+        if self.task < self.bench.n_tasks:
+            where = f"at task {self.task + 1}, step {self.step}"
+            print(f"resuming {self.out} {where} from {self.resume_from.name}", file=sys.stderr)
+        else:
+            print(f"recomputing {self.out / METRICS} from the final checkpoint", file=sys.stderr)
         return True
 
     def save_checkpoint(self, task: int, step: int, log_offset: int) -> None:
+        """Everything needed to continue exactly, the run's identity and a copy of the loss log
+        so far (both checked before a resume); the previous checkpoint becomes ckpt.prev.pt."""
+        log = (self.out / LOSSES).read_bytes()[:log_offset]
         ckpt.save(
             self.ckpt_path,
             {
+                "run_key": run_key(self.cfg),
+                "config": json.dumps(self.cfg),
+                "log": torch.from_numpy(np.frombuffer(log, dtype=np.uint8).copy()),
                 "task": task,
                 "step": step,
                 "method": self.method.state_dict(),
@@ -264,6 +279,7 @@ class Job:
                 "log_offset": log_offset,
                 **(self.val.state() if self.val is not None else {}),
             },
+            keep=self.out / CKPT_PREV,
         )
 
     # -- evaluation ------------------------------------------------------------------------
@@ -283,7 +299,7 @@ class Job:
         self.resumed = self.restore()
         if not self.resumed:
             self.evaluate_row(None)
-        with StopFlag() as stop, open(self.out / "losses.jsonl", "a+b", buffering=0) as log:
+        with StopFlag() as stop, open(self.out / LOSSES, "a+b", buffering=0) as log:
             log.truncate(self.log_offset)  # drop what was logged after the checkpoint
             log.seek(self.log_offset)
             for t in range(self.task, self.bench.n_tasks):
@@ -314,7 +330,7 @@ class Job:
             self.check_finite(loss, t, step)
             if step % self.cfg["train"]["log_every"] == 0 or step == iters - 1:
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-                log.write((json.dumps({"task": t, "step": step, "loss": loss}) + "\n").encode())
+                log_line(log, {"task": t, "step": step, "loss": loss})
                 self.emit("loss", {"task": t, "step": step, "loss": loss})
             if stop.signum is not None and step + 1 < iters:
                 self.train_seconds += time.perf_counter() - t0
@@ -403,6 +419,6 @@ class Job:
         if device.type == "cuda":
             result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         self.write_samples()
-        write_json(self.out / "metrics.json", result)
+        write_json(self.out / METRICS, result)
         self.emit("done", result)
         return result

@@ -14,6 +14,7 @@ import pandas as pd
 from hnet.errors import HnetError
 from hnet.models.sizes import NO_SIZE
 from hnet.report.runs import KEYS, sort_groups
+from hnet.rundir import CKPT, CKPT_PREV
 from hnet.study.catalog import is_sized
 
 MISSING_COLUMNS = [*KEYS, "seed", "status", "run_dir", "error", "exit_code", "time", "message"]
@@ -85,7 +86,7 @@ def cell_status(run_dir: Path) -> dict[str, Any]:
             "time": _short(f.get("time", ""), 40),
             "message": _short(f.get("message", "")),
         }
-    if (run_dir / "state" / "ckpt.pt").exists():
+    if any((run_dir / name).exists() for name in (CKPT, CKPT_PREV)):
         return info | {"status": "interrupted", "message": "checkpoint found: rerun to resume"}
     return info | {"status": "not run"}
 

@@ -41,7 +41,13 @@ GROUP = ("benchmark", "scenario", "method", "size")
 
 def _load(path: Path) -> Mapping[str, Any]:
     """A tuning run's metrics.json (a seam for the test that selection reads no test metric)."""
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:  # truncated (a full disk, a broken copy) or not JSON at all
+        raise HnetError(
+            f"{path} is damaged (not valid JSON: {e}). Move it aside and rerun the study: the "
+            "cell's job recomputes it from its final checkpoint."
+        ) from e
 
 
 def _config_value(cfg: Mapping[str, Any], key: str) -> Any:

@@ -133,6 +133,10 @@ def test_every_tuning_cell_is_needed_and_must_match_its_point(tmp_path):
     with pytest.raises(HnetError, match=r"hnet\.beta = 5\.0"):
         sel.select(cells, tmp_path / "2", "val_acc_final")
 
+    f.write_text('{"config": {"hnet": {"be')  # truncated
+    with pytest.raises(HnetError, match=r"metrics\.json is damaged.*Move it aside and rerun"):
+        sel.select(cells, tmp_path / "2", "val_acc_final")
+
 
 def test_undefined_scores_are_skipped_and_recorded_as_null(tmp_path):
     cells = write_tuning(tmp_path)
