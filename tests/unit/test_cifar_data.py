@@ -14,7 +14,7 @@ import pytest
 import torch
 from cifar_files import FOLDER, N_TEST, N_TRAIN, write_cifar, write_cifar_archive
 
-from hnet.data import BENCHMARKS, Benchmark, TaskData, cifar, load_benchmark, mnist
+from hnet.data import BENCHMARKS, Benchmark, TaskData, cifar, load_benchmark, location
 from hnet.data.augment import ImageAugment, shift_flip
 from hnet.errors import ConfigError, DataError
 from hnet.methods import tuned
@@ -26,7 +26,7 @@ MEAN, STD = cifar.LAYOUTS["CIFAR10"].mean, cifar.LAYOUTS["CIFAR10"].std
 def isolated(monkeypatch, tmp_path):
     """Tiny sample counts; never $HNET_DATA or ~/.cache."""
     monkeypatch.setattr(cifar, "EXPECTED_ROWS", None)
-    monkeypatch.setattr(mnist, "DEFAULT_ROOT", tmp_path / "default-root")
+    monkeypatch.setattr(location, "DEFAULT_ROOT", tmp_path / "default-root")
     monkeypatch.delenv("HNET_DATA", raising=False)
 
 
