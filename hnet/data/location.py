@@ -78,7 +78,7 @@ def unreadable(path: Path, error: OSError) -> Unreadable:
     where = _blocking_dir(path)
     reason = error.strerror or type(error).__name__
     try:
-        what = "data directory" if where.is_dir() else "data file"
+        what = "data file" if where.is_file() else "data directory"
     except OSError:
         what = "data directory"
     seeking = "" if where == path else f", while looking for {path}"

@@ -199,7 +199,7 @@ def _download(name: str, root: Path, need: list[str], counts: Counts) -> dict[st
                 path = fetch_gz(name, f"{file}.gz", tmp)
             except Exception as e:  # network errors come in many types
                 msg = " ".join(str(e).split())
-                raise DataError(f"Download into {root} failed: {msg[:300]}") from None
+                raise DataError(f"Download into {root} failed: {msg[:300].rstrip('.')}.") from None
             split, kind = KINDS[file]
             decoded[file] = read_idx_bytes(path, kind, _count(counts, split))[1]
         return decoded
@@ -267,9 +267,10 @@ def load_mnist_like(name: str, data_cfg: dict[str, Any]) -> tuple[Tensor, Tensor
     if local is not None:  # the user's own valid copy, in the root
         _install(raw, broken, {n: local[1][n] for n in need}, f"the .gz files in {local[0]}")
         return _checked_load(name, root.path, counts)
-    if problems and root.explicit and not download:
-        raise DataError(_broken_message(name, root, problems))
-    if not (problems and root.explicit):  # a system copy only where the root has no say
+    root_problems = bool(problems)  # broken files inside the root
+    if root_problems and root.explicit and not download:
+        raise DataError(_broken_message(name, root, problems, download))
+    if not (root_problems and root.explicit):  # a system copy only where the root has no say
         for src in SYSTEM_DIRS.get(name, ()):
             looked.append(f"{src}/*.gz")
             try:
@@ -297,6 +298,8 @@ def load_mnist_like(name: str, data_cfg: dict[str, Any]) -> tuple[Tensor, Tensor
             note(f"{LABELS[name]}: downloaded {', '.join(need)} into {raw}.")
             _install(raw, broken, decoded, "the download")
             return _checked_load(name, root.path, counts)
+    if root_problems and root.explicit:  # the download failed too
+        raise DataError(_broken_message(name, root, problems, download))
     if missing and len(missing) < len(KINDS):
         problems.append(str(incomplete(raw, missing)))
     raise DataError(_not_found_message(name, looked, problems + incomplete_sets, download))
@@ -321,16 +324,20 @@ def _system_copy(name: str) -> Path | None:
     return None
 
 
-def _broken_message(name: str, root: DataRoot, problems: list[str]) -> str:
+def _broken_message(name: str, root: DataRoot, problems: list[str], download: bool) -> str:
     """Broken files in an explicit data dir: what is broken and the ways out."""
     msg = (
         f"{LABELS[name]} in the data directory you chose ({root.source}: {root.path}) is "
         f"broken: {' '.join(problems)} hnet does not silently read another copy when you name "
         "a data directory. To fix: move the broken files out of the way or remove them (hnet "
         "then fills the gap from valid .gz files in that directory, a system copy or a "
-        "download, and says which), or run with --set data.download=true to fetch only the "
-        "broken files again (they are moved aside, never deleted)"
+        "download, and says which)"
     )
+    if not download:
+        msg += (
+            ", or run with --set data.download=true to fetch only the broken files again (they "
+            "are moved aside, never deleted)"
+        )
     system = _system_copy(name)
     if system is not None:
         msg += f", or {root.how_to_drop()} to use the copy found at {system}"

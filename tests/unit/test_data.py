@@ -416,9 +416,13 @@ def test_failed_download_leaves_the_broken_file_in_place(mnist_root, monkeypatch
         raise OSError("no network")
 
     monkeypatch.setattr(mnist, "fetch_gz", offline)
-    with pytest.raises(DataError, match=r"Download into .* failed: no network"):
+    with pytest.raises(DataError, match=r"Download into .* failed: no network") as err:
         load_benchmark("split_mnist", {"dir": str(root), "download": True}, seed=0)
     assert snapshot(raw) == before
+    msg = str(err.value)
+    assert msg.startswith("MNIST in the data directory you chose (--data-dir (data.dir): ")
+    assert "t10k-images-idx3-ubyte: bad magic" in msg and "data.download=true" not in msg
+    assert "failed: no network. hnet does not silently read another copy" in msg
 
 
 def test_unreadable_data_dir_is_one_paragraph(tmp_path, monkeypatch):
