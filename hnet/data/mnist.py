@@ -147,10 +147,16 @@ def _read_gz(src: Path, counts: Counts) -> dict[str, bytes] | None:
     return decoded
 
 
-def _install(raw: Path, broken: dict[str, str], decoded: dict[str, bytes], source: str) -> None:
+def _install(
+    raw: Path, broken: dict[str, str], decoded: dict[str, bytes], source: str, counts: Counts
+) -> None:
     """Move the broken files aside (never delete them), then write ``decoded`` into ``raw``;
     files that passed validation are not in ``decoded`` and stay untouched."""
+    _, still = _raw_state(raw, counts) if broken else ([], {})
     for name, why in broken.items():
+        if name not in still:  # a parallel job replaced it meanwhile: now valid, keep it
+            decoded.pop(name, None)
+            continue
         aside = move_aside(raw / name)
         note(f"{why} Moved it aside to {aside.name}; replacing it from {source}.")
     try:
@@ -265,7 +271,8 @@ def load_mnist_like(name: str, data_cfg: dict[str, Any]) -> tuple[Tensor, Tensor
         if decoded is not None and local is None:
             local = src, decoded
     if local is not None:  # the user's own valid copy, in the root
-        _install(raw, broken, {n: local[1][n] for n in need}, f"the .gz files in {local[0]}")
+        decoded = {n: local[1][n] for n in need}
+        _install(raw, broken, decoded, f"the .gz files in {local[0]}", counts)
         return _checked_load(name, root.path, counts)
     root_problems = bool(problems)  # broken files inside the root
     if root_problems and root.explicit and not download:
@@ -284,7 +291,8 @@ def load_mnist_like(name: str, data_cfg: dict[str, Any]) -> tuple[Tensor, Tensor
                     f"{LABELS[name]}: {root.path} {why}; using the copy in {src}, "
                     f"decompressed into {raw}."
                 )
-                _install(raw, broken, {n: decoded[n] for n in need}, f"the copy in {src}")
+                decoded = {n: decoded[n] for n in need}
+                _install(raw, broken, decoded, f"the copy in {src}", counts)
                 return _checked_load(name, root.path, counts)
     if download:
         looked.append(f"download into {root.path}")
@@ -296,7 +304,7 @@ def load_mnist_like(name: str, data_cfg: dict[str, Any]) -> tuple[Tensor, Tensor
             problems.append(str(e))
         else:
             note(f"{LABELS[name]}: downloaded {', '.join(need)} into {raw}.")
-            _install(raw, broken, decoded, "the download")
+            _install(raw, broken, decoded, "the download", counts)
             return _checked_load(name, root.path, counts)
     if root_problems and root.explicit:  # the download failed too
         raise DataError(_broken_message(name, root, problems, download))
