@@ -301,13 +301,15 @@ def load_mnist_like(name: str, data_cfg: dict[str, Any]) -> tuple[Tensor, Tensor
         except Unreadable:
             raise
         except DataError as e:
-            problems.append(str(e))
+            failed = str(e)
         else:
             note(f"{LABELS[name]}: downloaded {', '.join(need)} into {raw}.")
             _install(raw, broken, decoded, "the download", counts)
             return _checked_load(name, root.path, counts)
-    if root_problems and root.explicit:  # the download failed too
-        raise DataError(_broken_message(name, root, problems, download))
+        if root_problems and root.explicit:
+            msg = _broken_message(name, root, problems, download)
+            raise DataError(f"{msg} (The download that would replace them failed: {failed})")
+        problems.append(failed)
     if missing and len(missing) < len(KINDS):
         problems.append(str(incomplete(raw, missing)))
     raise DataError(_not_found_message(name, looked, problems + incomplete_sets, download))
