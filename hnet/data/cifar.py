@@ -26,8 +26,11 @@ Search order, per dataset, under the root (``data.dir``, else ``$HNET_DATA``, el
 ``~/.cache/hnet/data``, as for MNIST): (1) the extracted folder ``<root>/cifar-10-batches-py/``
 or ``<root>/cifar-100-python/``; (2) the official archive ``<root>/cifar-10-python.tar.gz`` or
 ``<root>/cifar-100-python.tar.gz``, read and validated, then extracted into (1) with atomic
-writes (best effort: a read-only root still works); (3) a torchvision download when
-``data.download`` is true. Sample counts must be the real 50000 train / 10000 test
+writes (best effort: a read-only root still works); (3) a download of the official archive
+(torchvision's URL and MD5) when ``data.download`` is true, read like (2). A broken file in (1)
+or a broken archive is moved aside (``<name>.broken-<time>``, ``hnet.data.location``), never
+deleted, and only missing or broken files are extracted: valid ones are never rewritten.
+Sample counts must be the real 50000 train / 10000 test
 (:data:`EXPECTED_ROWS`; ``data.check_counts: false`` or, in-process tests, ``EXPECTED_ROWS =
 None`` accept other counts and still get every structural check).
 
@@ -43,9 +46,11 @@ import copy
 import dataclasses
 import io
 import pickle
+import shutil
 import tarfile
+import tempfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -57,7 +62,15 @@ from torch import Tensor
 
 from hnet.data.augment import ImageAugment
 from hnet.data.base import BENCHMARKS, Benchmark, BenchmarkSpec, TaskData
-from hnet.data.mnist import data_root
+from hnet.data.location import (
+    Unreadable,
+    incomplete,
+    move_aside,
+    note,
+    resolve_root,
+    survey,
+    unreadable,
+)
 from hnet.data.tasks import split_tasks
 from hnet.errors import ConfigError, DataError
 from hnet.files import write_bytes
@@ -173,6 +186,8 @@ def _read_pickle(path: Path) -> Any:
     try:
         with path.open("rb") as f:
             return _unpickle(f, path)
+    except PermissionError as e:
+        raise unreadable(path, e) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e}).") from None
 
@@ -244,28 +259,51 @@ def _stack(
 # --- the three places: extracted folder, archive, download --------------------------------------
 
 
+def _folder_state(
+    directory: Path, layout: CifarLayout
+) -> tuple[dict[str, Checked], list[str], dict[str, str]]:
+    """The extracted folder, file by file: (valid files, missing names, broken name → why)."""
+    present, missing = survey(directory, list(layout.files()))
+    files: dict[str, Checked] = {}
+    broken: dict[str, str] = {}
+    for name in present:
+        path = directory / name
+        try:
+            files[name] = _check_file(layout, name, _read_pickle(path), path)
+        except Unreadable:
+            raise
+        except DataError as e:
+            broken[name] = str(e)
+    return files, missing, broken
+
+
 def read_folder(directory: Path, layout: CifarLayout, check_counts: bool = True) -> Arrays | None:
     """The dataset in ``directory`` (torchvision's extracted folder); None if it holds none of
     the files, DataError if it is incomplete or anything is broken."""
-    paths = [directory / name for name in layout.files()]
-    present = [p.exists() for p in paths]
-    if not any(present):
+    files, missing, broken = _folder_state(directory, layout)
+    if not files and not broken:
         return None
-    if not all(present):
-        missing = ", ".join(p.name for p, ok in zip(paths, present, strict=True) if not ok)
-        raise DataError(f"{directory}: incomplete, missing {missing}.")
-    files = {p.name: _check_file(layout, p.name, _read_pickle(p), p) for p in paths}
+    if broken:
+        raise DataError(" ".join(broken.values()))
+    if missing:
+        raise incomplete(directory, missing)
     return _stack(layout, files, directory, check_counts)
 
 
-def read_archive(archive: Path, layout: CifarLayout, check_counts: bool = True) -> Arrays | None:
+def read_archive(
+    archive: Path, layout: CifarLayout, check_counts: bool = True, broken: Iterable[str] = ()
+) -> Arrays | None:
     """The dataset in the official ``.tar.gz`` next to its folder; None if there is none.
 
     Members are read in archive order (no backward seeks in the gzip stream); each one that
-    validates is also written into the extracted folder, so later jobs skip the archive.
+    validates and is missing from the extracted folder is written into it, so later jobs skip
+    the archive. Files named in ``broken`` are moved aside first; valid files are never touched.
     """
-    if not archive.exists():
-        return None
+    try:
+        if not archive.exists():
+            return None
+    except PermissionError as e:
+        raise unreadable(archive, e) from None
     wanted = {f"{layout.folder}/{name}": name for name in layout.files()}
     files: dict[str, Checked] = {}
     try:
@@ -277,7 +315,9 @@ def read_archive(archive: Path, layout: CifarLayout, check_counts: bool = True) 
                     continue
                 data, where = source.read(), f"{archive}:{member.name}"
                 files[name] = _check_file(layout, name, _unpickle(io.BytesIO(data), where), where)
-                _install(archive.parent / member.name, data)
+                _install(archive.parent / member.name, data, name in broken, archive)
+    except PermissionError as e:
+        raise unreadable(archive, e) from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise DataError(f"{archive}: corrupt or unreadable archive ({e}).") from None
     missing = [name for name in layout.files() if name not in files]
@@ -286,22 +326,57 @@ def read_archive(archive: Path, layout: CifarLayout, check_counts: bool = True) 
     return _stack(layout, files, archive, check_counts)
 
 
-def _install(path: Path, data: bytes) -> None:
-    """Best effort: the data is usable even where the root is read-only."""
+def _install(path: Path, data: bytes, broken: bool, source: Path) -> None:
+    """Write a validated member into the extracted folder unless a valid copy is there; a
+    broken copy is moved aside first. Best effort: the data is usable where the root is
+    read-only."""
     with contextlib.suppress(OSError):
+        if broken:
+            aside = move_aside(path)
+            note(f"{path} was broken; moved it aside to {aside.name}, replaced from {source}.")
+        elif path.exists():
+            return
         write_bytes(path, data)
 
 
-def download(layout: CifarLayout, root: Path, check_counts: bool = True) -> Arrays | None:
-    """torchvision's own download (archive MD5 checked) and extraction, then our read."""
+def fetch_archive(layout: CifarLayout, directory: Path) -> Path:
+    """Download the official archive into ``directory``, its MD5 checked against torchvision's
+    list. Tests replace this function."""
     import torchvision.datasets as tvd  # lazy: importing torchvision costs ~1 s
+    from torchvision.datasets.utils import download_url
 
+    cls = getattr(tvd, layout.name)
+    download_url(cls.url, str(directory), layout.archive, cls.tgz_md5)
+    return directory / layout.archive
+
+
+def download(
+    layout: CifarLayout, root: Path, check_counts: bool = True, broken: Iterable[str] = ()
+) -> Arrays | None:
+    """Fetch the archive into a temp dir, put it in place of a broken one (moved aside, not
+    deleted) and read it like a local archive: only missing or broken files are extracted."""
     try:
-        getattr(tvd, layout.name)(str(root), train=False, download=True)
-    except Exception as e:  # network errors come in many types (URLError, SSL, timeouts, ...)
-        msg = " ".join(str(e).split())
-        raise DataError(f"Download of {layout.label} into {root} failed: {msg[:300]}") from None
-    return read_folder(root / layout.folder, layout, check_counts)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
+    except OSError as e:
+        raise DataError(
+            f"Cannot download {layout.label} into {root} ({e}). Point --data-dir or HNET_DATA "
+            "at a writable directory."
+        ) from None
+    try:
+        try:
+            fetched = fetch_archive(layout, tmp)
+        except Exception as e:  # network errors come in many types (URLError, SSL, timeouts)
+            msg = " ".join(str(e).split())
+            raise DataError(f"Download of {layout.label} into {root} failed: {msg[:300]}") from None
+        archive = root / layout.archive
+        if archive.exists():  # we only download when the archive there is unusable
+            note(f"{archive} is unusable; moved it aside to {move_aside(archive).name}.")
+        fetched.rename(archive)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temp dir only
+    note(f"{layout.label}: downloaded {archive}.")
+    return read_archive(archive, layout, check_counts, broken)
 
 
 def _locate(
@@ -309,23 +384,32 @@ def _locate(
 ) -> tuple[Arrays | None, list[str], list[str]]:
     """(arrays or None, places looked in, problems found) for one dataset."""
     folder, archive = root / layout.folder, root / layout.archive
+    looked, problems = [f"{folder}/ (torchvision layout)"], []
+    files, missing, broken = _folder_state(folder, layout)
+    if files and not missing and not broken:
+        try:
+            return _stack(layout, files, folder, check), looked, problems
+        except DataError as e:
+            problems.append(str(e))
+    problems += broken.values()
     steps: list[tuple[str, Callable[[], Arrays | None]]] = [
-        (f"{folder}/ (torchvision layout)", lambda: read_folder(folder, layout, check)),
-        (f"{archive}", lambda: read_archive(archive, layout, check)),
+        (f"{archive}", lambda: read_archive(archive, layout, check, broken)),
     ]
     if allow_download:
-        steps.append((f"a download into {root}", lambda: download(layout, root, check)))
-    looked: list[str] = []
-    problems: list[str] = []
+        steps.append((f"a download into {root}", lambda: download(layout, root, check, broken)))
     for where, step in steps:
         looked.append(where)
         try:
             found = step()
+        except Unreadable:
+            raise
         except DataError as e:
             problems.append(str(e))
             continue
         if found is not None:
             return found, looked, problems
+    if files and missing:
+        problems.append(str(incomplete(folder, missing)))
     return None, looked, problems
 
 
@@ -335,7 +419,7 @@ def load_cifar(names: Sequence[str], data_cfg: dict[str, Any]) -> list[Arrays]:
     Returns per dataset ``(x_train, y_train, x_test, y_test)``: uint8 images (n, 3, 32, 32) and
     int64 labels. If any is missing, ONE DataError names every place looked in and the fix.
     """
-    root = data_root(data_cfg)
+    root = resolve_root(data_cfg).path
     allow_download = bool(data_cfg.get("download"))
     check = bool(data_cfg.get("check_counts", True))
     found, missing, looked, problems = [], [], [], []

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hnet.data.location import unreadable
 from hnet.errors import DataError
 from hnet.files import write_bytes
 
@@ -98,6 +99,8 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found.") from None
+    except PermissionError as e:
+        raise unreadable(path, e) from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(f"{path}: corrupt or truncated gzip archive ({e}).") from None
     except OSError as e:
@@ -130,6 +133,8 @@ def check_idx_file(
         with path.open("rb") as f:
             head = f.read(16)
         size = path.stat().st_size
+    except PermissionError as e:
+        raise unreadable(path, e) from None
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e}).") from None
     header = parse_header(head, path)

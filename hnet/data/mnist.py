@@ -11,23 +11,37 @@ place looked in and how to fix it, never in a torchvision traceback.
 
 Search order: (1) decompressed files in ``<root>/<Name>/raw/``; (2) ``.gz`` files in that raw
 dir, in ``<root>`` or in ``<root>/<Name>/``; (3) the system dirs in :data:`SYSTEM_DIRS`;
-(4) a torchvision download when ``data.download`` is true. The root is ``data.dir``, else
-``$HNET_DATA``, else ``~/.cache/hnet/data``.
+(4) a download of the missing files when ``data.download`` is true. The root is ``data.dir``,
+else ``$HNET_DATA``, else ``~/.cache/hnet/data`` (``hnet.data.location``). Broken files in an
+explicit root (``data.dir`` or ``$HNET_DATA``) are never silently bypassed for (3): unless (2)
+or (4) can replace them, the load stops with a message naming them. A replaced file is moved
+aside (``<name>.broken-<time>``), never deleted; files that pass validation are never touched.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
 from hnet.data.idx import IdxHeader, check_idx_file, read_idx_bytes
+from hnet.data.location import (
+    DataRoot,
+    Incomplete,
+    Unreadable,
+    incomplete,
+    move_aside,
+    note,
+    resolve_root,
+    survey,
+)
 from hnet.errors import DataError
 from hnet.files import write_bytes
 
-DEFAULT_ROOT = Path("~/.cache/hnet/data")
 LABELS = {"MNIST": "MNIST", "FashionMNIST": "Fashion-MNIST"}
 SPLITS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -54,11 +68,16 @@ IMAGE_SHAPE = (28, 28)
 
 def data_root(data_cfg: dict[str, Any]) -> Path:
     """``data.dir`` if set, else ``$HNET_DATA``, else ``~/.cache/hnet/data``."""
-    root = data_cfg.get("dir") or os.environ.get("HNET_DATA") or DEFAULT_ROOT
-    return Path(root).expanduser()
+    return resolve_root(data_cfg).path
 
 
 Counts = dict[str, int] | None  # expected samples per split, None = not checked
+# file name → (split, kind) of the four idx files
+KINDS = {
+    name: (split, kind)
+    for split, pair in SPLITS.items()
+    for name, kind in zip(pair, ("images", "labels"), strict=True)
+}
 
 
 def _count(counts: Counts, split: str) -> int | None:
@@ -75,44 +94,123 @@ def _check_pair(img: IdxHeader, lab: IdxHeader, img_path: Path, lab_path: Path) 
 
 
 def _files(directory: Path, suffix: str = "") -> list[Path]:
-    return [directory / (name + suffix) for pair in SPLITS.values() for name in pair]
+    return [directory / (name + suffix) for name in KINDS]
 
 
-def _check_raw(raw: Path, counts: Counts) -> bool:
-    """True if ``raw`` holds four valid decompressed files; DataError if present but broken."""
-    files = _files(raw)
-    present = [f.exists() for f in files]
-    if not any(present):
-        return False
-    if not all(present):
-        missing = ", ".join(f.name for f, ok in zip(files, present, strict=True) if not ok)
-        raise DataError(f"{raw}: incomplete, missing {missing}.")
-    for split, (img_name, lab_name) in SPLITS.items():
-        img = check_idx_file(raw / img_name, "images", _count(counts, split))
-        lab = check_idx_file(raw / lab_name, "labels", _count(counts, split))
-        _check_pair(img, lab, raw / img_name, raw / lab_name)
-    return True
+def _raw_state(raw: Path, counts: Counts) -> tuple[list[str], dict[str, str]]:
+    """The decompressed files in ``raw``: (missing names, broken name → why). Header and size
+    only, no full read; :class:`Unreadable` if ``raw`` cannot be read."""
+    present, missing = survey(raw, list(KINDS))
+    broken: dict[str, str] = {}
+    headers: dict[str, IdxHeader] = {}
+    for name in present:
+        split, kind = KINDS[name]
+        try:
+            headers[name] = check_idx_file(raw / name, kind, _count(counts, split))
+        except Unreadable:
+            raise
+        except DataError as e:
+            broken[name] = str(e)
+    for img, lab in SPLITS.values():
+        if img in headers and lab in headers:
+            try:
+                _check_pair(headers[img], headers[lab], raw / img, raw / lab)
+            except DataError as e:
+                broken[img] = broken[lab] = str(e)
+    return missing, broken
 
 
-def _install_gz(src: Path, raw: Path, counts: Counts) -> bool:
-    """Validate the four ``.gz`` files in ``src``, then decompress them into ``raw``."""
-    if not all(f.exists() for f in _files(src, ".gz")):
-        return False
+def _read_gz(src: Path, counts: Counts) -> dict[str, bytes] | None:
+    """The decoded content of the four ``.gz`` files in ``src``; None if it holds none of them.
+    DataError naming every broken file, or the missing ones."""
+    present, missing = survey(src, [name + ".gz" for name in KINDS])
+    if not present:
+        return None
+    if missing:
+        raise incomplete(src, missing)
     decoded: dict[str, bytes] = {}
-    for split, (img_name, lab_name) in SPLITS.items():
-        img, img_bytes = read_idx_bytes(src / f"{img_name}.gz", "images", _count(counts, split))
-        lab, lab_bytes = read_idx_bytes(src / f"{lab_name}.gz", "labels", _count(counts, split))
-        _check_pair(img, lab, src / f"{img_name}.gz", src / f"{lab_name}.gz")
-        decoded[img_name], decoded[lab_name] = img_bytes, lab_bytes
+    headers: dict[str, IdxHeader] = {}
+    problems: list[str] = []
+    for name, (split, kind) in KINDS.items():
+        try:
+            headers[name], decoded[name] = read_idx_bytes(
+                src / f"{name}.gz", kind, _count(counts, split)
+            )
+        except Unreadable:
+            raise
+        except DataError as e:
+            problems.append(str(e))
+    if problems:
+        raise DataError(" ".join(problems))
+    for img, lab in SPLITS.values():
+        _check_pair(headers[img], headers[lab], src / f"{img}.gz", src / f"{lab}.gz")
+    return decoded
+
+
+def _install(
+    raw: Path, broken: dict[str, str], decoded: dict[str, bytes], source: str, counts: Counts
+) -> None:
+    """Move the broken files aside (never delete them), then write ``decoded`` into ``raw``;
+    files that passed validation are not in ``decoded`` and stay untouched."""
+    _, still = _raw_state(raw, counts) if broken else ([], {})
+    for name, why in broken.items():
+        if name not in still:  # a parallel job replaced it meanwhile: now valid, keep it
+            decoded.pop(name, None)
+            continue
+        aside = move_aside(raw / name)
+        note(f"{why} Moved it aside to {aside.name}; replacing it from {source}.")
     try:
         for name, data in decoded.items():
             write_bytes(raw / name, data)
     except OSError as e:
         raise DataError(
-            f"Found valid .gz idx files in {src} but cannot write the decompressed copies into "
+            f"Found valid idx files ({source}) but cannot write the decompressed copies into "
             f"{raw} ({e}). Point --data-dir or HNET_DATA at a writable directory."
         ) from None
-    return True
+
+
+def fetch_gz(name: str, filename: str, directory: Path) -> Path:
+    """Download one of torchvision's ``.gz`` files of ``name`` into ``directory``, its MD5
+    checked against torchvision's list, trying each mirror. Tests replace this function."""
+    import torchvision.datasets as tvd  # lazy: importing torchvision costs ~1 s
+    from torchvision.datasets.utils import download_url
+
+    cls = getattr(tvd, name)
+    md5 = dict(cls.resources)[filename]
+    error: Exception = RuntimeError(f"no mirror for {filename}")
+    for mirror in cls.mirrors:
+        try:
+            download_url(f"{mirror}{filename}", str(directory), filename, md5)
+            return directory / filename
+        except Exception as e:  # network errors come in many types (URLError, SSL, timeouts)
+            error = e
+    raise error
+
+
+def _download(name: str, root: Path, need: list[str], counts: Counts) -> dict[str, bytes]:
+    """Fetch only the files in ``need`` into a temp dir beside ``raw``; their decoded content."""
+    parent = root / name
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=parent))
+    except OSError as e:
+        raise DataError(
+            f"Cannot download into {parent} ({e}). Point --data-dir or HNET_DATA at a writable "
+            "directory."
+        ) from None
+    try:
+        decoded: dict[str, bytes] = {}
+        for file in need:
+            try:
+                path = fetch_gz(name, f"{file}.gz", tmp)
+            except Exception as e:  # network errors come in many types
+                msg = " ".join(str(e).split())
+                raise DataError(f"Download into {root} failed: {msg[:300].rstrip('.')}.") from None
+            split, kind = KINDS[file]
+            decoded[file] = read_idx_bytes(path, kind, _count(counts, split))[1]
+        return decoded
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # only our own temp copies of the downloads
 
 
 def _torchvision_load(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -125,7 +223,7 @@ def _torchvision_load(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Te
     except (RuntimeError, AssertionError, ValueError, TypeError, OSError) as e:
         raise DataError(
             f"torchvision could not read {LABELS[name]} from {root / name / 'raw'} ({e!r}). "
-            "Delete that directory so it is rebuilt from the .gz files, or re-download."
+            "Move that directory aside so it is rebuilt from the .gz files, or re-download."
         ) from None
     out = (train.data, train.targets.long(), test.data, test.targets.long())
     for split, labels in (("train", out[1]), ("test", out[3])):
@@ -135,57 +233,125 @@ def _torchvision_load(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Te
     return out
 
 
-def _download(name: str, root: Path) -> None:
-    import torchvision.datasets as tvd
-
-    raw = root / name / "raw"
-    for f in _files(raw):  # torchvision skips the download if the (corrupt) files exist
-        f.unlink(missing_ok=True)
-    try:
-        getattr(tvd, name)(str(root), train=True, download=True)
-    except Exception as e:  # network errors come in many types (URLError, SSL, timeouts, ...)
-        msg = " ".join(str(e).split())
-        raise DataError(f"Download into {root} failed: {msg[:300]}") from None
-
-
 def load_mnist_like(name: str, data_cfg: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Locate, validate and load ``name`` ("MNIST" or "FashionMNIST").
 
     Returns ``(x_train, y_train, x_test, y_test)``: uint8 images (n, 28, 28), int64 labels.
     ``data.check_counts: false`` accepts files with other sample counts (tiny test files).
+    Broken files in an explicit data dir stop the load (:func:`_broken_message`) unless a valid
+    source inside it or a download (``data.download``) can replace them; they are moved aside,
+    never deleted, and only they are replaced.
     """
     if name not in LABELS:
         raise ValueError(f"unknown MNIST-like dataset {name!r}")
     counts = EXPECTED_COUNTS if data_cfg.get("check_counts", True) else None
-    root = data_root(data_cfg)
+    download = bool(data_cfg.get("download"))
+    root = resolve_root(data_cfg)
+    raw = root.path / name / "raw"
+    missing, broken = _raw_state(raw, counts)
+    if not missing and not broken:
+        return _torchvision_load(name, root.path)
+    need = [*broken, *missing]
+    looked = [f"{raw} (decompressed, torchvision layout)"]
+    problems = list(dict.fromkeys(broken.values()))  # broken files inside the root
+    incomplete_sets: list[str] = []  # .gz sets with files missing: not broken, but unusable
+    local = None
+    for src in dict.fromkeys([raw, root.path, root.path / name]):
+        looked.append(f"{src}/*.gz")
+        try:
+            decoded = _read_gz(src, counts)
+        except Unreadable:
+            raise
+        except Incomplete as e:
+            incomplete_sets.append(str(e))
+            continue
+        except DataError as e:
+            problems.append(str(e))
+            continue
+        if decoded is not None and local is None:
+            local = src, decoded
+    if local is not None:  # the user's own valid copy, in the root
+        decoded = {n: local[1][n] for n in need}
+        _install(raw, broken, decoded, f"the .gz files in {local[0]}", counts)
+        return _checked_load(name, root.path, counts)
+    root_problems = bool(problems)  # broken files inside the root
+    if root_problems and root.explicit and not download:
+        raise DataError(_broken_message(name, root, problems, download))
+    if not (root_problems and root.explicit):  # a system copy only where the root has no say
+        for src in SYSTEM_DIRS.get(name, ()):
+            looked.append(f"{src}/*.gz")
+            try:
+                decoded = _read_gz(src, counts)
+            except DataError as e:
+                problems.append(str(e))
+                continue
+            if decoded is not None:
+                why = "has broken files" if broken else "holds no complete copy"
+                note(
+                    f"{LABELS[name]}: {root.path} {why}; using the copy in {src}, "
+                    f"decompressed into {raw}."
+                )
+                decoded = {n: decoded[n] for n in need}
+                _install(raw, broken, decoded, f"the copy in {src}", counts)
+                return _checked_load(name, root.path, counts)
+    if download:
+        looked.append(f"download into {root.path}")
+        try:
+            decoded = _download(name, root.path, need, counts)
+        except Unreadable:
+            raise
+        except DataError as e:
+            failed = str(e)
+        else:
+            note(f"{LABELS[name]}: downloaded {', '.join(need)} into {raw}.")
+            _install(raw, broken, decoded, "the download", counts)
+            return _checked_load(name, root.path, counts)
+        if root_problems and root.explicit:
+            msg = _broken_message(name, root, problems, download)
+            raise DataError(f"{msg} (The download that would replace them failed: {failed})")
+        problems.append(failed)
+    if missing and len(missing) < len(KINDS):
+        problems.append(str(incomplete(raw, missing)))
+    raise DataError(_not_found_message(name, looked, problems + incomplete_sets, download))
+
+
+def _checked_load(name: str, root: Path, counts: Counts) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Check the decompressed files once more (a replaced file must match the kept ones)."""
     raw = root / name / "raw"
-    looked: list[str] = []
-    problems: list[str] = []
+    missing, broken = _raw_state(raw, counts)
+    if missing or broken:
+        why = " ".join(dict.fromkeys(broken.values())) or str(incomplete(raw, missing))
+        raise DataError(f"{LABELS[name]} in {raw} is still unusable after the repair: {why}")
+    return _torchvision_load(name, root)
 
-    def attempt(step: Any, where: str) -> bool:
-        looked.append(where)
-        try:
-            return bool(step())
-        except DataError as e:
-            problems.append(str(e))
-            return False
 
-    found = attempt(lambda: _check_raw(raw, counts), f"{raw} (decompressed, torchvision layout)")
-    gz_dirs = [raw, root, root / name, *SYSTEM_DIRS.get(name, ())]
-    for src in dict.fromkeys(gz_dirs):
-        if found:
-            break
-        found = attempt(lambda src=src: _install_gz(src, raw, counts), f"{src}/*.gz")
-    if not found and data_cfg.get("download"):
-        looked.append(f"download into {root}")
-        try:
-            _download(name, root)
-            found = _check_raw(raw, counts)
-        except DataError as e:
-            problems.append(str(e))
-    if found:
-        return _torchvision_load(name, root)
-    raise DataError(_not_found_message(name, looked, problems, bool(data_cfg.get("download"))))
+def _system_copy(name: str) -> Path | None:
+    """The first system dir holding all four ``.gz`` files (for messages; not read)."""
+    for src in SYSTEM_DIRS.get(name, ()):
+        with contextlib.suppress(OSError):
+            if all(p.exists() for p in _files(src, ".gz")):
+                return src
+    return None
+
+
+def _broken_message(name: str, root: DataRoot, problems: list[str], download: bool) -> str:
+    """Broken files in an explicit data dir: what is broken and the ways out."""
+    msg = (
+        f"{LABELS[name]} in the data directory you chose ({root.source}: {root.path}) is "
+        f"broken: {' '.join(problems)} hnet does not silently read another copy when you name "
+        "a data directory. To fix: move the broken files out of the way or remove them (hnet "
+        "then fills the gap from valid .gz files in that directory, a system copy or a "
+        "download, and says which)"
+    )
+    if not download:
+        msg += (
+            ", or run with --set data.download=true to fetch only the broken files again (they "
+            "are moved aside, never deleted)"
+        )
+    system = _system_copy(name)
+    if system is not None:
+        msg += f", or {root.how_to_drop()} to use the copy found at {system}"
+    return msg + "."
 
 
 def _not_found_message(name: str, looked: list[str], problems: list[str], download: bool) -> str:

@@ -43,6 +43,7 @@ from hnet.report.style import (
     legend_right,
     make_cell,
     new_figure,
+    save_figure,
 )
 from hnet.report.task_figures import (
     fig_during_vs_final,
@@ -190,18 +191,18 @@ def all_figures(
     for kind in FIGURE_KINDS:
         (out / figure_dir(kind)).mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(RC):
+        by_pair = dict(iter(summary.groupby(["benchmark", "scenario"], sort=False)))
         for (bench, scen), g in runs.table.groupby(["benchmark", "scenario"], sort=False):
-            s = summary[(summary["benchmark"] == bench) & (summary["scenario"] == scen)]
+            s = by_pair.get((bench, scen), summary.iloc[:0])
             cell = make_cell(bench, scen, g, s, runs)
             for kind, draw in DRAW.items():
                 fig, why = draw(cell)
                 if fig is None:
                     skipped.setdefault((kind, why), []).append(f"{bench}/{scen}")
                     continue
-                for ext in FIGURE_EXTS:
-                    path = out / figure_path(kind, bench, scen, ext)
-                    fig.savefig(path, dpi=DPI, metadata={"Date": None} if ext == "svg" else None)
-                    written.append(path)
+                paths = [out / figure_path(kind, bench, scen, ext) for ext in FIGURE_EXTS]
+                save_figure(fig, paths, DPI)
+                written += paths
         tuned, tuned_notes = sensitivity.draw(selection, out, FIGURE_EXTS, DPI)
         sample_files, sample_notes = draw_samples(runs, out)  # one per method: its own loop
     written += tuned + sample_files

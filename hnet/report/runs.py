@@ -72,17 +72,12 @@ def size_key(s: str) -> tuple[int, float, str]:
 def sort_groups(df: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     """Rows ordered benchmark, scenario, method (hnet first), size (official, cr↑), then extra."""
 
-    def key(i: int) -> tuple:
-        r = df.iloc[i]
-        return (
-            r["benchmark"],
-            r["scenario"],
-            method_key(r["method"]),
-            size_key(r["size"]),
-            *(r[c] for c in extra),
-        )
-
-    order = sorted(range(len(df)), key=key)
+    columns = [df[c].tolist() for c in ("benchmark", "scenario", "method", "size", *extra)]
+    keys = [
+        (bench, scen, method_key(method), size_key(size), *rest)
+        for bench, scen, method, size, *rest in zip(*columns, strict=True)
+    ]  # whole columns, not a row object per row: this sorts every run of a study
+    order = sorted(range(len(df)), key=keys.__getitem__)
     return df.iloc[order].reset_index(drop=True)
 
 

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from hnet.models.sizes import NO_SIZE
 from hnet.report.layout import FIGURE_EXTS, figure_path
 from hnet.report.runs import Runs, size_key
-from hnet.report.style import DPI, new_figure
+from hnet.report.style import DPI, new_figure, save_figure
 from hnet.study.catalog import is_generative
 
 GAP = 1  # pixels between samples in the mosaic
@@ -85,8 +85,9 @@ def draw_samples(runs: Runs, out: Path) -> tuple[list[Path], list[str]]:
             notes.append(f"no figures/samples for {bench}/{scen}/{method}: unreadable ({e})")
             continue
         fig = fig_samples(bench, scen, method, run.size, run.seed, images, tasks)
-        for ext in FIGURE_EXTS:
-            path = out / figure_path("samples", bench, scen, ext, method=method)
-            fig.savefig(path, dpi=DPI, metadata={"Date": None} if ext == "svg" else None)
-            written.append(path)
+        paths = [
+            out / figure_path("samples", bench, scen, ext, method=method) for ext in FIGURE_EXTS
+        ]
+        save_figure(fig, paths, DPI)
+        written += paths
     return written, notes

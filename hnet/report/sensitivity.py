@@ -34,6 +34,7 @@ from hnet.report.style import (
     METHOD_MARKERS,
     label,
     new_figure,
+    save_figure,
 )
 from hnet.report.tables import mean_std_ci
 from hnet.study.catalog import load as catalog
@@ -206,8 +207,7 @@ def draw(selection: dict[str, Any] | None, out: Path, exts: tuple[str, ...], dpi
         fig = fig_sensitivity(bench, scen, groups, selection["rule"])
         if fig is None:
             continue
-        for ext in exts:
-            path = out / figure_path(KIND, bench, scen, ext)
-            fig.savefig(path, dpi=dpi, metadata={"Date": None} if ext == "svg" else None)
-            written.append(path)
+        paths = [out / figure_path(KIND, bench, scen, ext) for ext in exts]
+        save_figure(fig, paths, dpi)
+        written += paths
     return written, []

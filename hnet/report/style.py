@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -133,6 +134,16 @@ def new_figure(w: float, h: float) -> Figure:
     fig = Figure(figsize=(w, h), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def save_figure(fig: Figure, paths: list[Path], dpi: int) -> None:
+    """Save one figure in every format of ``paths`` (PNG, then SVG without a date). The
+    constrained layout is solved by the first save and kept for the others instead of being
+    solved again per format: it is the largest single cost of a study-sized report."""
+    for i, path in enumerate(paths):
+        fig.savefig(path, dpi=dpi, metadata={"Date": None} if path.suffix == ".svg" else None)
+        if i == 0:
+            fig.set_layout_engine("none")
 
 
 def add_title(fig: Figure, cell: Cell, what: str, sub: str) -> None:

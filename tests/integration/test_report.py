@@ -578,3 +578,47 @@ def test_pca_and_units(study):
         if (bench, scen) == ("benchA", "cl1"):
             assert labels == ["hnet (cr0.1)", "hnet (cr0.5)", "finetune", "scratch"]
     assert units == {"benchA": ("accuracy", "%"), "benchB": ("score", "−MSE")}
+
+
+# -- a study at scale: a few hundred schema-valid cells from tests/synthetic_runs.py -----------
+
+
+def test_report_of_a_few_hundred_cells(tmp_path):
+    """260 cells (1 benchmark × 2 scenarios × 13 groups × 10 seeds), three of them never run:
+    every table has one row per run, group, group × metric or missing cell, and every figure
+    the layout allows is there. Behaviour only; docs/development.md says how to time it."""
+    from synthetic_runs import BASELINES, HNET_SIZES, SEEDS, run_dir, write_study
+
+    axes = {"benchmarks": ("split_mnist",), "scenarios": ("cl1", "cl3")}
+    cells = write_study(tmp_path / "study", **axes)
+    n_groups = 2 * (len(HNET_SIZES) + len(BASELINES))
+    assert len(cells) == n_groups * len(SEEDS) == 260
+    gone = [cells[0], cells[100], cells[-1]]  # cells of the grid whose jobs never ran
+    for cell in gone:
+        shutil.rmtree(tmp_path / "study" / run_dir(*cell))
+    out = tmp_path / "report"
+    rep = make_report(tmp_path / "study" / "runs", out, expected=tmp_path / "study" / "grid.json")
+    assert rep.n_expected == 260 and len(rep.missing) == 3
+    assert all((out / "tables" / name).is_file() for name in TABLES)
+    runs = read(out, "runs.csv")
+    assert len(runs) == 257 and runs["run_dir"].is_unique
+    # cells[-1] is cl3's scratch run of seed 9: the other 12 runs of that seed have no reference
+    assert runs["transfer_vs_scratch"].isna().sum() == n_groups // 2 - 1
+    summary = read(out, "summary.csv")
+    assert len(summary) == n_groups * len(SUMMARY_METRICS)
+    assert len(read(out, "summary_wide.csv")) == n_groups
+    paired = read(out, "paired_vs_hnet.csv")
+    assert len(paired) == n_groups - 2  # every group but the reference, per scenario
+    assert set(paired["n_pairs"]) == {9, 10}  # a missing seed drops out of its pair only
+    missing = read(out, "missing.csv")
+    assert sorted(missing["run_dir"]) == sorted(run_dir(*c) for c in gone)
+    assert set(missing["status"]) == {"not run"}
+    summary_md = (out / "tables" / "summary.md").read_text()
+    assert summary_md.startswith("257 of 260 expected cells finished (study synthetic)")
+    expected = set()
+    for scen in axes["scenarios"]:
+        methods = ["hnet", *BASELINES]
+        for kind in figure_kinds_for(methods, list(HNET_SIZES)):
+            expected |= {figure_path(kind, "split_mnist", scen, ext) for ext in ("png", "svg")}
+    assert figure_files(out) == expected
+    assert {p for p in rep.written if "figures" in p.parts} == {out / f for f in expected}

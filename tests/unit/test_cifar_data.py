@@ -14,11 +14,12 @@ import pytest
 import torch
 from cifar_files import FOLDER, N_TEST, N_TRAIN, write_cifar, write_cifar_archive
 
-from hnet.data import BENCHMARKS, Benchmark, TaskData, cifar, load_benchmark, mnist
+from hnet.data import BENCHMARKS, Benchmark, TaskData, cifar, load_benchmark, location
 from hnet.data.augment import ImageAugment, shift_flip
 from hnet.errors import ConfigError, DataError
 from hnet.methods import tuned
 
+ARCHIVE = "cifar-10-python.tar.gz"
 MEAN, STD = cifar.LAYOUTS["CIFAR10"].mean, cifar.LAYOUTS["CIFAR10"].std
 
 
@@ -26,7 +27,7 @@ MEAN, STD = cifar.LAYOUTS["CIFAR10"].mean, cifar.LAYOUTS["CIFAR10"].std
 def isolated(monkeypatch, tmp_path):
     """Tiny sample counts; never $HNET_DATA or ~/.cache."""
     monkeypatch.setattr(cifar, "EXPECTED_ROWS", None)
-    monkeypatch.setattr(mnist, "DEFAULT_ROOT", tmp_path / "default-root")
+    monkeypatch.setattr(location, "DEFAULT_ROOT", tmp_path / "default-root")
     monkeypatch.delenv("HNET_DATA", raising=False)
 
 
@@ -245,15 +246,67 @@ def test_incomplete_folder_meta_counts_and_unsafe_pickles(root, monkeypatch):
 
 
 def test_download_failure_is_wrapped(tmp_path, monkeypatch):
-    import torchvision.datasets as tvd
-
-    def offline(self):
+    def offline(layout, directory):
         raise RuntimeError("Error downloading cifar-10-python.tar.gz:\nURLError no network")
 
-    monkeypatch.setattr(tvd.CIFAR10, "download", offline)
+    monkeypatch.setattr(cifar, "fetch_archive", offline)
     with pytest.raises(DataError, match=r"Download of CIFAR-10 into .* failed: Error") as err:
         load_benchmark("split_cifar10", {"dir": str(tmp_path), "download": True}, seed=0)
     assert "\n" not in str(err.value) and "data.download=true" not in str(err.value)
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temp dir left behind
+
+
+def snapshot(directory: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file below ``directory``: bytes, mtime and inode (a rewrite changes them)."""
+    return {
+        p.relative_to(directory).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ino)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_download_replaces_only_the_broken_file(tmp_path, monkeypatch, capsys):
+    arrays = write_cifar(tmp_path, "CIFAR10")
+    folder = tmp_path / "cifar-10-batches-py"
+    bad = folder / "data_batch_2"
+    truncated = bad.read_bytes()[:3000]
+    bad.write_bytes(truncated)
+    good = {k: v for k, v in snapshot(folder).items() if k != bad.name}
+
+    def fake_fetch(layout, directory):  # the official archive, as the server would send it
+        write_cifar_archive(directory, layout.name)
+        return directory / layout.archive
+
+    monkeypatch.setattr(cifar, "fetch_archive", fake_fetch)
+    bench = load("split_cifar10", tmp_path, download=True)
+    assert bench.n_tasks == 5
+    after = snapshot(folder)
+    assert {k: after[k] for k in good} == good  # same bytes, mtime and inode
+    (aside,) = folder.glob("data_batch_2.broken-*")
+    assert aside.read_bytes() == truncated  # moved aside, never deleted
+    assert set(after) == {*good, bad.name, aside.name}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar-10-batches-py", ARCHIVE]
+    err = capsys.readouterr().err
+    assert f"{bad} was broken; moved it aside to {aside.name}" in err
+    x = torch.cat([t.x_train for t in bench.tasks]).numpy()
+    assert sorted(map(bytes, x)) == sorted(map(bytes, images(arrays["x_train"])))
+
+
+def test_unreadable_folder_is_one_paragraph(tmp_path, monkeypatch):
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    real_exists = Path.exists
+
+    def exists(self, *args, **kwargs):
+        if str(self).startswith(str(tmp_path / "cifar-10-batches-py")):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_exists(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    with pytest.raises(DataError) as err:
+        load("split_cifar10", tmp_path)
+    msg = str(err.value)
+    assert msg.startswith(f"Cannot read the data directory {tmp_path / 'cifar-10-batches-py'} ")
+    assert "\n" not in msg and "chmod u+rx" in msg
 
 
 # --- augmentation -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from hnet.data import BENCHMARKS, load_benchmark, mnist
+from hnet.data import BENCHMARKS, load_benchmark, location, mnist
 from hnet.data.idx import read_idx, write_idx
 from hnet.errors import ConfigError, DataError
 
@@ -211,7 +211,7 @@ def test_missing_data_is_one_clear_error(tmp_path, bench):
 
 
 def test_default_root_is_in_message(monkeypatch, tmp_path):
-    monkeypatch.setattr(mnist, "DEFAULT_ROOT", tmp_path / "cache")
+    monkeypatch.setattr(location, "DEFAULT_ROOT", tmp_path / "cache")
     with pytest.raises(DataError, match=re.escape(str(tmp_path / "cache"))):
         load_benchmark("split_mnist", {}, seed=0)
 
@@ -219,12 +219,15 @@ def test_default_root_is_in_message(monkeypatch, tmp_path):
 def test_corrupt_raw_file_names_the_file(mnist_root):
     root, _ = mnist_root
     bad = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
-    bad.write_bytes(bad.read_bytes()[:-100])
+    truncated = bad.read_bytes()[:-100]
+    bad.write_bytes(truncated)
     with pytest.raises(DataError, match="truncated") as err:
         load_benchmark("split_mnist", {"dir": str(root)}, seed=0)
-    assert str(bad) in str(err.value) and "HNET_DATA" in str(err.value)
-    write_tiny(root, gz=True)  # valid .gz files elsewhere repair the torchvision cache
+    assert str(bad) in str(err.value) and "data.download=true" in str(err.value)
+    write_tiny(root, gz=True)  # valid .gz files in the same root repair the torchvision cache
     assert load_benchmark("split_mnist", {"dir": str(root)}, seed=0).n_tasks == 5
+    (aside,) = bad.parent.glob("train-images-idx3-ubyte.broken-*")  # moved aside, not deleted
+    assert aside.read_bytes() == truncated and bad.read_bytes() != truncated
 
 
 def test_bad_magic_in_system_dir(tmp_path, monkeypatch):
@@ -251,12 +254,10 @@ def test_mismatched_counts_and_standard_counts(mnist_root, monkeypatch):
 
 
 def test_download_failure_is_wrapped(tmp_path, monkeypatch):
-    import torchvision.datasets as tvd
-
-    def offline(self):
+    def offline(name, filename, directory):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nURLError no network")
 
-    monkeypatch.setattr(tvd.MNIST, "download", offline)
+    monkeypatch.setattr(mnist, "fetch_gz", offline)
     with pytest.raises(DataError, match=r"Download into .* failed: Error downloading") as err:
         load_benchmark("split_mnist", {"dir": str(tmp_path), "download": True}, seed=0)
     assert "\n" not in str(err.value)
@@ -268,6 +269,183 @@ def test_bad_data_settings(mnist_root):
         load_benchmark("split_mnist", {"dir": str(root), "classes_per_task": 3}, seed=0)
     with pytest.raises(ConfigError, match="pad_to"):
         load_benchmark("permuted_mnist", {"dir": str(root), "pad_to": 20}, seed=0)
+
+
+# --- an explicit data dir is what the user asked for (issue 15) -------------------------------
+
+
+def snapshot(directory: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file below ``directory``: bytes, mtime and inode (a rewrite changes them)."""
+    return {
+        p.relative_to(directory).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ino)
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("given", ["data_dir", "HNET_DATA"])
+def test_explicit_dir_with_broken_files_stops_and_never_uses_the_system_copy(
+    tmp_path, monkeypatch, capsys, given
+):
+    system = tmp_path / "usr-share" / "fashion-mnist"
+    write_tiny(system, gz=True, seed=1)
+    monkeypatch.setattr(mnist, "SYSTEM_DIRS", {"MNIST": (), "FashionMNIST": (system,)})
+    root = tmp_path / "mine"
+    raw = root / "FashionMNIST" / "raw"
+    write_tiny(raw, gz=False)
+    bad = raw / "t10k-images-idx3-ubyte"
+    bad.write_bytes(bad.read_bytes()[:-7])
+    before = snapshot(root)
+    data = {"dir": str(root)} if given == "data_dir" else {"dir": None}
+    if given == "HNET_DATA":
+        monkeypatch.setenv("HNET_DATA", str(root))
+    with pytest.raises(DataError) as err:
+        load_benchmark("split_fmnist", data, seed=0)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith("Fashion-MNIST in the data directory you chose (")
+    assert f"{bad}: truncated: header (20, 28, 28) promises 15680 bytes of data, found" in msg
+    assert "hnet does not silently read another copy" in msg
+    assert "--set data.download=true to fetch only the broken files again" in msg
+    drop = "drop --data-dir (data.dir)" if given == "data_dir" else "unset HNET_DATA"
+    assert msg.endswith(f"or {drop} to use the copy found at {system}.")
+    assert snapshot(root) == before  # nothing written, moved or replaced in the user's dir
+    assert capsys.readouterr().err == ""
+
+
+def test_broken_gz_in_explicit_dir_stops_too(tmp_path, monkeypatch):
+    system = tmp_path / "sys"
+    write_tiny(system, gz=True)
+    monkeypatch.setattr(mnist, "SYSTEM_DIRS", {"MNIST": (), "FashionMNIST": (system,)})
+    root = tmp_path / "mine"
+    write_tiny(root, gz=True)
+    bad = root / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:-5])
+    with pytest.raises(DataError, match="corrupt or truncated gzip") as err:
+        load_benchmark("split_fmnist", {"dir": str(root)}, seed=0)
+    assert str(bad) in str(err.value) and not (root / "FashionMNIST").exists()
+
+
+def test_real_system_copy_is_offered_not_used(tmp_path):
+    """With the real SYSTEM_DIRS: the message offers Debian's copy; nothing is read from it."""
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(mnist, "SYSTEM_DIRS", {"MNIST": (), "FashionMNIST": (REAL_FMNIST,)})
+    try:
+        raw = tmp_path / "FashionMNIST" / "raw"
+        write_tiny(raw, gz=False)
+        (raw / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01")
+        with pytest.raises(DataError, match="train-labels-idx1-ubyte: truncated header") as err:
+            load_benchmark("split_fmnist", {"dir": str(tmp_path)}, seed=0)
+        offered = f"to use the copy found at {REAL_FMNIST}." in str(err.value)
+        assert offered == (REAL_FMNIST / "train-images-idx3-ubyte.gz").exists()
+    finally:
+        monkeypatch.undo()
+
+
+def test_empty_explicit_dir_falls_back_and_says_so(tmp_path, monkeypatch, capsys):
+    system = tmp_path / "sys"
+    write_tiny(system, gz=True)
+    monkeypatch.setattr(mnist, "SYSTEM_DIRS", {"MNIST": (), "FashionMNIST": (system,)})
+    root = tmp_path / "mine"
+    assert load_benchmark("split_fmnist", {"dir": str(root)}, seed=0).n_tasks == 5
+    raw = root / "FashionMNIST" / "raw"
+    assert capsys.readouterr().err == (
+        f"hnet: Fashion-MNIST: {root} holds no complete copy; using the copy in {system}, "
+        f"decompressed into {raw}.\n"
+    )
+
+
+def test_default_root_with_broken_file_moves_it_aside_and_uses_the_system_copy(
+    tmp_path, monkeypatch, capsys
+):
+    system = tmp_path / "sys"
+    arrays = write_tiny(system, gz=True, seed=3)
+    monkeypatch.setattr(mnist, "SYSTEM_DIRS", {"MNIST": (), "FashionMNIST": (system,)})
+    monkeypatch.setattr(location, "DEFAULT_ROOT", tmp_path / "cache")
+    raw = tmp_path / "cache" / "FashionMNIST" / "raw"
+    write_tiny(raw, gz=False, seed=3)
+    bad = raw / "train-images-idx3-ubyte"
+    bad.write_bytes(b"junk")
+    keep = {k: v for k, v in snapshot(raw).items() if k != bad.name}
+    assert load_benchmark("split_fmnist", {}, seed=0).n_tasks == 5
+    after = snapshot(raw)
+    assert all(after[k] == v for k, v in keep.items())  # valid files untouched
+    (aside,) = raw.glob("train-images-idx3-ubyte.broken-*")
+    assert aside.read_bytes() == b"junk"
+    np.testing.assert_array_equal(read_idx(bad), arrays["train-images-idx3-ubyte"])
+    err = capsys.readouterr().err
+    assert f"using the copy in {system}" in err and f"Moved it aside to {aside.name}" in err
+
+
+def test_download_replaces_only_the_broken_file(mnist_root, monkeypatch, capsys):
+    root, arrays = mnist_root
+    raw = root / "MNIST" / "raw"
+    bad = raw / "train-labels-idx1-ubyte"
+    truncated = bad.read_bytes()[:-3]
+    bad.write_bytes(truncated)
+    good = {k: v for k, v in snapshot(raw).items() if k != bad.name}
+    fetched = []
+
+    def fake_fetch(name, filename, directory):  # a valid file, as the mirror would send it
+        fetched.append((name, filename))
+        write_idx(directory / filename, arrays[filename.removesuffix(".gz")])
+        return directory / filename
+
+    monkeypatch.setattr(mnist, "fetch_gz", fake_fetch)
+    bench = load_benchmark("split_mnist", {"dir": str(root), "download": True}, seed=0)
+    assert bench.n_tasks == 5
+    assert fetched == [("MNIST", "train-labels-idx1-ubyte.gz")]  # only the broken one
+    after = snapshot(raw)
+    assert {k: after[k] for k in good} == good  # same bytes, mtime and inode
+    (aside,) = raw.glob("train-labels-idx1-ubyte.broken-*")
+    assert aside.read_bytes() == truncated  # moved aside, never deleted
+    np.testing.assert_array_equal(read_idx(bad), arrays["train-labels-idx1-ubyte"])
+    assert set(after) == {*good, bad.name, aside.name}  # no temp files left behind
+    err = capsys.readouterr().err
+    assert f"{bad}: truncated" in err and f"Moved it aside to {aside.name}" in err
+    assert f"downloaded train-labels-idx1-ubyte into {raw}" in err
+
+
+def test_failed_download_leaves_the_broken_file_in_place(mnist_root, monkeypatch):
+    root, _ = mnist_root
+    raw = root / "MNIST" / "raw"
+    (raw / "t10k-images-idx3-ubyte").write_bytes(b"junk")
+    before = snapshot(raw)
+
+    def offline(name, filename, directory):
+        raise OSError("no network")
+
+    monkeypatch.setattr(mnist, "fetch_gz", offline)
+    with pytest.raises(DataError, match=r"Download into .* failed: no network") as err:
+        load_benchmark("split_mnist", {"dir": str(root), "download": True}, seed=0)
+    assert snapshot(raw) == before
+    msg = str(err.value)
+    assert msg.startswith("MNIST in the data directory you chose (--data-dir (data.dir): ")
+    assert "t10k-images-idx3-ubyte: bad magic" in msg and "data.download=true" not in msg
+    assert msg.endswith(
+        f"(The download that would replace them failed: Download into {root} failed: no network.)"
+    )
+
+
+def test_unreadable_data_dir_is_one_paragraph(tmp_path, monkeypatch):
+    """In-process (tests run as root, whom chmod does not stop): the file system says no."""
+    root = tmp_path / "locked"
+    (root / "MNIST" / "raw").mkdir(parents=True)
+    real_exists = Path.exists
+
+    def exists(self, *args, **kwargs):
+        if str(self).startswith(str(root / "MNIST")):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_exists(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    with pytest.raises(DataError) as err:
+        load_benchmark("split_mnist", {"dir": str(root)}, seed=0)
+    msg = str(err.value)
+    assert "\n" not in msg and "Traceback" not in msg
+    assert msg.startswith("Cannot read the data directory ")
+    assert f"{root / 'MNIST' / 'raw'} (Permission denied)" in msg
+    assert "chmod u+rx" in msg and "--data-dir or HNET_DATA" in msg
 
 
 # --- digits and toy regression -----------------------------------------------------------------

@@ -1,0 +1,161 @@
+"""Write synthetic but schema-valid run directories, for ``hnet report`` at the scale of a study.
+
+Each cell gets ``runs/<benchmark>/<scenario>/<method>/<size>/seed<k>/metrics.json`` with every
+key a real ``hnet train`` writes (the metrics of a plausible accuracy matrix computed by
+``hnet.metrics``, parameter counts and task embeddings for hypernetworks, timings, the resolved
+config, versions), and ``grid.json`` lists every cell as a study's grid does. Nothing is
+random beyond a generator seeded from the cell, so the same arguments write the same files.
+
+Used by ``tests/integration/test_report.py`` and, from the command line, to measure the report
+on a paper-sized study (docs/development.md)::
+
+    python tests/synthetic_runs.py OUT --cells 1500
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hnet import metrics
+
+#: benchmark → number of tasks (the paper's benchmarks; PermutedMNIST at its 10-task setting)
+BENCHMARKS = {
+    "split_mnist": 5,
+    "permuted_mnist": 10,
+    "split_fmnist": 5,
+    "split_cifar10_100": 6,
+    "split_digits": 5,
+}
+SCENARIOS = ("cl1", "cl2", "cl3")
+BASELINES = ("finetune", "ewc", "online_ewc", "si", "mas", "replay", "joint", "scratch")
+HNET_SIZES = ("official", "cr0.05", "cr0.1", "cr0.5", "cr1.0")
+SEEDS = tuple(range(10))
+DROP = {"hnet": 0.5, "finetune": 20.0, "ewc": 8.0, "online_ewc": 7.0, "si": 9.0, "mas": 9.5}
+DROP |= {"replay": 4.0, "joint": 0.2, "scratch": 0.0}
+
+
+def cells(
+    benchmarks: Sequence[str] = tuple(BENCHMARKS),
+    scenarios: Sequence[str] = SCENARIOS,
+    baselines: Sequence[str] = BASELINES,
+    sizes: Sequence[str] = HNET_SIZES,
+    seeds: Sequence[int] = SEEDS,
+) -> list[tuple[str, str, str, str, int]]:
+    """(benchmark, scenario, method, size, seed) in grid order; baselines have size ``none``."""
+    groups = [("hnet", s) for s in sizes] + [(m, "none") for m in baselines]
+    return [
+        (b, sc, m, z, k)
+        for b, sc, (m, z), k in itertools.product(benchmarks, scenarios, groups, seeds)
+    ]
+
+
+def run_dir(bench: str, scen: str, method: str, size: str, seed: int) -> str:
+    return f"runs/{bench}/{scen}/{method}/{size}/seed{seed}"
+
+
+def metrics_json(bench: str, scen: str, method: str, size: str, seed: int) -> dict:
+    """A metrics.json as ``hnet train`` writes it, for a plausible T×T accuracy matrix."""
+    T = BENCHMARKS.get(bench, 5)
+    rng = np.random.default_rng(zlib.crc32(f"{bench}/{scen}/{method}/{size}/{seed}".encode()))
+    drop = DROP.get(method, 5.0) + {"cr0.05": 3.0, "cr0.1": 2.0}.get(size, 0.0)
+    drop *= {"cl1": 1.0, "cl2": 1.5, "cl3": 3.0}.get(scen, 1.0)
+    R = np.array(
+        [
+            [
+                max(0.0, 95 - drop * (i - j) + rng.normal(0, 0.5)) if j <= i else 10 + rng.random()
+                for j in range(T)
+            ]
+            for i in range(T)
+        ]
+    )
+    if method == "scratch":  # every task alone: no forgetting, no transfer
+        R = np.tril(np.tile(np.diag(R), (T, 1))) + np.triu(R, 1)
+    b = 10 + rng.random(T)
+    m = {
+        "benchmark": bench,
+        "scenario": scen,
+        "method": method,
+        "size": size if method == "hnet" else "official",
+        "seed": seed,
+        "score": "accuracy_percent",
+        "acc_matrix": R.tolist(),
+        "acc_init": b.tolist(),
+        **metrics.all_metrics(R, b),
+    }
+    if method == "hnet":
+        ratio = float(size[2:]) if size.startswith("cr") else 0.8
+        m |= {
+            "n_params_hnet": int(ratio * 478_410),
+            "n_params_target": 478_410,
+            "compression_ratio": ratio,
+            "hnet_arch": {"chunked": True, "chunk_size": 300, "chunk_emb": 16, "task_emb": 16},
+            "task_embeddings": rng.normal(size=(T, 16)).tolist(),
+        }
+    seconds = 60.0 + 10 * T + rng.random()
+    m |= {
+        "train_seconds": seconds,
+        "wall_seconds": seconds + 3.0,
+        "startup_seconds": 2.5,
+        "process_seconds": seconds + 2.0,
+        "peak_rss_mb": 900.0 + rng.random(),
+        "device": "cpu",
+        "resumed": False,
+        "config": {
+            "benchmark": bench,
+            "scenario": scen,
+            "method": method,
+            "size": size,
+            "seed": seed,
+            "device": "auto",
+            "threads": 1,
+            "data": {"dir": None, "download": True, "val_fraction": 0.0},
+            "target": {"kind": "mlp", "hidden": [400, 400], "activation": "relu"},
+            "train": {"iters": 4000, "batch_size": 128, "lr": 0.001, "adam_betas": [0.9, 0.999]},
+        },
+        "versions": {"python": "3.11.7", "hnet": "0.1.0", "torch": "2.14.1", "numpy": "2.4.6"},
+        "git_commit": "0" * 40,
+    }
+    return m
+
+
+def write_study(root: Path, n_cells: int | None = None, study: str = "synthetic", **axes) -> list:
+    """``root/runs/...`` and ``root/grid.json`` for the first ``n_cells`` cells (all if None) of
+    :func:`cells` (``axes``: its keyword arguments). Returns the cells written."""
+    chosen = cells(**axes)
+    if n_cells is not None:
+        if n_cells > len(chosen):
+            raise ValueError(f"{n_cells} cells asked for, the axes give {len(chosen)}")
+        chosen = chosen[:n_cells]
+    for cell in chosen:
+        d = Path(root) / run_dir(*cell)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "metrics.json").write_text(json.dumps(metrics_json(*cell), indent=2) + "\n")
+    grid = {
+        "study": study,
+        "cells": [
+            dict(benchmark=b, scenario=s, method=m, size=z, seed=k, run_dir=run_dir(b, s, m, z, k))
+            for b, s, m, z, k in chosen
+        ],
+    }
+    (Path(root) / "grid.json").write_text(json.dumps(grid))
+    return chosen
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out", type=Path, help="directory to write runs/ and grid.json into")
+    p.add_argument("--cells", type=int, default=None, help=f"default: all {len(cells())}")
+    args = p.parse_args()
+    n = len(write_study(args.out, args.cells))
+    print(f"wrote {n} run directories under {args.out / 'runs'} and {args.out / 'grid.json'}")
+
+
+if __name__ == "__main__":
+    main()
