@@ -12,7 +12,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("hnet", "torch", "torchvision", "numpy", "scikit-learn", "mlflow", "snakemake")
+DISTRIBUTION = "hnet-cl"  # hnet's name on PyPI / in pip (the import package is `hnet`)
+PACKAGES = (DISTRIBUTION, "torch", "torchvision", "numpy", "scikit-learn", "mlflow", "snakemake")
 
 
 def resolve_device(name: str):
@@ -29,6 +30,16 @@ def resolve_device(name: str):
             "use --device auto or cpu."
         )
     return torch.device(name)
+
+
+def hnet_version() -> str:
+    """The installed version of hnet's distribution (``hnet --version``)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # a source tree on PYTHONPATH, not pip-installed
+        from hnet import __version__
+
+        return f"{__version__} (source tree; {DISTRIBUTION} is not pip-installed)"
 
 
 def versions() -> dict[str, str]:
