@@ -97,7 +97,7 @@ psql_ok "select 1" >/dev/null || cannot "postgres does not answer: $(tail -n1 "$
 
 # --- role and database for MLflow ----------------------------------------------------------
 if [[ $(psql_ok "select 1 from pg_roles where rolname='$DB'") != 1 ]]; then
-    psql_ok "create role $DB login password '$PASSWORD'" >/dev/null ||
+    psql_ok "create role $DB login createdb password '$PASSWORD'" >/dev/null ||
         cannot "could not create role $DB"
 fi
 if [[ $(psql_ok "select 1 from pg_database where datname='$DB'") != 1 ]]; then
