@@ -6,8 +6,14 @@ metrics.json makes `hnet sync` name the file and skip it."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from cli import env, hnet_argv
@@ -60,6 +66,7 @@ def test_damaged_local_store_one_message_then_sync_completes(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]  # tracking is not required
     assert "Traceback" not in res.stderr
     [msg] = messages(res)
+    print(msg)
     assert "2 of 2 runs are not in the tracking store" in msg and str(db) in msg
     assert f"mv {db} {db}.broken" in msg and "`hnet sync results/brk`" in msg
     cells = sorted(out.glob("runs/**/metrics.json"))
@@ -81,24 +88,74 @@ def test_damaged_local_store_one_message_then_sync_completes(tmp_path):
     assert rerun.returncode == 0 and not messages(rerun)
 
 
-def test_unreachable_server_completes_the_study_with_one_message(tmp_path):
-    config = {**STUDY, "tracking": {"uri": DEAD}}
+def mlflow_server(port: int, store: Path) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:PORT with an SQLite store (initialised first)."""
+    from hnet.tracking.store import init_store
+
+    init_store(f"sqlite:///{store}", "Default")
+    mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent))
+    cmd = [mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd += ["--backend-store-uri", f"sqlite:///{store}"]
+    cmd += ["--artifacts-destination", str(store.parent / "artifacts")]
+    proc = subprocess.Popen(
+        cmd,
+        env={**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return proc
+        except OSError:
+            assert proc.poll() is None, "mlflow server exited"
+            time.sleep(0.5)
+    raise AssertionError("mlflow server did not answer within 120 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_server_gone_mid_study_one_message_then_sync_when_back(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    config = {**STUDY, "tracking": {"uri": uri}}
+    store = tmp_path / "server/mlflow.db"
+    store.parent.mkdir()
+    server = mlflow_server(port, store)
+    try:
+        init = snakemake(tmp_path, config, "results/brk/mlflow.json")  # the study starts...
+        assert init.returncode == 0, init.stderr[-3000:]
+    finally:
+        stop(server)  # ...and the server goes away before its jobs log
     res = snakemake(tmp_path, config)
     assert res.returncode == 0, res.stderr[-3000:]
     [msg] = messages(res)
-    assert f"not in the tracking store {DEAD}" in msg
-    assert f"when the tracking server at {DEAD} answers again" in msg
+    print(msg)
+    assert f"2 of 2 runs are not in the tracking store {uri}" in msg
+    assert f"when the tracking server at {uri} answers again" in msg
     assert "`hnet sync results/brk`" in msg
     out = tmp_path / "results/brk"
     assert len(list(out.glob("runs/**/mlflow_pending.json"))) == 2
     assert (out / "tables/runs.csv").exists()
 
-    # the server is "back" (here: a local store in its place); sync uploads every cell once
-    uri = f"sqlite:///{tmp_path / 'back.db'}"
-    for _ in range(2):
-        done = hnet(tmp_path, "sync", "results/brk", "--tracking-uri", uri)
-        assert done.returncode == 0, done.stderr
-    assert len(runs_in(uri, "brk")) == 2
+    server = mlflow_server(port, store)  # the server is back
+    try:
+        for _ in range(2):  # idempotent
+            done = hnet(tmp_path, "sync", "results/brk")
+            assert done.returncode == 0, done.stderr
+        runs = runs_in(uri, "brk")
+    finally:
+        stop(server)
+    assert len(runs) == 2 and {r.data.tags["seed"] for r in runs} == {"0", "1"}
+    assert all(r.data.tags["hnet.mirror"] == "complete" for r in runs)
+    assert not list(out.glob("runs/**/mlflow_pending.json"))
 
 
 def test_required_tracking_fails_the_study_before_any_job(tmp_path):
