@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     stops the upload (the rest stay pending). Either way: one paragraph and exit status 2."""
     import sys
 
-    from hnet.tracking.status import store_fix
+    from hnet.tracking.status import short_reason, store_fix
     from hnet.tracking.sync import run_dirs_under, sync_many
 
     dirs = [d for arg in args.run_dirs for d in run_dirs_under(arg)]
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     problems = []
     if done.pending:
         store = done.store or "the tracking store"
-        reason = next(iter(done.pending.values()))
+        reason = short_reason(next(iter(done.pending.values())), store)
         problems.append(
             f"the tracking store {store} failed ({reason}); {len(done.pending)} of {len(dirs)} "
             f"runs are not uploaded (marked by mlflow_pending.json). Run `hnet sync {again}` "

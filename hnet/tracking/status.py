@@ -44,6 +44,21 @@ def skipped_runs(sync_record: str | Path) -> dict[str, str]:
         return {}
 
 
+def short_reason(reason: str, uri: str) -> str:
+    """The failure in a few words: what a connection failure amounts to, else the first line of
+    the error without the store's address (the message names the store once)."""
+    for needle, short in (
+        ("Connection refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("Name or service not known", "unknown host"),
+    ):
+        if needle in reason:
+            return f"{short}: nothing answered at {uri}"
+    first = (reason.splitlines() or [""])[0].removeprefix("MirrorDown: ")
+    first = first.replace(f" at {uri}", "")
+    return first if len(first) <= 240 else first[:240] + "…"
+
+
 def store_fix(uri: str, reason: str) -> str:
     """What to do about the store before ``hnet sync``, from its kind and the failure."""
     low = reason.lower()
@@ -83,7 +98,7 @@ def mirror_message(
     if pending:
         first = next(iter(pending.values()))
         where = first.get("uri") or uri
-        reason = str(first.get("reason") or "unknown reason").splitlines()[0][:300]
+        reason = short_reason(str(first.get("reason") or "unknown reason"), where)
         parts.append(
             f"{len(pending)} of {len(dirs)} runs are not in the tracking store {where} "
             f"({reason}). The results, tables and report do not depend on it. Run "

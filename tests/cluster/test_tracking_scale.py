@@ -30,10 +30,10 @@ EXPERIMENT = "scale64"
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory) -> Path:
-    """The run directory of one real, small `hnet train` job (5 tasks, 40 steps each)."""
+    """The run directory of one real, small `hnet train` job (5 tasks, 20 steps each)."""
     out = tmp_path_factory.mktemp("real") / "run"
     cmd = train_argv(
-        out, "--threads", "1", "-q", "--no-tracking", sets={"train.iters": 40, "train.log_every": 2}
+        out, "--threads", "1", "-q", "--no-tracking", sets={"train.iters": 20, "train.log_every": 1}
     )
     res = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr

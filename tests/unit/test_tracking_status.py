@@ -47,3 +47,15 @@ def test_unreadable_runs_are_named(tmp_path):
     msg = mirror_message("s", "results/s", cells(tmp_path, 2), "uri", skipped_runs(record))
     assert "results/s/runs/a/metrics.json (JSONDecodeError: …)" in msg
     assert skipped_runs(tmp_path / "missing.json") == {}
+
+
+def test_connection_failures_are_said_in_a_few_words(tmp_path):
+    uri = "http://127.0.0.1:5000"
+    why = (
+        "MirrorDown: MLflow ensure_experiment failed 3x: API request to http://127.0.0.1:5000/api"
+        "/2.0/mlflow/experiments/get-by-name failed with exception HTTPConnectionPool(...): Max "
+        "retries exceeded (Caused by NewConnectionError(...: [Errno 111] Connection refused))"
+    )
+    msg = mirror_message("s", "results/s", cells(tmp_path, 1, {0}, why, uri), uri)
+    assert f"(connection refused: nothing answered at {uri})" in msg
+    assert "HTTPConnectionPool" not in msg

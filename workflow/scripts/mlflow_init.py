@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from hnet.tracking.status import store_fix
+from hnet.tracking.status import short_reason, store_fix
 from hnet.tracking.store import init_store
 
 smk = snakemake  # noqa: F821 (injected by Snakemake's script directive)
@@ -20,7 +20,7 @@ try:
     record["experiment_id"] = exp_id = init_store(uri, experiment)
     note = f"MLflow store {uri}: experiment {experiment!r} (id {exp_id})\n"
 except Exception as e:
-    reason = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+    reason = short_reason(f"{type(e).__name__}: {e}", uri)
     note = (
         f"hnet: cannot open the MLflow tracking store {uri} ({reason}). Fix it, then run "
         f"`hnet sync {Path(smk.output[0]).parent}` {store_fix(uri, reason)}.\n"
