@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# the distribution was renamed hnet → hnet-cl: drop the old one from venvs made before
+	$(BIN)/python -m pip uninstall --quiet --disable-pip-version-check -y hnet 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 

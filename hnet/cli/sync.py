@@ -15,10 +15,14 @@ def add_parser(sub: Any) -> None:
         help="run directories, or directories searched for finished runs (e.g. a study's runs/)",
     )
     p.add_argument(
-        "--tracking-uri", metavar="URI", help="default: mlflow_pending.json, $MLFLOW_TRACKING_URI"
+        "--tracking-uri",
+        metavar="URI",
+        help="default: mlflow_pending.json, the study's mlflow.json, $MLFLOW_TRACKING_URI",
     )
     p.add_argument(
-        "--experiment", metavar="NAME", help="default: mlflow_pending.json, config, the run's key"
+        "--experiment",
+        metavar="NAME",
+        help="default: mlflow_pending.json, the study's mlflow.json, the run's key",
     )
     p.add_argument("--force", action="store_true", help="re-upload runs already complete")
     p.set_defaults(func=run)
