@@ -12,7 +12,7 @@ def add_parser(sub: Any) -> None:
         "run_dirs",
         nargs="+",
         metavar="RUN_DIR",
-        help="run directories, or directories searched for finished runs (e.g. a study's runs/)",
+        help="run directories, or directories searched for finished runs (e.g. results/<study>)",
     )
     p.add_argument(
         "--tracking-uri",
