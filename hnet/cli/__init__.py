@@ -26,9 +26,9 @@ class VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
-        from hnet.job.environment import DISTRIBUTION, hnet_version
+        from hnet.job.environment import hnet_version
 
-        print(f"hnet {hnet_version()} ({DISTRIBUTION})")
+        print(f"hnet {hnet_version()}")
         parser.exit()
 
 

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         problems.append(
             f"the tracking store {store} failed ({reason}); {len(done.pending)} of {len(dirs)} "
             f"runs are not uploaded (marked by mlflow_pending.json). Run `hnet sync {again}` "
-            f"again {store_fix(store, reason)}."
+            f"{store_fix(store, reason)}."
         )
     if done.skipped:
         names = "; ".join(f"{d}/metrics.json: {why}" for d, why in done.skipped.items())

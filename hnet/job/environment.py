@@ -33,9 +33,9 @@ def resolve_device(name: str):
 
 
 def hnet_version() -> str:
-    """The installed version of hnet's distribution (``hnet --version``)."""
+    """``0.1.0 (hnet-cl)``: the installed distribution's version (``hnet --version``)."""
     try:
-        return metadata.version(DISTRIBUTION)
+        return f"{metadata.version(DISTRIBUTION)} ({DISTRIBUTION})"
     except metadata.PackageNotFoundError:  # a source tree on PYTHONPATH, not pip-installed
         from hnet import __version__
 
