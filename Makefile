@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# the distribution was renamed hnet → hnet-cl: drop the old one from venvs made before
+	$(BIN)/python -m pip uninstall --quiet --disable-pip-version-check -y hnet 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
@@ -30,7 +32,8 @@ unlock: $(STAMP)
 
 ## make mlflow-server: an MLflow tracking server for studies whose jobs log live (clusters).
 ## Bound to 127.0.0.1 unless MLFLOW_HOST says otherwise; MLFLOW_BACKEND may be a PostgreSQL URI
-## (postgresql://user:password@host:5432/db, needs `pip install -e '.[cluster]'`).
+## (postgresql://user:password@host:5432/db; the driver comes with the `cluster` and `dev` extras);
+## docs/cluster.md shows the PostgreSQL setup.
 MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_PORT ?= 5000
 MLFLOW_BACKEND ?= sqlite:///$(CURDIR)/results/mlflow-server.db

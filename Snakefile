@@ -67,5 +67,10 @@ rule all:
         study_targets(),
 
 
+onsuccess:
+    tracking_summary()
+
+
 onerror:
     partial_report()
+    tracking_summary(failed=True)

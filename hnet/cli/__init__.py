@@ -19,10 +19,25 @@ from hnet.errors import HnetError, JobInterrupted, os_error_message
 SUBCOMMANDS = (train, listing, bench, tracking_init, sync, report)
 
 
+class VersionAction(argparse.Action):
+    """``hnet --version``: the installed distribution's version (importlib.metadata), looked up
+    only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from hnet.job.environment import hnet_version
+
+        print(f"hnet {hnet_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="hnet", description="Continual learning with task-conditioned hypernetworks."
     )
+    ap.add_argument("--version", action=VersionAction, help="print hnet's version and exit")
     sub = ap.add_subparsers(dest="command", required=True)
     for command in SUBCOMMANDS:
         command.add_parser(sub)

@@ -12,7 +12,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("hnet", "torch", "torchvision", "numpy", "scikit-learn", "mlflow", "snakemake")
+DISTRIBUTION = "hnet-cl"  # hnet's name on PyPI / in pip (the import package is `hnet`)
+PACKAGES = (DISTRIBUTION, "torch", "torchvision", "numpy", "scikit-learn", "mlflow", "snakemake")
 
 
 def resolve_device(name: str):
@@ -56,6 +57,16 @@ def apply_threads(threads: int) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+def hnet_version() -> str:
+    """``0.1.0 (hnet-cl)``: the installed distribution's version (``hnet --version``)."""
+    try:
+        return f"{metadata.version(DISTRIBUTION)} ({DISTRIBUTION})"
+    except metadata.PackageNotFoundError:  # a source tree on PYTHONPATH, not pip-installed
+        from hnet import __version__
+
+        return f"{__version__} (source tree; {DISTRIBUTION} is not pip-installed)"
 
 
 def versions() -> dict[str, str]:

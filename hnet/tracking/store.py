@@ -133,7 +133,8 @@ def ensure_experiment(client: Any, uri: str, name: str) -> str:
 def init_store(uri: str, experiment: str) -> str:
     """Create the tables and the experiment ONCE, before parallel jobs start (N processes that
     create a fresh store at once race in the schema migration); returns the experiment id."""
-    return ensure_experiment(client(uri), uri, experiment)
+    with http_limits(uri):
+        return ensure_experiment(client(uri), uri, experiment)
 
 
 def read_destination(path: str | Path) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Studies on a real (single-node) SLURM through Snakemake's SLURM executor and the shipped
 profile: every cell runs as a SLURM job and logs live to an MLflow tracking server started by
-`make mlflow-server`; a job requeued mid-study (preemption) resumes from its checkpoint and
-ends with the same results as an uninterrupted run."""
+`make mlflow-server` (SQLite) or on PostgreSQL (tests/cluster/conftest.py); a job requeued
+mid-study (preemption) resumes from its checkpoint and ends with the same results as an
+uninterrupted run."""
 
 from __future__ import annotations
 
@@ -148,6 +149,39 @@ def test_tiny_study_through_slurm_with_live_mlflow(slurm, mlflow_server, tmp_pat
     assert {r.data.tags["seed"] for r in runs} == {"0", "1"}
     assert not (out / "mlflow_sync.json").exists()  # live logging: no batch sync step
     print(f"tiny study through SLURM: {wall:.1f} s wall")
+
+
+def test_study_through_slurm_to_a_postgresql_backed_server(slurm, pg_mlflow_server, tmp_path):
+    """Real `hnet train` jobs on SLURM logging live to an MLflow server whose runs live in
+    PostgreSQL (the recipe of docs/cluster.md): one finished, complete run per cell."""
+    from mlflow import MlflowClient
+
+    config = {
+        "study": "slurm_pg",
+        "benchmarks": ["split_digits"],
+        "scenarios": ["cl1"],
+        "methods": ["hnet", "finetune"],
+        "seeds": [0],
+        "hparams": {"all": {"train.iters": 5}},
+        "tracking": {"uri": pg_mlflow_server.uri, "required": True},
+    }
+    log = finish(run_study(tmp_path, cluster_profile(tmp_path, slurm), config))
+    assert "steps (100%) done" in log, log[-3000:]
+    assert "MLflow mirror of study" not in log  # nothing pending
+    out = tmp_path / "results/slurm_pg"
+    cells = json.loads((out / "grid.json").read_text())["cells"]
+    assert len(cells) == 2 and len(slurm_jobs(log)) == 2, log[-3000:]
+    client = MlflowClient(pg_mlflow_server.uri)
+    exp = client.get_experiment_by_name("slurm_pg")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == len(cells)
+    assert {r.data.tags["hnet.run_dir"] for r in runs} == {
+        str((out / c["run_dir"]).resolve()) for c in cells
+    }
+    assert all(
+        r.info.status == "FINISHED" and r.data.tags["hnet.mirror"] == "complete" for r in runs
+    )
+    assert not list(out.glob("runs/**/mlflow_pending.json"))
 
 
 def test_requeued_job_resumes_from_checkpoint_with_identical_results(slurm, tmp_path, request):

@@ -42,5 +42,6 @@ def test_layout_module_imports_nothing_heavy():
 
 
 def test_importing_the_module_does_not_import_mlflow():
-    code = "import sys, hnet.tracking.mirror, hnet.tracking.sync; sys.exit('mlflow' in sys.modules)"
+    code = "import sys, hnet.tracking.mirror, hnet.tracking.sync, hnet.tracking.status; "
+    code += "sys.exit('mlflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -22,6 +22,7 @@ from hnet.study.grid import (
     tuning_record,
 )
 from hnet.study.select import selected_for
+from hnet.tracking.status import SYNC_RECORD, mirror_message, skipped_runs
 from hnet.tracking.store import is_live, resolve_uri
 
 try:
@@ -61,6 +62,9 @@ TRACKING = config["tracking"]
 TRACKING_URI = resolve_uri(TRACKING["uri"], results_dir=OUT)
 EXPERIMENT = TRACKING["experiment"] or STUDY
 LIVE = is_live(TRACKING_URI, TRACKING["live"])
+REQUIRED = TRACKING[
+    "required"
+]  # an incomplete mirror fails the study (else: one message)
 
 
 def cell_of(wildcards) -> Cell:
@@ -171,4 +175,27 @@ def partial_report():
             "--experiment",
             EXPERIMENT,
         ]
-        subprocess.run(sync, check=False, stdout=subprocess.DEVNULL)
+        # a failing store leaves mlflow_pending.json markers; tracking_summary() reports them
+        subprocess.run(
+            sync, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+
+def tracking_summary(failed=False):
+    """At the end of a study: one message if the MLflow mirror misses runs (a store that is
+    damaged, read-only or went away; cells marked by mlflow_pending.json, unreadable ones
+    skipped by the sync step). With tracking.required the study then exits non-zero."""
+    dirs = [f"{RUNS}/{c.path}" for c in CELLS] + [
+        f"{TUNING_RUNS}/{c.path}" for c in TUNING
+    ]
+    skipped = {} if LIVE else skipped_runs(f"{OUT}/{SYNC_RECORD}")
+    message = mirror_message(STUDY, OUT, dirs, TRACKING_URI, skipped)
+    if message is None:
+        return
+    if REQUIRED:
+        message += " (tracking.required is true: the study fails.)"
+    print(f"\n{message}\n", file=sys.stderr)
+    if REQUIRED and not failed:
+        raise WorkflowError(
+            "the MLflow mirror is incomplete and tracking.required is true"
+        )

@@ -20,6 +20,7 @@ rule mlflow_init:
         uri=TRACKING_URI,
         experiment=EXPERIMENT,
         live=LIVE,
+        required=REQUIRED,
     script:
         "../scripts/mlflow_init.py"
 

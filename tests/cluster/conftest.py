@@ -1,0 +1,137 @@
+"""A real PostgreSQL (tests/cluster/postgres-up.sh) and an MLflow tracking server on it, for the
+cluster tests that log at cluster scale. Like the ``slurm`` fixture: started for the session if
+needed, stopped afterwards if this session started it, skipped with the script's one-line reason
+when it cannot start."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """URI of the MLflow database of a running PostgreSQL (postgresql://user:pw@host:port/db)."""
+    res = subprocess.run(
+        ["bash", str(HERE / "postgres-up.sh")], capture_output=True, text=True, timeout=600
+    )
+    if res.returncode != 0:
+        lines = (res.stderr or res.stdout).strip().splitlines() or ["no output"]
+        pytest.skip(f"no PostgreSQL for the cluster tests: {lines[-1]}")
+    started = "already up" not in res.stderr
+    yield res.stdout.strip().splitlines()[-1]
+    if started:
+        subprocess.run(["bash", str(HERE / "postgres-down.sh"), "--quiet"], timeout=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _sql(admin_uri: str, statement: str) -> None:
+    import psycopg2
+
+    con = psycopg2.connect(admin_uri)
+    con.autocommit = True  # CREATE/DROP DATABASE cannot run in a transaction
+    try:
+        with con.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        con.close()
+
+
+@dataclass
+class Server:
+    uri: str  # http://127.0.0.1:PORT
+    backend: str  # postgresql://… of this server's own database
+    pid: int  # the `mlflow server` process (its workers are children)
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server's whole process tree, in MB."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += p.memory_info().rss
+        return total / 2**20
+
+
+@pytest.fixture(scope="module")
+def pg_mlflow_server(postgres, tmp_path_factory):
+    """`mlflow server` (as `make mlflow-server MLFLOW_BACKEND=postgresql://…` runs it) on a
+    fresh PostgreSQL database and a free port; stopped and the database dropped afterwards."""
+    pytest.importorskip("psycopg2", reason="psycopg2-binary (the dev/cluster extra) is missing")
+    from hnet.tracking.store import init_store
+
+    tmp = tmp_path_factory.mktemp("pg-mlflow")
+    name = f"mlflow_{secrets.token_hex(4)}"
+    _sql(postgres, f"CREATE DATABASE {name}")
+    backend = postgres.rsplit("/", 1)[0] + f"/{name}"
+    init_store(backend, "Default")  # the schema migrations once, not in racing workers
+    port = _free_port()
+    mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    cmd = [
+        mlflow_bin,
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        str(tmp / "artifacts"),
+    ]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log = open(tmp / "server.log", "w")  # noqa: SIM115 (closed at teardown)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    tail = (tmp / "server.log").read_text()[-2000:]
+                    pytest.fail(f"mlflow server on PostgreSQL exited: {tail}")
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server on PostgreSQL did not answer within 120 s")
+        yield Server(uri, backend, proc.pid)
+    finally:
+        with_group = proc.poll() is None
+        if with_group:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+        log.close()
+        _sql(postgres, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
