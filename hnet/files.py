@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -81,3 +82,14 @@ def save_torch(path: str | Path, payload: Any, keep: str | Path | None = None) -
             raise
 
     write_atomic(path, write, keep)
+
+
+def aside_path(path: Path, tag: str) -> Path:
+    """Where ``path`` goes instead of being deleted: ``<name>.<tag>-<UTC time>`` beside it
+    (``-2``, ``-3``… when taken). Run directories use the tag ``old``, broken data ``broken``."""
+    stem = f"{path.name}.{tag}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    aside, n = path.with_name(stem), 1
+    while aside.exists() or aside.is_symlink():
+        n += 1
+        aside = path.with_name(f"{stem}-{n}")
+    return aside

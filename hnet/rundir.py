@@ -18,9 +18,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from fnmatch import fnmatch
 from pathlib import Path
+
+from hnet.files import aside_path
 
 METRICS, CONFIG, FAILED = "metrics.json", "config.json", "failed.json"
 LOSSES = "losses.jsonl"
@@ -32,11 +33,7 @@ MOVED_ASIDE = "*.old-*"
 def move_aside(path: Path, what: str = "the previous run") -> Path:
     """Rename a run directory or file to ``<name>.old-<time>`` (``-2``, ``-3``… if taken):
     nothing computed is ever deleted. Returns the new path."""
-    stem = f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"
-    aside, n = path.with_name(stem), 1
-    while aside.exists() or aside.is_symlink():
-        n += 1
-        aside = path.with_name(f"{stem}-{n}")
+    aside = aside_path(path, "old")
     shutil.move(str(path), str(aside))
     print(f"moved {what} to {aside}", file=sys.stderr)
     return aside

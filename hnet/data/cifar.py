@@ -46,9 +46,7 @@ import copy
 import dataclasses
 import io
 import pickle
-import shutil
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -64,6 +62,8 @@ from hnet.data.augment import ImageAugment
 from hnet.data.base import BENCHMARKS, Benchmark, BenchmarkSpec, TaskData
 from hnet.data.location import (
     Unreadable,
+    download_dir,
+    download_failed,
     incomplete,
     move_aside,
     note,
@@ -355,26 +355,15 @@ def download(
 ) -> Arrays | None:
     """Fetch the archive into a temp dir, put it in place of a broken one (moved aside, not
     deleted) and read it like a local archive: only missing or broken files are extracted."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
-    except OSError as e:
-        raise DataError(
-            f"Cannot download {layout.label} into {root} ({e}). Point --data-dir or HNET_DATA "
-            "at a writable directory."
-        ) from None
-    try:
+    with download_dir(root) as tmp:
         try:
             fetched = fetch_archive(layout, tmp)
         except Exception as e:  # network errors come in many types (URLError, SSL, timeouts)
-            msg = " ".join(str(e).split())
-            raise DataError(f"Download of {layout.label} into {root} failed: {msg[:300]}") from None
+            raise download_failed(root, e, layout.label) from None
         archive = root / layout.archive
         if archive.exists():  # we only download when the archive there is unusable
             note(f"{archive} is unusable; moved it aside to {move_aside(archive).name}.")
         fetched.rename(archive)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # our own temp dir only
     note(f"{layout.label}: downloaded {archive}.")
     return read_archive(archive, layout, check_counts, broken)
 

@@ -17,14 +17,17 @@ Three rules shared by every file-based benchmark (MNIST family, CIFAR):
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-import time
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hnet.errors import DataError
+from hnet.files import aside_path
 
 DEFAULT_ROOT = Path("~/.cache/hnet/data")
 
@@ -110,18 +113,9 @@ def incomplete(directory: Path, missing: Iterable[str]) -> Incomplete:
     return Incomplete(f"{directory}: incomplete, missing {', '.join(missing)}.")
 
 
-def aside_name(path: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    aside = path.with_name(f"{path.name}.broken-{stamp}")
-    k = 1
-    while aside.exists():
-        aside, k = path.with_name(f"{path.name}.broken-{stamp}-{k}"), k + 1
-    return aside
-
-
 def move_aside(path: Path) -> Path:
     """Rename a broken file to ``<name>.broken-<UTC time>`` beside it; never delete it."""
-    aside = aside_name(path)
+    aside = aside_path(path, "broken")
     try:
         path.rename(aside)
     except FileNotFoundError:  # a parallel job moved it already
@@ -138,3 +132,27 @@ def move_aside(path: Path) -> Path:
 def note(message: str) -> None:
     """Tell the user which copy of a dataset is used, or what was moved aside (stderr)."""
     print(f"hnet: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def download_dir(parent: Path) -> Iterator[Path]:
+    """A temp dir under ``parent`` that downloads land in, so a fetched file is validated
+    before it replaces anything; removed afterwards (only our own temp copies)."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=parent))
+    except OSError as e:
+        raise DataError(
+            f"Cannot download into {parent} ({e}). Point --data-dir or HNET_DATA at a writable "
+            "directory."
+        ) from None
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def download_failed(root: Path, error: Exception, what: str = "") -> DataError:
+    """One line for a failed download; network errors come in many types and shapes."""
+    msg = " ".join(str(error).split())[:300].rstrip(".")
+    return DataError(f"Download{f' of {what}' if what else ''} into {root} failed: {msg}.")

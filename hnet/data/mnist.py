@@ -21,8 +21,6 @@ aside (``<name>.broken-<time>``), never deleted; files that pass validation are 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,8 @@ from hnet.data.location import (
     DataRoot,
     Incomplete,
     Unreadable,
+    download_dir,
+    download_failed,
     incomplete,
     move_aside,
     note,
@@ -189,28 +189,16 @@ def fetch_gz(name: str, filename: str, directory: Path) -> Path:
 
 def _download(name: str, root: Path, need: list[str], counts: Counts) -> dict[str, bytes]:
     """Fetch only the files in ``need`` into a temp dir beside ``raw``; their decoded content."""
-    parent = root / name
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=parent))
-    except OSError as e:
-        raise DataError(
-            f"Cannot download into {parent} ({e}). Point --data-dir or HNET_DATA at a writable "
-            "directory."
-        ) from None
-    try:
-        decoded: dict[str, bytes] = {}
+    decoded: dict[str, bytes] = {}
+    with download_dir(root / name) as tmp:
         for file in need:
             try:
                 path = fetch_gz(name, f"{file}.gz", tmp)
             except Exception as e:  # network errors come in many types
-                msg = " ".join(str(e).split())
-                raise DataError(f"Download into {root} failed: {msg[:300].rstrip('.')}.") from None
+                raise download_failed(root, e) from None
             split, kind = KINDS[file]
             decoded[file] = read_idx_bytes(path, kind, _count(counts, split))[1]
-        return decoded
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # only our own temp copies of the downloads
+    return decoded
 
 
 def _torchvision_load(name: str, root: Path) -> tuple[Tensor, Tensor, Tensor, Tensor]:
