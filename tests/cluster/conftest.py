@@ -9,16 +9,14 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from servers import stop_group, wait_healthy
 
 HERE = Path(__file__).resolve().parent
 
@@ -112,26 +110,9 @@ def pg_mlflow_server(postgres, tmp_path_factory):
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    tail = (tmp / "server.log").read_text()[-2000:]
-                    pytest.fail(f"mlflow server on PostgreSQL exited: {tail}")
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server on PostgreSQL did not answer within 120 s")
+        wait_healthy(uri, proc, tmp / "server.log", seconds=120)
         yield Server(uri, backend, proc.pid)
     finally:
-        with_group = proc.poll() is None
-        if with_group:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+        stop_group(proc)
         log.close()
         _sql(postgres, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -7,18 +7,17 @@ uninterrupted run."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 from cli import hnet_argv
+from servers import stop_group, wait_healthy
 from smk import study_command
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,19 +65,9 @@ def mlflow_server(tmp_path_factory):
     log = open(tmp / "server.log", "w")  # noqa: SIM115 (closed at teardown)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited: {(tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-    else:
-        pytest.fail("mlflow server did not answer within 60 s")
+    wait_healthy(uri, proc, tmp / "server.log", seconds=60)
     yield uri
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
+    stop_group(proc)
     log.close()
 
 
