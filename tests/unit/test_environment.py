@@ -52,3 +52,18 @@ def test_explicit_threads_win(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert apply_threads(2) == 2
     assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_cli_makes_idle_openmp_threads_sleep_unless_told_otherwise(monkeypatch, given, expected):
+    """Jobs side by side must not spin on each other's cores; the user's setting wins."""
+    import importlib
+
+    import hnet.cli
+
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    importlib.reload(hnet.cli)
+    assert os.environ["OMP_WAIT_POLICY"] == expected
