@@ -38,9 +38,19 @@ MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_PORT ?= 5000
 MLFLOW_BACKEND ?= sqlite:///$(CURDIR)/results/mlflow-server.db
 MLFLOW_ARTIFACTS ?= $(CURDIR)/results/mlflow-artifacts
+## Each of the server's MLFLOW_WORKERS processes keeps its own pool of database connections:
+## MLFLOW_DB_POOL open plus MLFLOW_DB_OVERFLOW on demand. SQLAlchemy's default (5 + 10) runs dry
+## when dozens of jobs log at once ("QueuePool limit … reached" comes back as HTTP 400); keep
+## workers × (pool + overflow) below PostgreSQL's max_connections (default 100).
+MLFLOW_WORKERS ?= 4
+MLFLOW_DB_POOL ?= 10
+MLFLOW_DB_OVERFLOW ?= 10
 mlflow-server: $(STAMP)
 	mkdir -p results
-	$(BIN)/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
+	MLFLOW_SQLALCHEMYSTORE_POOL_SIZE=$(MLFLOW_DB_POOL) \
+	MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW=$(MLFLOW_DB_OVERFLOW) \
+	MLFLOW_SQLALCHEMYSTORE_POOL_RECYCLE=3600 \
+	$(BIN)/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) --workers $(MLFLOW_WORKERS) \
 		--backend-store-uri $(MLFLOW_BACKEND) --artifacts-destination $(MLFLOW_ARTIFACTS)
 
 ## make test: every tier — tests/unit, tests/integration (CLI, Snakemake, MLflow) and

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -58,7 +57,7 @@ def _sql(admin_uri: str, statement: str) -> None:
 class Server:
     uri: str  # http://127.0.0.1:PORT
     backend: str  # postgresql://… of this server's own database
-    pid: int  # the `mlflow server` process (its workers are children)
+    pid: int  # `make mlflow-server` (the server and its workers are its descendants)
 
     def rss_mb(self) -> float:
         """Resident memory of the server's whole process tree, in MB."""
@@ -78,8 +77,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def pg_mlflow_server(postgres, tmp_path_factory):
-    """`mlflow server` (as `make mlflow-server MLFLOW_BACKEND=postgresql://…` runs it) on a
-    fresh PostgreSQL database and a free port; stopped and the database dropped afterwards."""
+    """`make mlflow-server MLFLOW_BACKEND=postgresql://…` (the README's recipe) on a fresh
+    PostgreSQL database and a free port; stopped and the database dropped afterwards."""
     pytest.importorskip("psycopg2", reason="psycopg2-binary (the dev/cluster extra) is missing")
     from hnet.tracking.store import init_store
 
@@ -89,18 +88,21 @@ def pg_mlflow_server(postgres, tmp_path_factory):
     backend = postgres.rsplit("/", 1)[0] + f"/{name}"
     init_store(backend, "Default")  # the schema migrations once, not in racing workers
     port = _free_port()
-    mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    venv = Path(sys.executable).parent.parent
+    # the README's recipe itself (its workers and connection pools), on this test's database;
+    # -o: never (re)install the venv from here
     cmd = [
-        mlflow_bin,
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        backend,
-        "--artifacts-destination",
-        str(tmp / "artifacts"),
+        "make",
+        "-s",
+        "-C",
+        str(HERE.parent.parent),
+        "-o",
+        str(venv / ".installed-stamp"),
+        "mlflow-server",
+        f"VENV={venv}",
+        f"MLFLOW_PORT={port}",
+        f"MLFLOW_BACKEND={backend}",
+        f"MLFLOW_ARTIFACTS={tmp / 'artifacts'}",
     ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
