@@ -9,14 +9,18 @@ from hnet.cli.common import add_job_args, resolve_job
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("bench", help="time training steps and the regularizer (prints a table)")
+    p = sub.add_parser(
+        "bench",
+        help="time training steps (and the fraction of peak FLOP/s they reach) and the regularizer",
+    )
     add_job_args(p)
     p.add_argument(
         "--prev-tasks",
         type=int,
         nargs="*",
         default=None,
-        help="numbers of previous tasks to time the regularizer at (default: 1..T-1)",
+        help="numbers of previous tasks (= task indices) to time steps and the regularizer at, "
+        "e.g. 10 50 99 on permuted_mnist_100 (default: every task)",
     )
     p.add_argument("--steps", type=int, default=20, help="timed steps per task index")
     p.add_argument("--repeats", type=int, default=20, help="timed regularizer calls per point")

@@ -1,12 +1,14 @@
-"""``hnet bench``: where does a hypernetwork job spend its time and memory?
+"""``hnet bench``: where does a job spend its time and memory, and how far is it from the limit?
 
-Three measurements on the real benchmark data and the configured architecture, in one process:
+Measurements on the real benchmark data and the configured architecture, in one process:
 
-1. median time of one full training step per task index (the regularizer grows with the
-   number of previous tasks);
-2. regularizer forward+backward vs. number of previous tasks: the batched implementations
-   (``gram`` and ``direct``, one hypernetwork call each) against the per-task loop reference,
-   interleaved so machine noise hits all alike;
+1. per task index: the median time of one full training step (for hnet the regularizer grows
+   with the number of previous tasks), the step's matmul/convolution FLOPs as a fraction of
+   the matrix-multiply peak measured in the same run (:mod:`hnet.job.flops`), and what the
+   regularizer keeps per previous task (stored targets vs. online Θ*);
+2. hnet: regularizer forward+backward vs. number of previous tasks: the batched
+   implementations (``gram`` and ``direct``, one hypernetwork call each) against the per-task
+   loop reference, interleaved so machine noise hits all alike;
 3. peak memory (RSS; CUDA allocator peak on GPUs).
 
 Weights are not trained to convergence: timings do not depend on the values.
@@ -28,21 +30,17 @@ import torch
 from hnet import rng
 from hnet.data import load_benchmark
 from hnet.errors import ConfigError
-from hnet.job.environment import apply_threads, peak_rss_mb, resolve_device
+from hnet.job.environment import apply_threads, peak_rss_mb, resolve_device, tune_allocator
+from hnet.job.flops import count_flops, matmul_peak, sync_device
 from hnet.methods import METHODS
 from hnet.methods.regularizer import OutputRegularizer
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn, device: torch.device) -> float:
-    _sync(device)
+    sync_device(device)
     t0 = time.perf_counter()
     fn()
-    _sync(device)
+    sync_device(device)
     return time.perf_counter() - t0
 
 
@@ -53,58 +51,112 @@ def run_bench(
     repeats: int = 20,
     echo=print,
 ) -> dict[str, Any]:
-    """Run the measurements, print tables, return the numbers (seconds)."""
-    if cfg["method"] != "hnet":
-        raise ConfigError("hnet bench measures the hypernetwork method: use --method hnet.")
+    """Run the measurements, print tables, return the numbers (seconds, FLOP, MB).
+
+    ``prev_tasks`` picks the task indices (= numbers of previous tasks) to time; default all.
+    Any method's steps can be timed; the regularizer comparison applies to ``hnet``."""
     apply_threads(cfg["threads"])
+    tune_allocator()
     device = resolve_device(cfg["device"])
     rng.seed_globals(cfg["seed"])
     bench = load_benchmark(cfg["benchmark"], dict(cfg["data"]), cfg["seed"]).to(device)
-    method = METHODS.get("hnet")(cfg, bench, device)
+    ks = sorted(set(prev_tasks)) if prev_tasks else list(range(bench.n_tasks))
+    for k in ks:
+        if not 0 <= k < bench.n_tasks:
+            raise ConfigError(
+                f"--prev-tasks {k}: must be between 0 and {bench.n_tasks - 1} "
+                f"({cfg['benchmark']} has {bench.n_tasks} tasks)."
+            )
+    method = METHODS.get(cfg["method"])(cfg, bench, device)
     counts = method.param_counts()
-    echo(
-        f"{cfg['benchmark']} · size {cfg['size']} · {bench.n_tasks} tasks · device {device} · "
-        f"threads {torch.get_num_threads()} · hnet {counts['n_params_hnet']:,} params · "
-        f"target {counts['n_params_target']:,} weights · ratio "
-        f"{counts['compression_ratio']:.3f}"
+    sizes = (
+        f"hnet {counts['n_params_hnet']:,} params · target {counts['n_params_target']:,} weights"
+        f" · ratio {counts['compression_ratio']:.3f}"
+        if "n_params_hnet" in counts
+        else f"method {cfg['method']}"
     )
-    step_times = time_steps(method, bench, cfg, steps, device)
-    print_steps(step_times, steps, echo)
-    ks = prev_tasks or list(range(1, bench.n_tasks))
-    reg_times, impls = time_regularizer(method, bench.n_tasks, ks, repeats, device)
-    print_regularizer(method, bench.n_tasks, reg_times, impls, repeats, echo)
+    echo(
+        f"{cfg['benchmark']} · {cfg['scenario']} · size {cfg['size']} · {bench.n_tasks} tasks · "
+        f"device {device} · threads {torch.get_num_threads()} · {sizes}"
+    )
+    peak = matmul_peak(device)
+    rows = time_steps(method, bench, cfg, steps, device, ks)
+    print_steps(rows, steps, peak, echo)
+    out: dict[str, Any] = {
+        "step_seconds": {t: r["seconds"] for t, r in rows.items()},
+        "step_flops": {t: r["flops"] for t, r in rows.items()},
+        "reg_state_mb": {t: r["reg_mb"] for t, r in rows.items()},
+        "matmul_peak_flops": peak,
+    }
+    if isinstance(getattr(method, "reg", None), OutputRegularizer):
+        reg_ks = [k for k in ks if k >= 1] if prev_tasks else list(range(1, bench.n_tasks))
+        reg_times, impls = time_regularizer(method, bench.n_tasks, reg_ks, repeats, device)
+        print_regularizer(method, bench.n_tasks, reg_times, impls, repeats, echo)
+        out["reg_seconds"] = reg_times
     mem = {"peak_rss_mb": peak_rss_mb()}
     if device.type == "cuda":
         mem["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     echo("\npeak memory: " + ", ".join(f"{k} {v:.0f}" for k, v in mem.items()))
-    return {"step_seconds": step_times, "reg_seconds": reg_times, **mem}
+    return {**out, **mem}
 
 
-def time_steps(method, bench, cfg: dict[str, Any], steps: int, device) -> dict[int, float]:
-    """Median time of one full training step at every task index (after two warm-ups)."""
-    step_times: dict[int, float] = {}
+def reg_state_mb(method) -> float:
+    """What the regularizer keeps for earlier tasks (stored targets, features or Θ*), in MB."""
+    reg = getattr(method, "reg", None)
+    if not isinstance(reg, OutputRegularizer):
+        return 0.0
+    return sum(t.numel() * t.element_size() for t in reg.state().values()) / 2**20
+
+
+def time_steps(
+    method, bench, cfg: dict[str, Any], steps: int, device, tasks: list[int]
+) -> dict[int, dict[str, float]]:
+    """At each task index in ``tasks`` (ascending; earlier tasks are begun, not trained): the
+    median time of one full training step (after two warm-ups), its FLOPs (one more step)
+    and the regularizer's state."""
+    rows: dict[int, dict[str, float]] = {}
     gen = rng.generator(cfg["seed"], "bench-subsets")
     augment = rng.generator(cfg["seed"], "augment")  # crops and flips, as in training
     bs = cfg["train"]["batch_size"]
-    for t in range(bench.n_tasks):
+    for t in tasks:
         method.begin_task(t)
         task = bench.tasks[t]
         samples = []
-        for i in range(steps + 2):  # two warm-up steps
+        for i in range(steps + 3):  # two warm-up steps, then the timed ones, then one counted
             idx = torch.randint(task.n_train, (bs,), generator=gen).to(device)
             x, y = task.train_batch(idx, augment)
-            dt = _timed(lambda t=t, x=x, y=y: method.train_step(t, x, y), device)
-            if i >= 2:
-                samples.append(dt)
-        step_times[t] = statistics.median(samples)
-    return step_times
+            step = lambda t=t, x=x, y=y: method.train_step(t, x, y)  # noqa: E731
+            if i == steps + 2:
+                flops = count_flops(step)
+            else:
+                dt = _timed(step, device)
+                if i >= 2:
+                    samples.append(dt)
+        method.end_task(t)
+        rows[t] = {
+            "seconds": statistics.median(samples),
+            "flops": flops,
+            "reg_mb": reg_state_mb(method),
+        }
+    return rows
 
 
-def print_steps(step_times: dict[int, float], steps: int, echo) -> None:
-    echo(f"\ntraining step (median of {steps})")
-    echo(f"{'task':>6} {'prev tasks':>10} {'step ms':>10}")
-    for t, s in step_times.items():
-        echo(f"{t + 1:>6} {t:>10} {s * 1e3:>10.2f}")
+def print_steps(rows: dict[int, dict[str, float]], steps: int, peak: float, echo) -> None:
+    echo(
+        f"\ntraining step (median of {steps}); matmul peak measured now: "
+        f"{peak / 1e9:.0f} GFLOP/s. floor = the step's matmul/conv FLOPs at that peak"
+    )
+    echo(
+        f"{'task':>6} {'prev tasks':>10} {'step ms':>9} {'GFLOP':>7} {'floor ms':>9} "
+        f"{'of peak':>8} {'reg MB':>8} {'MB/prev':>8}"
+    )
+    for t, r in rows.items():
+        floor = r["flops"] / peak
+        per_prev = f"{r['reg_mb'] / t:>8.2f}" if t else f"{'':>8}"
+        echo(
+            f"{t + 1:>6} {t:>10} {r['seconds'] * 1e3:>9.2f} {r['flops'] / 1e9:>7.3f} "
+            f"{floor * 1e3:>9.2f} {floor / r['seconds']:>7.1%} {r['reg_mb']:>8.1f}{per_prev}"
+        )
 
 
 def time_regularizer(
@@ -117,8 +169,6 @@ def time_regularizer(
     regs = {i: OutputRegularizer(hp["targets"], 0, method.reg.head_mask, i) for i in impls}
     reg_times: dict[int, dict[str, float]] = {}
     for k in ks:
-        if not 1 <= k < n_tasks:
-            raise ConfigError(f"--prev-tasks {k}: must be between 1 and {n_tasks - 1}.")
         for reg in regs.values():
             reg.begin_task(hnet, k)
         with torch.no_grad():  # move Θ away from Θ* so the loss and gradients are non-trivial
@@ -173,6 +223,7 @@ def compare_steps(
             if cfg[key] != first[key]:
                 raise ConfigError(f"hnet bench --compare: every method needs the same {key}.")
     apply_threads(first["threads"])
+    tune_allocator()
     device = resolve_device(first["device"])
     bench = load_benchmark(first["benchmark"], dict(first["data"]), first["seed"]).to(device)
     methods = {}

@@ -114,3 +114,32 @@ def peak_rss_mb() -> float:
     """Peak resident memory of this process (ru_maxrss is KiB on Linux, bytes on macOS)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def tune_allocator() -> bool:
+    """Keep freed memory in the process for reuse (glibc only; True if applied).
+
+    A training step allocates and frees the same few large tensors (generated weights, their
+    gradients, the regularizer's outputs) thousands of times. glibc serves large requests with
+    fresh ``mmap`` pages and returns them on ``free``, so every step pays page faults to zero
+    them again. With mmap and trimming thresholds above the step's working set the memory is
+    reused instead (≈ 10 % faster steps on split_fmnist; docs/development.md). A user's own
+    ``MALLOC_*`` environment settings win; other C libraries are left alone."""
+    if sys.platform != "linux" or any(k.startswith("MALLOC_") for k in os.environ):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        settings = (
+            (M_MMAP_THRESHOLD, 256 << 20),
+            (M_TRIM_THRESHOLD, 1 << 30),
+            (M_TOP_PAD, 64 << 20),
+        )
+        return all(libc.mallopt(param, value) == 1 for param, value in settings)
+    except (OSError, AttributeError):  # not glibc (musl, …): nothing to tune
+        return False

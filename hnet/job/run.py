@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from hnet.job.environment import (
     peak_rss_mb,
     process_age,
     resolve_device,
+    tune_allocator,
     versions,
 )
 from hnet.job.integrity import prepare_run
@@ -216,6 +216,7 @@ class Job:
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / CONFIG, cfg)
         apply_threads(cfg["threads"])
+        tune_allocator()
         self.device = resolve_device(cfg["device"])
         rng.seed_globals(cfg["seed"])
         self.bench = load_benchmark(cfg["benchmark"], dict(cfg["data"]), cfg["seed"])
@@ -318,6 +319,10 @@ class Job:
             self.sampler.start_task(task.n_train)
         t0 = time.perf_counter()
         self.bar = bar = self.progress_bar(t, first, iters)
+        # Finiteness is tracked on the device and read only where a log line is due (or a
+        # checkpoint would be written): a per-step read would wait for every step to finish.
+        bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        log_every = self.cfg["train"]["log_every"]
         for step in bar:
             if self.startup_seconds is None:
                 self.startup_seconds = process_age()
@@ -326,13 +331,16 @@ class Job:
                 self.method.scale_lr(factor)
             idx = self.sampler.next(bs).to(self.device)
             x, y = task.train_batch(idx, self.augment_gen)
-            loss = float(self.method.train_step(t, x, y))
-            self.check_finite(loss, t, step)
-            if step % self.cfg["train"]["log_every"] == 0 or step == iters - 1:
+            out = self.method.train_step(t, x, y)
+            torch.logical_or(bad, ~torch.isfinite(out), out=bad)
+            if step % log_every == 0 or step == iters - 1:
+                loss = float(out)
+                self.check_finite(bad, t, step)
                 bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
                 log_line(log, {"task": t, "step": step, "loss": loss})
                 self.emit("loss", {"task": t, "step": step, "loss": loss})
             if stop.signum is not None and step + 1 < iters:
+                self.check_finite(bad, t, step)  # never checkpoint a diverged state
                 self.train_seconds += time.perf_counter() - t0
                 self.save_checkpoint(t, step + 1, log.tell())
                 raise JobInterrupted(
@@ -371,10 +379,12 @@ class Job:
             disable=None if self.progress is None else not self.progress,  # None: TTY only
         )
 
-    def check_finite(self, loss: float, t: int, step: int) -> None:
-        if not math.isfinite(loss):
+    def check_finite(self, bad: torch.Tensor, t: int, step: int) -> None:
+        """Raise if any loss of this task up to ``step`` was NaN or infinite (``bad``)."""
+        if bool(bad):
             raise TrainingDiverged(
-                f"Training diverged: the loss is {loss} at task {t + 1}, step {step + 1} "
+                f"Training diverged: the loss became NaN or infinite in task {t + 1}, step "
+                f"{step + 1} or earlier (checked every train.log_every steps) "
                 f"({self.cfg['method']} on {self.cfg['benchmark']}). The last good checkpoint "
                 f"is kept. Lower train.lr or the regularizer strength and run again "
                 f"with --restart."

@@ -26,7 +26,8 @@ from hnet.methods.base import METHODS
 from hnet.methods.distill import distill_loss
 from hnet.methods.finetune import Baseline
 from hnet.methods.hnet_r import frozen_copy
-from hnet.methods.replay_model import GRID_SAMPLES, PIXEL_BENCHMARKS, adam, grid_arrays
+from hnet.methods.optim import adam
+from hnet.methods.replay_model import GRID_SAMPLES, PIXEL_BENCHMARKS, grid_arrays
 from hnet.models.vae import VAE
 
 

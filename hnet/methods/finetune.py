@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from hnet.methods.base import METHODS, Method
+from hnet.methods.optim import adam
 from hnet.models.batchnorm import get_stats, init_stats, num_stats, set_stats
 from hnet.models.target import build_target, head_outputs, num_weights
 
@@ -84,10 +85,7 @@ class Baseline(Method):
             g["lr"] = self.cfg["train"]["lr"] * factor
 
     def build_optimizer(self) -> torch.optim.Optimizer:
-        train = self.cfg["train"]
-        return torch.optim.Adam(
-            self.net.parameters(), lr=train["lr"], betas=tuple(train["adam_betas"])
-        )
+        return adam(self.net.parameters(), self.cfg["train"]["lr"], self.cfg)
 
     # -- scenario-aware outputs ------------------------------------------------------------------
     def logits(self, x: Tensor, task: int, n_active: int | None = None) -> Tensor:

@@ -21,6 +21,7 @@ from hnet import rng
 from hnet.errors import ConfigError
 from hnet.methods.base import METHODS, Method
 from hnet.methods.lookahead import adam_lookahead
+from hnet.methods.optim import adam
 from hnet.methods.regularizer import IMPLEMENTATIONS, TARGET_MODES, OutputRegularizer
 from hnet.models.batchnorm import init_stats, num_stats
 from hnet.models.hypernet import build_hypernet
@@ -87,9 +88,7 @@ class HNET(Method):
         n_weights = num_weights(self.target)
         self.hnet = build_hypernet(self.arch, n_weights, n_tasks).to(device)
         train = cfg["train"]
-        self.opt = torch.optim.Adam(
-            self.hnet.theta().values(), lr=train["lr"], betas=tuple(train["adam_betas"])
-        )
+        self.opt = adam(self.hnet.theta().values(), train["lr"], cfg)
         self.emb_opt: torch.optim.Adam | None = None
         mask = (lambda t: other_heads_mask(self.target, t)) if self.hp["mask_heads"] else None
         self.reg = OutputRegularizer(
@@ -108,11 +107,7 @@ class HNET(Method):
     def embedding_optimizer(self, task: int) -> torch.optim.Adam:
         """A fresh Adam for the current task's embedding (earlier ones stay frozen)."""
         train = self.cfg["train"]
-        return torch.optim.Adam(
-            [self.hnet.task_embs[task]],
-            lr=self.hp["emb_lr"] or train["lr"],
-            betas=tuple(train["adam_betas"]),
-        )
+        return adam([self.hnet.task_embs[task]], self.hp["emb_lr"] or train["lr"], self.cfg)
 
     def weights(self, task: int) -> Tensor:
         return self.hnet(self.hnet.embeddings([task]))[0]

@@ -25,11 +25,11 @@ from torch import Tensor
 from hnet.errors import ConfigError
 from hnet.methods.base import METHODS
 from hnet.methods.hnet import HNET
+from hnet.methods.optim import adam
 from hnet.methods.replay_model import (
     PIXEL_BENCHMARKS,
     REPLAY_MODEL_DEFAULTS,
     ReplayModel,
-    adam,
     check_replay_model_config,
 )
 from hnet.models.target import MLP, functional_forward, head_outputs

@@ -17,23 +17,34 @@ def adam_lookahead(optimizer: torch.optim.Adam, params: dict[str, Tensor]) -> di
 
     Mirrors ``torch.optim.Adam`` (no weight decay, no amsgrad): the moments are advanced on
     copies, bias-corrected, and turned into the step. Parameters without a gradient get no entry.
+    All parameters go through each elementwise operation at once (``torch._foreach_*``, as
+    Adam's own multi-tensor path does): a handful of kernel launches per step instead of a
+    handful per parameter tensor.
     """
     group = optimizer.param_groups[0]
     lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
     if group.get("weight_decay", 0) or group.get("amsgrad", False):
         raise ValueError("lookahead supports plain Adam only (no weight decay, no amsgrad)")
-    delta = {}
-    for name, p in params.items():
-        if p.grad is None:
-            continue
-        st = optimizer.state.get(p, {})
-        step = float(st["step"]) + 1 if "step" in st else 1.0
-        m = st["exp_avg"] * b1 + (1 - b1) * p.grad if "exp_avg" in st else (1 - b1) * p.grad
-        v = (
-            st["exp_avg_sq"] * b2 + (1 - b2) * p.grad.square()
-            if "exp_avg_sq" in st
-            else (1 - b2) * p.grad.square()
-        )
-        denom = (v.sqrt() / (1 - b2**step) ** 0.5).add_(eps)
-        delta[name] = -(lr / (1 - b1**step)) * m / denom
-    return delta
+    names = [n for n, p in params.items() if p.grad is not None]
+    if not names:
+        return {}
+    grads = [params[n].grad for n in names]
+    states = [optimizer.state.get(params[n], {}) for n in names]
+    steps = {float(st["step"]) if "step" in st else 0.0 for st in states}
+    if len(steps) > 1 or any(("exp_avg" in st) != (steps != {0.0}) for st in states):
+        raise ValueError("lookahead: the parameters' Adam states are at different steps")
+    step = steps.pop() + 1
+    if step > 1:  # m' = β1 m + (1 − β1) g,  v' = β2 v + (1 − β2) g²
+        m = torch._foreach_mul([st["exp_avg"] for st in states], b1)
+        torch._foreach_add_(m, grads, alpha=1 - b1)
+        v = torch._foreach_mul([st["exp_avg_sq"] for st in states], b2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+    else:
+        m = torch._foreach_mul(grads, 1 - b1)
+        v = torch._foreach_mul(torch._foreach_mul(grads, grads), 1 - b2)
+    denom = torch._foreach_sqrt(v)  # √v' / √(1 − β2^t) + ε
+    torch._foreach_div_(denom, (1 - b2**step) ** 0.5)
+    torch._foreach_add_(denom, eps)
+    delta = torch._foreach_mul(m, -(lr / (1 - b1**step)))
+    torch._foreach_div_(delta, denom)
+    return dict(zip(names, delta, strict=True))

@@ -171,19 +171,20 @@ class OutputRegularizer:
         z = torch.cat([h - h0, h], dim=-1)  # (E, C, 2·width)
         dw, db = params[wname] - w0, params[bname] - b0
         # Row blocks of the output layer: [:last] is used by every chunk, [last:] not by the
-        # last (cut) chunk. Contiguous row slices, so no copies; W*ᵀW* is constant per task.
-        blocks = [self._block(w0, dw, db, slice(0, last), "head")]
-        if last < w0.shape[0]:
-            blocks.append(self._block(w0, dw, db, slice(last, None), "tail"))
+        # last (cut) chunk. One split, not two slices: a split's backward is one concatenation,
+        # a slice's allocates and zero-fills a gradient of the whole layer. W*ᵀW* is constant
+        # per task.
+        rows = [last] if last == w0.shape[0] else [last, w0.shape[0] - last]
+        parts = zip(w0.split(rows), dw.split(rows), db.split(rows), ("head", "tail"), strict=False)
+        blocks = [self._block(*part) for part in parts]
         total = self._quad(z[:, -1], blocks[0])  # last chunk: only its first `last` outputs
         if n_chunks > 1:
             full = blocks[0] if len(blocks) == 1 else [x + y for x, y in zip(*blocks, strict=True)]
             total = total + self._quad(z[:, :-1], full)
         return total / len(tasks)
 
-    def _block(self, w0: Tensor, dw: Tensor, db: Tensor, rows: slice, key: str) -> list[Tensor]:
+    def _block(self, w0: Tensor, dw: Tensor, db: Tensor, key: str) -> list[Tensor]:
         """Gram matrix [[W*ᵀW*, W*ᵀΔW], [ΔWᵀW*, ΔWᵀΔW]], AᵀΔb and ‖Δb‖² over some rows."""
-        w0, dw, db = w0[rows], dw[rows], db[rows]
         g11 = self.frozen.get(f"gram11.{key}")
         if g11 is None:  # constant during a task: computed once
             g11 = self.frozen[f"gram11.{key}"] = (w0.T @ w0).detach()

@@ -28,6 +28,7 @@ from torch import Tensor
 from hnet import rng
 from hnet.errors import ConfigError
 from hnet.methods.lookahead import adam_lookahead
+from hnet.methods.optim import adam
 from hnet.methods.regularizer import OutputRegularizer
 from hnet.models.sizes import SIZES, is_valid_size, resolve_size
 from hnet.models.vae import HyperVAE, image_side, mlp_numel
@@ -84,10 +85,6 @@ def check_replay_model_config(section: str, hp: dict[str, Any]) -> None:
     bs = hp["replay_batch_size"]
     if bs is not None and (not isinstance(bs, int) or bs < 1):
         raise ConfigError(f"{section}.replay_batch_size must be ≥ 1 or null, got {bs!r}.")
-
-
-def adam(params, lr: float, cfg: dict[str, Any]) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg["train"]["adam_betas"]))
 
 
 class ReplayModel:

@@ -12,6 +12,7 @@ import itertools
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hnet.models.target import activation
@@ -95,9 +96,9 @@ class FullHypernet(HyperNetwork):
 class ChunkedHypernet(HyperNetwork):
     """Chunked HMLP: ``[e_t, c_i] → chunk i`` for learned, shared chunk embeddings ``c_i``.
 
-    All chunks of all requested tasks are one batch of ``E × n_chunks`` rows; the last chunk is
-    cut to length. The MLP's output layer has ``chunk_size`` units, so the hypernetwork can be
-    much smaller than the target (the compressive regime).
+    All chunks of all requested tasks are one batch of ``E × n_chunks`` rows; the last chunk
+    only computes the outputs it needs. The MLP's output layer has ``chunk_size`` units, so the
+    hypernetwork can be much smaller than the target (the compressive regime).
     """
 
     def __init__(
@@ -131,9 +132,18 @@ class ChunkedHypernet(HyperNetwork):
             [embs.unsqueeze(1).expand(e, c, -1), self.chunk_embs.unsqueeze(0).expand(e, c, -1)],
             dim=-1,
         )
+        h = self.net[:-1](inp)
         if features:
-            return self.net[:-1](inp)
-        return self.net(inp).reshape(e, c * self.chunk_size)[:, : self.target_numel]
+            return h
+        # Full chunks and the short last chunk separately, then one concatenation: cutting a
+        # padded (E, C·chunk) output instead would make every backward allocate, zero-fill and
+        # copy a padded gradient of all E outputs.
+        out = self.net[-1]
+        _, size, last = self.layout()
+        rows = h[:, :-1].reshape(e * (c - 1), h.shape[-1])  # 2-D: one addmm, one bias sum
+        full = F.linear(rows, out.weight, out.bias).reshape(e, (c - 1) * size)
+        tail = F.linear(h[:, -1], out.weight[:last], out.bias[:last])
+        return torch.cat([full, tail], dim=1)
 
 
 def build_hypernet(arch: dict, target_numel: int, n_tasks: int) -> HyperNetwork:

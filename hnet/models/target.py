@@ -76,16 +76,18 @@ def num_weights(net: nn.Module) -> int:
 
 
 def unflatten(net: nn.Module, flat: Tensor) -> dict[str, Tensor]:
-    """Flat ``(..., N)`` weights → ``{name: (..., *shape)}`` views (no copy)."""
-    out, start = {}, 0
+    """Flat ``(..., N)`` weights → ``{name: (..., *shape)}`` views (no copy).
+
+    One ``split`` rather than a slice per parameter: the backward of a split is a single
+    concatenation, while each slice's backward would allocate and zero-fill a gradient of the
+    whole flat vector and add them up (a large share of a small net's step time)."""
+    shapes = param_shapes(net)
+    sizes = [math.prod(shape) for _, shape in shapes]
+    if sum(sizes) != flat.shape[-1]:
+        raise ValueError(f"flat weights have {flat.shape[-1]} entries, the net needs {sum(sizes)}")
     lead = flat.shape[:-1]
-    for name, shape in param_shapes(net):
-        n = math.prod(shape)
-        out[name] = flat[..., start : start + n].reshape(*lead, *shape)
-        start += n
-    if start != flat.shape[-1]:
-        raise ValueError(f"flat weights have {flat.shape[-1]} entries, the net needs {start}")
-    return out
+    parts = flat.split(sizes, dim=-1)
+    return {name: t.reshape(*lead, *shape) for (name, shape), t in zip(shapes, parts, strict=True)}
 
 
 def functional_forward(

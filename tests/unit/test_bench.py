@@ -1,5 +1,7 @@
-"""``hnet bench`` on Split CIFAR-10/100 with each convolutional target (tiny real-format files):
-per-task BatchNorm statistics and augmentation in the timed steps, on the CPU and on CUDA."""
+"""``hnet bench``: FLOPs against the measured peak, chosen task indices, regularizer memory per
+previous task, baselines; and Split CIFAR-10/100 with each convolutional target (tiny
+real-format files): per-task BatchNorm statistics and augmentation in the timed steps, on the
+CPU and on CUDA."""
 
 from __future__ import annotations
 
@@ -36,3 +38,39 @@ def test_bench_times_steps_and_regularizer_on_split_cifar(tiny_data_root, kind, 
     )  # 3 of the 6 heads
     if device == "cuda":
         assert "peak_cuda_mb" in res
+
+
+def test_flop_count_of_a_known_product_and_a_positive_peak():
+    from hnet.job.flops import count_flops, matmul_peak
+
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+    assert count_flops(lambda: a @ b) == 2 * 8 * 16 * 4
+    assert matmul_peak(torch.device("cpu"), seconds=0.05) > 1e8  # any CPU does 0.1 GFLOP/s
+
+
+def test_bench_reports_flops_and_regularizer_memory_at_chosen_tasks():
+    """Steps timed only at the requested task indices; stored targets grow by the same amount
+    per previous task, online targets (Θ* only) stay constant."""
+    over = {"train.batch_size": 16, "hnet.reg_impl": "direct"}
+    lines: list[str] = []
+    by_mode = {}
+    for mode in ("stored", "online"):
+        cfg = config.resolve(
+            "split_digits", "hnet", overrides={**over, "hnet.targets": mode}, threads=1
+        )
+        by_mode[mode] = res = run_bench(
+            cfg, prev_tasks=[1, 3], steps=1, repeats=1, echo=lines.append
+        )
+        assert set(res["step_seconds"]) == {1, 3} and set(res["reg_seconds"]) == {1, 3}
+        assert all(f > 0 for f in res["step_flops"].values()) and res["matmul_peak_flops"] > 0
+    stored, online = by_mode["stored"]["reg_state_mb"], by_mode["online"]["reg_state_mb"]
+    assert stored[3] == pytest.approx(3 * stored[1])
+    assert online[3] == online[1] > 0
+    assert any("of peak" in line for line in lines)
+
+
+def test_bench_times_a_baseline_without_the_regularizer_section():
+    cfg = config.resolve("split_digits", "finetune", overrides={"train.batch_size": 16}, threads=1)
+    res = run_bench(cfg, steps=1, repeats=1, echo=lambda *_: None)
+    assert set(res["step_seconds"]) == set(range(5)) and "reg_seconds" not in res
+    assert all(f > 0 for f in res["step_flops"].values())

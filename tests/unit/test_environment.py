@@ -67,3 +67,16 @@ def test_cli_makes_idle_openmp_threads_sleep_unless_told_otherwise(monkeypatch, 
         monkeypatch.setenv("OMP_WAIT_POLICY", given)
     importlib.reload(hnet.cli)
     assert os.environ["OMP_WAIT_POLICY"] == expected
+
+
+def test_allocator_tuning_applies_on_glibc_and_yields_to_user_settings(monkeypatch):
+    import platform
+
+    from hnet.job.environment import tune_allocator
+
+    for k in [k for k in os.environ if k.startswith("MALLOC_")]:
+        monkeypatch.delenv(k)
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert tune_allocator() is glibc
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # the user tunes malloc: hnet keeps out
+    assert tune_allocator() is False

@@ -90,9 +90,32 @@ def test_chunked_hypernet_batches_all_chunks_of_all_tasks():
     )
     assert h.n_chunks == 4  # ceil(100 / 30)
     calls = []
-    h.net.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
-    h(h.embeddings([0, 1]))
+    h.net[0].register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
+    embs = h.embeddings([0, 1])
+    out = h(embs)
     assert calls == [torch.Size([2, 4, 5])]  # one call: tasks × chunks × (e_t, c_i)
+    # the same weights as running the whole MLP on every chunk and cutting the padded tail
+    inp = torch.cat([embs.unsqueeze(1).expand(2, 4, -1), h.chunk_embs.expand(2, 4, -1)], -1)
+    padded = h.net(inp).reshape(2, 4 * 30)
+    assert out.shape == (2, 100)
+    torch.testing.assert_close(out, padded[:, :100])
+
+
+def test_chunked_hypernet_gradients_match_the_padded_reference():
+    """The chunked output's concatenation routes each output gradient to exactly its own
+    weight (compared with autograd through the padded reference)."""
+    h = ChunkedHypernet(
+        target_numel=100, n_tasks=1, task_emb=3, hidden=[4], chunk_size=30, chunk_emb=2
+    )
+    g = torch.randn(1, 100)
+    h(h.embeddings([0])).backward(g)
+    fast = {n: p.grad.clone() for n, p in h.named_parameters()}
+    h.zero_grad()
+    embs = h.embeddings([0])
+    inp = torch.cat([embs.unsqueeze(1).expand(1, 4, -1), h.chunk_embs.expand(1, 4, -1)], -1)
+    h.net(inp).reshape(1, 120)[:, :100].backward(g)
+    for n, p in h.named_parameters():
+        torch.testing.assert_close(fast[n], p.grad, msg=n)
 
 
 @pytest.mark.parametrize(
