@@ -110,7 +110,8 @@ class HNET(Method):
         return adam([self.hnet.task_embs[task]], self.hp["emb_lr"] or train["lr"], self.cfg)
 
     def weights(self, task: int) -> Tensor:
-        return self.hnet(self.hnet.embeddings([task]))[0]
+        # squeeze, not [0]: indexing would allocate and zero-fill a (1, N) gradient per step
+        return self.hnet(self.hnet.embeddings([task])).squeeze(0)
 
     def task_stats(self, task: int) -> Tensor | None:
         """Task ``task``'s BatchNorm statistics (a view: train mode updates them in place)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.adam import adam as adam_functional  # Adam's public functional form
 
 
 @torch.no_grad()
@@ -17,9 +18,9 @@ def adam_lookahead(optimizer: torch.optim.Adam, params: dict[str, Tensor]) -> di
 
     Mirrors ``torch.optim.Adam`` (no weight decay, no amsgrad): the moments are advanced on
     copies, bias-corrected, and turned into the step. Parameters without a gradient get no entry.
-    All parameters go through each elementwise operation at once (``torch._foreach_*``, as
-    Adam's own multi-tensor path does): a handful of kernel launches per step instead of a
-    handful per parameter tensor.
+    With a fused Adam (:mod:`hnet.methods.optim`) the step comes from the same fused kernel;
+    otherwise all parameters go through each elementwise operation at once
+    (``torch._foreach_*``, as Adam's multi-tensor path does).
     """
     group = optimizer.param_groups[0]
     lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
@@ -34,6 +35,8 @@ def adam_lookahead(optimizer: torch.optim.Adam, params: dict[str, Tensor]) -> di
     if len(steps) > 1 or any(("exp_avg" in st) != (steps != {0.0}) for st in states):
         raise ValueError("lookahead: the parameters' Adam states are at different steps")
     step = steps.pop() + 1
+    if optimizer.defaults.get("fused"):
+        return dict(zip(names, _fused_step(states, grads, step - 1, lr, b1, b2, eps), strict=True))
     if step > 1:  # m' = β1 m + (1 − β1) g,  v' = β2 v + (1 − β2) g²
         m = torch._foreach_mul([st["exp_avg"] for st in states], b1)
         torch._foreach_add_(m, grads, alpha=1 - b1)
@@ -48,3 +51,31 @@ def adam_lookahead(optimizer: torch.optim.Adam, params: dict[str, Tensor]) -> di
     delta = torch._foreach_mul(m, -(lr / (1 - b1**step)))
     torch._foreach_div_(delta, denom)
     return dict(zip(names, delta, strict=True))
+
+
+def _fused_step(
+    states: list[dict],
+    grads: list[Tensor],
+    done: float,
+    lr: float,
+    b1: float,
+    b2: float,
+    eps: float,
+) -> list[Tensor]:
+    """The same ΔΘ from Adam's fused kernel, run on zero "parameters" and copies of the moments:
+    one pass over the moments instead of nine elementwise ones (the lookahead's cost is memory
+    traffic over every hypernetwork weight)."""
+    deltas = [torch.zeros_like(g) for g in grads]
+    if done:
+        m = [st["exp_avg"].clone() for st in states]
+        v = [st["exp_avg_sq"].clone() for st in states]
+        steps = [st["step"].clone() for st in states]
+    else:
+        m = [torch.zeros_like(g) for g in grads]
+        v = [torch.zeros_like(g) for g in grads]
+        steps = [torch.zeros((), dtype=torch.float32, device=g.device) for g in grads]
+    adam_functional(
+        deltas, grads, m, v, [], steps, fused=True, amsgrad=False, beta1=b1, beta2=b2, lr=lr,
+        weight_decay=0.0, eps=eps, maximize=False,
+    )  # fmt: skip
+    return deltas

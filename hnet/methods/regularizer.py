@@ -42,6 +42,20 @@ TARGET_MODES = ("stored", "online")
 IMPLEMENTATIONS = ("auto", "direct", "gram")
 
 
+class SelfGram(torch.autograd.Function):
+    """``aᵀa`` whose backward, ``a (g + gᵀ)``, is one product in ``a``'s own layout."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor) -> Tensor:
+        ctx.save_for_backward(a)
+        return a.T @ a
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (a,) = ctx.saved_tensors
+        return a @ (grad + grad.T)
+
+
 class OutputRegularizer:
     def __init__(
         self,
@@ -188,9 +202,13 @@ class OutputRegularizer:
         g11 = self.frozen.get(f"gram11.{key}")
         if g11 is None:  # constant during a task: computed once
             g11 = self.frozen[f"gram11.{key}"] = (w0.T @ w0).detach()
-        g12, g22 = w0.T @ dw, dw.T @ dw
+        # Written so that every gradient w.r.t. ΔW comes out in ΔW's own (row-major) layout:
+        # ΔWᵀΔW through SelfGram, and Δb-products as db @ ΔW rather than ΔWᵀ @ db. Autograd's
+        # default for a transposed operand is a transposed gradient, whose accumulation is a
+        # strided pass over the whole layer (the largest cost of this term on PM-10).
+        g12, g22 = w0.T @ dw, SelfGram.apply(dw)
         gram = torch.cat([torch.cat([g11, g12], 1), torch.cat([g12.T, g22], 1)], 0)
-        return [gram, torch.cat([w0.T @ db, dw.T @ db]), db.pow(2).sum()]
+        return [gram, torch.cat([db @ w0, db @ dw]), db.pow(2).sum()]
 
     @staticmethod
     def _quad(z: Tensor, block: list[Tensor]) -> Tensor:

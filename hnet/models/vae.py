@@ -127,7 +127,7 @@ class HyperVAE(nn.Module):
         """VAE loss of a batch of ``task``'s inputs, through ``task``'s generated decoder."""
         mu, logvar = self.encoder(x)
         z = reparameterize(mu, logvar, gen)
-        logits = self.decode(self.decoder_weights([task]), z.unsqueeze(0), [task])[0]
+        logits = self.decode(self.decoder_weights([task]), z.unsqueeze(0), [task]).squeeze(0)
         return vae_loss(logits, x, mu, logvar)
 
     @torch.no_grad()

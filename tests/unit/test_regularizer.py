@@ -103,16 +103,21 @@ def test_random_subset_is_fresh_each_step_and_of_size_s():
     assert reg.select(g).tolist() == list(range(10))
 
 
-def test_adam_lookahead_predicts_the_real_adam_step():
+@pytest.mark.parametrize("fused", [False, True], ids=["foreach", "fused"])
+def test_adam_lookahead_predicts_the_real_adam_step(fused):
     h = make_hnet()
-    opt = torch.optim.Adam(h.theta().values(), lr=1e-2)
+    opt = torch.optim.Adam(h.theta().values(), lr=1e-2, fused=fused or None)
     for _step in range(3):  # with fresh and with accumulated moment estimates
         h.zero_grad()
         h(h.embeddings([0, 1])).pow(2).sum().backward()
         state_before = copy.deepcopy(opt.state_dict())
         before = {n: p.detach().clone() for n, p in h.theta().items()}
         delta = adam_lookahead(opt, h.theta())
-        assert opt.state_dict()["state"].keys() == state_before["state"].keys()
+        after = opt.state_dict()["state"]
+        assert after.keys() == state_before["state"].keys()
+        for k, st in after.items():  # the optimizer's moments and step are untouched
+            for name, t in st.items():
+                torch.testing.assert_close(t, state_before["state"][k][name], rtol=0, atol=0)
         opt.step()
         for n, p in h.theta().items():
             torch.testing.assert_close(p.detach() - before[n], delta[n], rtol=1e-4, atol=1e-7)
