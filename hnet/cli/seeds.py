@@ -131,7 +131,8 @@ PASSED = {
     "tracking_file": "--tracking-file",
 }
 FLAGS = {"restart": "--restart", "no_tracking": "--no-tracking", "quiet": "--quiet"}
-PER_SEED = {"seed", "seeds", "out", "scratch", "overrides", "no_pack", "print_config", "func"}
+PER_SEED = {"seed", "seeds", "out", "scratch", "overrides", "no_pack", "print_config"}
+PARSER = {"command", "func"}  # argparse bookkeeping
 
 
 def seed_argv(args: argparse.Namespace, seed: int, out: Path, scratch: str | None) -> list[str]:
