@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
@@ -154,9 +155,20 @@ class Packed:
 class PackedHNET(Packed):
     """The hypernetworks' Θ (one Adam) and the current task embedding (a fresh Adam per task)
     stacked; the output regularizer is the ``direct`` term vmapped over seeds, each seed with
-    its own frozen targets, its own lookahead ΔΘ and its own subset of earlier tasks."""
+    its own frozen targets, its own lookahead ΔΘ and its own subset of earlier tasks.
+
+    The regularizer is always ``direct`` here (``hnet.reg_impl`` gram or an auto choice of it
+    is replaced: the same value, another float path); stored Gram features of a checkpoint are
+    turned into the targets they stand for."""
 
     methods: list[HNET]
+
+    def __init__(self, methods: list[HNET]) -> None:
+        for m in methods:
+            m.reg.impl = "direct"
+            if m.reg.use_gram:
+                to_targets(m)
+        super().__init__(methods)
 
     def groups(self, m: HNET) -> dict[str, dict[str, Tensor]]:
         out: dict[str, dict[str, Tensor]] = {"opt": dict(m.hnet.theta())}
@@ -215,6 +227,16 @@ class PackedHNET(Packed):
         return vmap(lambda p, e, t, mk: direct_loss(hnet, p, e, t, mk))(
             params, embs, targets, masks
         )
+
+
+@torch.no_grad()
+def to_targets(m: HNET) -> None:
+    """A regularizer that froze Gram features (h*, W*, b*) → the frozen targets f_h(e_t, Θ*)."""
+    reg, frozen = m.reg, m.reg.frozen
+    if "features" in frozen:
+        out = F.linear(frozen["features"], frozen["W"], frozen["b"])
+        frozen = {"targets": out.reshape(reg.n_prev, -1)[:, : m.hnet.target_numel]}
+    reg.load(frozen, reg.n_prev, False, m.device)
 
 
 class PackedFinetune(Packed):
