@@ -214,16 +214,17 @@ class PackedHNET(Packed):
     def regularizer(self, theta: dict[str, Tensor], delta: dict[str, Tensor]) -> Tensor:
         """Each seed's output regularizer ``(K,)``, drawing its subset from its own generator."""
         assert self.targets is not None
-        tasks = torch.stack([m.reg.select(m.gen) for m in self.methods])  # (K, n)
-        rows = torch.arange(self.k).unsqueeze(1)
+        device = self.targets.device
+        tasks = torch.stack([m.reg.select(m.gen) for m in self.methods]).to(device)  # (K, n)
+        rows = torch.arange(self.k, device=device).unsqueeze(1)
         embs = self.embs[rows, tasks]  # (K, n, d)
-        targets = self.targets[rows, tasks.to(self.targets.device)]  # (K, n, N)
+        targets = self.targets[rows, tasks]  # (K, n, N)
         params = {n: p + delta[n] if n in delta else p for n, p in theta.items()}
         masks = self.methods[0].reg.masks
         hnet = self.methods[0].hnet
         if masks is None:
             return vmap(lambda p, e, t: direct_loss(hnet, p, e, t))(params, embs, targets)
-        masks = masks[tasks.to(masks.device)]  # (K, n, N): the same heads for every seed
+        masks = masks[tasks]  # (K, n, N): the same heads for every seed
         return vmap(lambda p, e, t, mk: direct_loss(hnet, p, e, t, mk))(
             params, embs, targets, masks
         )
