@@ -14,8 +14,8 @@ The stack is authoritative during a task. At boundaries the job calls :meth:`Pac
 task, evaluate, checkpoint, exactly as unpacked) and calls :meth:`Packed.refresh` (per-seed →
 stack) after changing them.
 
-What packs (:func:`refusal` says why not otherwise): ``hnet`` with stored regularizer targets and
-``finetune``, on MLP targets (no BatchNorm statistics, no dropout randomness).
+What packs (:func:`refusal` says why not otherwise): ``hnet`` with stored regularizer targets,
+``finetune`` and ``scratch``, on MLP targets (no BatchNorm statistics, no dropout randomness).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from hnet.methods.finetune import Finetune
 from hnet.methods.hnet import HNET
 from hnet.methods.lookahead import adam_lookahead
 from hnet.methods.regularizer import direct_loss
+from hnet.methods.scratch import Scratch
 from hnet.models.target import functional_forward, head_outputs
 
 
@@ -143,10 +144,6 @@ class Packed:
         for opt in self.opts.values():
             opt.step()
 
-    def seed_losses(self, out: Tensor, y: Tensor) -> Tensor:
-        """The task loss of each seed ``(K,)``: outputs (K, B, …), labels (K, B, …)."""
-        return vmap(self.methods[0].task_loss)(out, y)
-
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         """One step of every seed on its batch ``x[s], y[s]``; the seeds' losses ``(K,)``."""
         raise NotImplementedError
@@ -186,18 +183,17 @@ class PackedHNET(Packed):
         if reg.n_prev > 0:
             self.targets = torch.stack([m.reg.frozen["targets"] for m in ms])  # (K, n_prev, N)
 
-    def generate(self, theta: dict[str, Tensor], embs: Tensor) -> Tensor:
-        """Flat target weights (K, E, N) of the stacked Θ (K, …) for embeddings (K, E, d)."""
-        hnet = self.methods[0].hnet
-        return vmap(lambda th, e: functional_call(hnet, th, (e,)))(theta, embs)
-
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         m0 = self.methods[0]
         theta, emb = self.params["opt"], self.params["emb_opt"]["emb"]
-        weights = self.generate(theta, emb.unsqueeze(1))[:, 0]  # (K, N)
-        target = m0.target
-        out = vmap(lambda w, xs: functional_forward(target, w, xs, None, train=True))(weights, x)
-        losses = self.seed_losses(head_outputs(out, target, task), y)
+        hnet, target = m0.hnet, m0.target
+
+        def task_loss(th: dict[str, Tensor], e: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
+            weights = functional_call(hnet, th, (e.unsqueeze(0),))[0]
+            out = functional_forward(target, weights, xs, None, train=True)
+            return m0.task_loss(head_outputs(out, target, task), ys)
+
+        losses = vmap(task_loss)(theta, emb, x, y)  # (K,): one seed's loss each
         self.zero_grad()
         losses.sum().backward()
         total = losses.detach()
@@ -241,7 +237,9 @@ def to_targets(m: HNET) -> None:
 
 
 class PackedFinetune(Packed):
-    """The target nets' weights stacked under one Adam, each seed on its own batch."""
+    """The target nets' weights stacked under one Adam, each seed on its own batch. Also
+    ``scratch``: its fresh network and Adam per task are made by each seed's ``begin_task``
+    (under the seed's own stream) and stacked by the :meth:`refresh` after it."""
 
     methods: list[Finetune]
 
@@ -252,17 +250,24 @@ class PackedFinetune(Packed):
         m0 = self.methods[0]
         net = m0.net
         net.train()
-        params = self.params["opt"]
-        out = vmap(lambda p, xs: functional_call(net, p, (xs,)))(params, x)
-        out = m0.select_logits(out, task, m0.seen if m0.scenario == "cl3" else None)
+        n_active = m0.seen if m0.scenario == "cl3" else None
+
+        def task_loss(p: dict[str, Tensor], xs: Tensor, ys: Tensor) -> Tensor:
+            out = m0.select_logits(functional_call(net, p, (xs,)), task, n_active)
+            return m0.task_loss(out, m0.scenario_labels(ys, task))
+
+        losses = vmap(task_loss)(self.params["opt"], x, y)  # (K,): one seed's loss each
         self.zero_grad()
-        losses = self.seed_losses(out, m0.scenario_labels(y, task))
         losses.sum().backward()
         self.step()
         return losses.detach()
 
 
-PACKERS: dict[type, type[Packed]] = {HNET: PackedHNET, Finetune: PackedFinetune}
+PACKERS: dict[type, type[Packed]] = {
+    HNET: PackedHNET,
+    Finetune: PackedFinetune,
+    Scratch: PackedFinetune,
+}
 
 
 def pack(methods: list[Method]) -> Packed:

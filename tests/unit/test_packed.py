@@ -49,7 +49,7 @@ def cfgs(method, seeds, scenario="cl1", size=None, device=None, **over):
 
 def weights(out, method):
     state = torch.load(out / "state" / "ckpt.pt", weights_only=True, map_location="cpu")
-    key = "net" if method == "finetune" else "hnet"
+    key = "hnet" if method == "hnet" else "net"
     return state["method"][key], state
 
 
@@ -86,6 +86,7 @@ def assert_same_run(packed, single, method):
         ("hnet", "cl3", None, 30),
         ("hnet", "cl1", "full", 10),  # an unchunked HMLP: a large output layer, fewer steps
         ("finetune", "cl3", None, 30),
+        ("scratch", "cl1", None, 30),  # a fresh net and Adam per task
     ],
 )
 def test_packed_seeds_equal_unpacked_jobs(tmp_path, method, scenario, size, iters):
