@@ -60,7 +60,11 @@ def losses(out):
 def assert_same_run(packed, single, method):
     """Two run directories of the same config: same files, keys, data order (losses), within
     the tolerances above."""
-    assert sorted(p.name for p in packed.rglob("*")) == sorted(p.name for p in single.rglob("*"))
+
+    def files(d):  # what was moved aside (a damaged file) aside
+        return sorted(p.name for p in d.rglob("*") if ".old-" not in p.name)
+
+    assert files(packed) == files(single)
     assert json.loads((packed / "config.json").read_text()) == json.loads(
         (single / "config.json").read_text()
     )
@@ -119,30 +123,55 @@ def test_finished_seeds_are_skipped(tmp_path):
     assert again[2]["seed"] == 2 and (outs[2] / "metrics.json").exists()
 
 
-def test_interrupted_pack_resumes_exactly(tmp_path):
-    """SIGTERM in task 3: every seed is checkpointed at the same step; the same command resumes
-    them (a seed may also be resumed alone, unpacked: the checkpoints are ordinary ones)."""
-    seeds = [0, 1]
-    cs = cfgs("hnet", seeds)
-    run_packed(cs, [tmp_path / f"ref{s}" for s in seeds], progress=False)
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Seeds 0 and 1 of hnet, packed and uninterrupted."""
+    root = tmp_path_factory.mktemp("ref")
+    run_packed(cfgs("hnet", [0, 1]), [root / "seed0", root / "seed1"], progress=False)
+    return root
+
+
+def interrupt(outs, task=2, step=10):
+    """A packed run of seeds 0 and 1 into ``outs``, stopped by SIGTERM at ``task``, ``step``."""
 
     def stop(kind, data):
-        if kind == "loss" and data["task"] == 2 and data["step"] == 10:
+        if kind == "loss" and (data["task"], data["step"]) == (task, step):
             signal.raise_signal(signal.SIGTERM)
 
-    outs = [tmp_path / f"seed{s}" for s in seeds]
     with pytest.raises(JobInterrupted):
-        run_packed(cs, outs, progress=False, on_event=[stop, None])
+        run_packed(cfgs("hnet", [0, 1]), outs, progress=False, on_event=[stop, None])
+
+
+def test_interrupted_pack_resumes_exactly(tmp_path, reference):
+    """SIGTERM in task 3: every seed is checkpointed at the same step; the same command resumes
+    them (a seed may also be resumed alone, unpacked: the checkpoints are ordinary ones)."""
+    outs = [tmp_path / f"seed{s}" for s in (0, 1)]
+    interrupt(outs)
     for out in outs:
         state = torch.load(out / "state" / "ckpt.pt", weights_only=True)
         assert (state["task"], state["step"]) == (2, 11)
         assert not (out / "metrics.json").exists()
+    cs = cfgs("hnet", [0, 1])
     single = run_job(cs[1], outs[1], progress=False)  # seed 1 alone, unpacked
     res = run_packed(cs, outs, progress=False)  # seed 1 finished: seed 0 alone, packed
     assert res[1] == json.loads(json.dumps(single))
-    for s, r in zip(seeds, res, strict=True):  # resumed packs of another K, or unpacked:
-        assert r["resumed"]  # equal up to float reordering (on CPU, 1 thread: identical)
-        assert_same_run(outs[s], tmp_path / f"ref{s}", "hnet")
+    for s, r in enumerate(res):  # resumed packs of another K, or unpacked: equal up to float
+        assert r["resumed"]  # reordering (on CPU, 1 thread: identical)
+        assert_same_run(outs[s], reference / f"seed{s}", "hnet")
+
+
+def test_seeds_at_different_points_resume_as_separate_packs(tmp_path, reference, capsys):
+    """Seed 1's newest checkpoint is damaged: it goes back to the task boundary before, seed 0
+    continues mid-task; both end as the uninterrupted run."""
+    outs = [tmp_path / f"seed{s}" for s in (0, 1)]
+    interrupt(outs)
+    (outs[1] / "state" / "ckpt.pt").write_bytes(b"garbage")
+    run_packed(cfgs("hnet", [0, 1]), outs, progress=False)
+    err = capsys.readouterr().err
+    assert "seed1 at task 3, step 0 from ckpt.prev.pt" in err
+    assert "seed0 at task 3, step 11 from ckpt.pt" in err
+    for s in (0, 1):
+        assert_same_run(outs[s], reference / f"seed{s}", "hnet")
 
 
 def test_a_diverging_seed_fails_alone(tmp_path, monkeypatch):
