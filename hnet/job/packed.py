@@ -8,7 +8,8 @@ ordinary :class:`~hnet.job.run.Job` (its own data, sampler, augmentation stream,
 under its seed, checkpoints, evaluation); only the steps are taken together, on parameters
 stacked over seeds (:mod:`hnet.methods.packed`).
 
-- A seed whose run directory is finished is skipped; the pack trains the others.
+- A seed whose run directory is finished is skipped; the pack trains the others (a single
+  seed left trains as the plain job: packing one seed only adds vmap's overhead).
 - Seeds resume from their own checkpoints. Seeds at different points (one finished a task more
   than another, say after a damaged checkpoint) train as separate packs, one after the other.
 - A seed whose loss becomes NaN or infinite fails alone (its failed.json, its last good
@@ -77,6 +78,17 @@ def run_packed(
             results[i] = finished
         else:
             todo.append((i, Job(cfg, out, progress, on_event[i], checkpoint), r_scratch))
+    if len(todo) == 1:  # one seed to train: the plain job, without vmap's overhead
+        i, job, r_scratch = todo[0]
+        try:
+            results[i] = job.run(r_scratch)
+        except JobInterrupted:
+            raise
+        except Exception as e:
+            record_failure(job.out, e)
+            raise
+        (job.out / FAILED).unlink(missing_ok=True)
+        return results
     if not todo:
         return results
     jobs = [job for _, job, _ in todo]
@@ -161,6 +173,8 @@ class PackedLoop:
                 job.method.begin_task(t)
                 job.sampler.start_task(job.bench.tasks[t].n_train)
             self.packed.refresh()
+        self.first_bad = torch.full((len(jobs),), -1, device=jobs[0].device)
+        self.bad_loss = torch.zeros(len(jobs), device=jobs[0].device)
         t0 = time.perf_counter()
         seeds = ",".join(str(j.cfg["seed"]) for j in jobs)
         self.bar = bar = tqdm(
@@ -185,13 +199,20 @@ class PackedLoop:
                 x, y = job.bench.tasks[t].train_batch(idx, job.augment_gen)
                 xs.append(x)
                 ys.append(y)
-            losses = self.packed.train_step(t, torch.stack(xs), torch.stack(ys)).tolist()
-            self.check_finite(losses, t, step)
-            if not self.jobs:
-                return
-            if step % cfg["train"]["log_every"] == 0 or step == iters - 1:
-                bar.set_postfix(loss=f"{sum(losses) / len(losses):.4f}", refresh=False)
-                for job, log, loss in zip(self.jobs, self.logs, losses, strict=True):
+            losses = self.packed.train_step(t, torch.stack(xs), torch.stack(ys))
+            # the first non-finite step of each seed, kept on the device: no sync per step
+            bad = ~torch.isfinite(losses) & (self.first_bad < 0)
+            self.first_bad = torch.where(bad, step, self.first_bad)
+            self.bad_loss = torch.where(bad, losses, self.bad_loss)
+            logged = step % cfg["train"]["log_every"] == 0 or step == iters - 1
+            if logged or stop.signum is not None:  # before anything is logged or saved
+                values = losses.tolist()
+                self.check_finite(values, t)
+                if not self.jobs:
+                    return
+            if logged:
+                bar.set_postfix(loss=f"{sum(values) / len(values):.4f}", refresh=False)
+                for job, log, loss in zip(self.jobs, self.logs, values, strict=True):
                     log_line(log, {"task": t, "step": step, "loss": loss})
                     job.emit("loss", {"task": t, "step": step, "loss": loss})
             if stop.signum is not None and step + 1 < iters:
@@ -216,13 +237,17 @@ class PackedLoop:
         for job in self.jobs:
             job.train_seconds += seconds / len(self.jobs)
 
-    def check_finite(self, losses: list[float], t: int, step: int) -> None:
-        """A seed whose loss is not finite fails alone: failed.json, its last good checkpoint
-        kept, out of the pack; the others go on."""
+    def check_finite(self, losses: list[float], t: int) -> None:
+        """A seed whose loss was not finite at some step since the last check fails alone:
+        failed.json naming that step, its last good checkpoint kept, out of the pack; the
+        others go on. ``losses``: this step's, one per seed still in the pack."""
+        first_bad, bad_loss = self.first_bad.tolist(), self.bad_loss.tolist()
         for n in reversed(range(len(losses))):
             job = self.jobs[n]
+            if first_bad[n] < 0:
+                continue
             try:
-                job.check_finite(losses[n], t, step)
+                job.check_finite(bad_loss[n], t, first_bad[n])
             except TrainingDiverged as e:
                 print(f"seed {job.cfg['seed']}: {e}", file=sys.stderr)
                 record_failure(job.out, e)
@@ -233,6 +258,8 @@ class PackedLoop:
                 self.jobs.pop(n)
                 self.logs.pop(n).close()
                 losses.pop(n)
+                keep = [i for i in range(len(self.first_bad)) if i != n]
+                self.first_bad, self.bad_loss = self.first_bad[keep], self.bad_loss[keep]
 
     def finish_task(self, t: int, stop: StopFlag) -> None:
         """Evaluate every seed after task ``t`` and checkpoint it; stop if signalled."""
