@@ -246,20 +246,24 @@ class PackedLoop:
             job = self.jobs[n]
             if first_bad[n] < 0:
                 continue
-            try:
-                job.check_finite(bad_loss[n], t, first_bad[n])
-            except TrainingDiverged as e:
-                print(f"seed {job.cfg['seed']}: {e}", file=sys.stderr)
-                record_failure(job.out, e)
-                self.errors.append(e)
-                self.failed.append(job)
-                if len(self.jobs) > 1:
-                    self.packed.drop(n)
-                self.jobs.pop(n)
-                self.logs.pop(n).close()
-                losses.pop(n)
-                keep = [i for i in range(len(self.first_bad)) if i != n]
-                self.first_bad, self.bad_loss = self.first_bad[keep], self.bad_loss[keep]
+            cfg = job.cfg
+            e = TrainingDiverged(
+                f"Training diverged: the loss is {bad_loss[n]} at task {t + 1}, step "
+                f"{first_bad[n] + 1} ({cfg['method']} on {cfg['benchmark']}, seed "
+                f"{cfg['seed']}). The last good checkpoint is kept. Lower train.lr or the "
+                "regularizer strength and run again with --restart."
+            )
+            print(f"seed {cfg['seed']}: {e}", file=sys.stderr)
+            record_failure(job.out, e)
+            self.errors.append(e)
+            self.failed.append(job)
+            if len(self.jobs) > 1:
+                self.packed.drop(n)
+            self.jobs.pop(n)
+            self.logs.pop(n).close()
+            losses.pop(n)
+            keep = [i for i in range(len(self.first_bad)) if i != n]
+            self.first_bad, self.bad_loss = self.first_bad[keep], self.bad_loss[keep]
 
     def finish_task(self, t: int, stop: StopFlag) -> None:
         """Evaluate every seed after task ``t`` and checkpoint it; stop if signalled."""
