@@ -42,22 +42,6 @@ TARGET_MODES = ("stored", "online")
 IMPLEMENTATIONS = ("auto", "direct", "gram")
 
 
-def direct_loss(
-    hnet: HyperNetwork,
-    params: dict[str, Tensor],
-    embs: Tensor,
-    target: Tensor,
-    masks: Tensor | None = None,
-) -> Tensor:
-    """The ``direct`` term: the hypernetwork at ``params`` on ``embs`` (E, d) against the
-    targets (E, N), optionally masked (E, N), summed and divided by E. A pure function of its
-    tensors, so the packed seeds (:mod:`hnet.methods.packed`) vmap it over a seed axis."""
-    out = functional_call(hnet, params, (embs,))
-    if masks is None:
-        return F.mse_loss(out, target, reduction="sum") / embs.shape[0]
-    return ((out - target).pow(2) * masks).sum() / embs.shape[0]
-
-
 class OutputRegularizer:
     def __init__(
         self,
@@ -239,3 +223,19 @@ class OutputRegularizer:
                 sq = sq * self.masks[t]
             total = total + sq.sum()
         return total / len(tasks)
+
+
+def direct_loss(
+    hnet: HyperNetwork,
+    params: dict[str, Tensor],
+    embs: Tensor,
+    target: Tensor,
+    masks: Tensor | None = None,
+) -> Tensor:
+    """The ``direct`` term: the hypernetwork at ``params`` on ``embs`` (E, d) against the
+    targets (E, N), optionally masked (E, N), summed and divided by E. A pure function of its
+    tensors, so the packed seeds (:mod:`hnet.methods.packed`) vmap it over a seed axis."""
+    out = functional_call(hnet, params, (embs,))
+    if masks is None:
+        return F.mse_loss(out, target, reduction="sum") / embs.shape[0]
+    return ((out - target).pow(2) * masks).sum() / embs.shape[0]
