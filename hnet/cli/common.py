@@ -1,4 +1,5 @@
-"""Arguments every job-shaped subcommand shares (``train``, ``bench``), and their resolution."""
+"""Arguments every job-shaped subcommand shares (``train``, ``bench``), their resolution, and
+what ``train`` with one seed and with ``--seeds`` share (tracking destination, reuse checks)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,27 @@ def resolve_job(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str
         device=args.device,
         threads=args.threads,
     )
+
+
+def printable(metric: Any, res: dict[str, Any]) -> bool:
+    return metric.printed and res.get(metric.name) is not None
+
+
+def tracking_destination(args: argparse.Namespace) -> tuple[str | None, str]:
+    """(MLflow URI or None for no live mirror, experiment) from the arguments."""
+    from hnet.tracking.store import read_destination, resolve_uri
+
+    if args.no_tracking:
+        return None, args.experiment
+    if args.tracking_file:
+        dest = read_destination(args.tracking_file)
+        return (dest["uri"] if dest["live"] else None), dest["experiment"]
+    return resolve_uri(args.tracking_uri), args.experiment
+
+
+def config_changed(out: Path, cfg: dict) -> bool:
+    """Does ``out`` hold a run of a different experiment (machine-only keys aside), according
+    to its config.json, its metrics.json or its checkpoints?"""
+    from hnet.job.integrity import inspect_run
+
+    return bool(inspect_run(out, cfg).changed)

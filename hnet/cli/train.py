@@ -7,7 +7,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hnet.cli.common import add_job_args, resolve_job
+from hnet.cli.common import (
+    add_job_args,
+    config_changed,
+    printable,
+    resolve_job,
+    tracking_destination,
+)
 from hnet.errors import HnetError
 from hnet.metrics import METRICS
 from hnet.rundir import move_aside
@@ -55,12 +61,28 @@ def add_parser(sub: Any) -> None:
         help="print the resolved config with the source of every value, and exit",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--seeds",
+        metavar="LIST",
+        help="several seeds of this cell, e.g. 0,1,2 or 0-7 (instead of --seed); --out must "
+        "then hold {seed}, e.g. 'runs/seed{seed}'. A packable method trains the seeds not yet "
+        "finished in one process, parameters stacked over seeds; others run one process per seed",
+    )
+    p.add_argument(
+        "--no-pack",
+        action="store_true",
+        help="with --seeds: one process per seed even for a packable method",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from hnet.config import format_with_sources
 
+    if args.seeds is not None and not args.print_config:
+        from hnet.cli.seeds import run_seeds
+
+        return run_seeds(args)
     cfg, sources = resolve_job(args)
     if args.print_config:
         print(format_with_sources(cfg, sources), end="")
@@ -78,22 +100,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def printable(metric: Any, res: dict[str, Any]) -> bool:
-    return metric.printed and res.get(metric.name) is not None
-
-
-def tracking_destination(args: argparse.Namespace) -> tuple[str | None, str]:
-    """(MLflow URI or None for no live mirror, experiment) from the arguments."""
-    from hnet.tracking.store import read_destination, resolve_uri
-
-    if args.no_tracking:
-        return None, args.experiment
-    if args.tracking_file:
-        dest = read_destination(args.tracking_file)
-        return (dest["uri"] if dest["live"] else None), dest["experiment"]
-    return resolve_uri(args.tracking_uri), args.experiment
-
-
 def train_with_mirror(args: argparse.Namespace, cfg: dict, out: Path) -> dict[str, Any]:
     from hnet.job.run import run_job
 
@@ -105,11 +111,3 @@ def train_with_mirror(args: argparse.Namespace, cfg: dict, out: Path) -> dict[st
 
     with Mirror(uri, experiment, cfg, out) as mirror:
         return run_job(cfg, out, progress=progress, scratch=args.scratch, on_event=mirror.on_event)
-
-
-def config_changed(out: Path, cfg: dict) -> bool:
-    """Does ``out`` hold a run of a different experiment (machine-only keys aside), according
-    to its config.json, its metrics.json or its checkpoints?"""
-    from hnet.job.integrity import inspect_run
-
-    return bool(inspect_run(out, cfg).changed)

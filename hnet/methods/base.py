@@ -39,6 +39,9 @@ class Method:
     # Does it keep a generator? The job then saves a grid of its samples (samples.npz) that the
     # report draws.
     generative: ClassVar[bool] = False
+    # Can one process train several seeds of it at once, parameters stacked on a seed axis
+    # (hnet.methods.packed)? Declared per class: a subclass that changes the step says False.
+    packable: ClassVar[bool] = False
 
     def __init__(self, cfg: dict[str, Any], bench: Benchmark, device: torch.device) -> None:
         self.cfg, self.bench, self.device = cfg, bench, device

@@ -91,9 +91,12 @@ class Baseline(Method):
     def logits(self, x: Tensor, task: int, n_active: int | None = None) -> Tensor:
         """Outputs used for ``task``: its head (CL1), the shared head (CL2), or the heads of the
         first ``n_active`` tasks side by side (CL3, global class ids)."""
-        out = self.net(x)
+        return self.select_logits(self.net(x), task, n_active)
+
+    def select_logits(self, out: Tensor, task: int, n_active: int | None = None) -> Tensor:
+        """The part of the net's outputs ``out`` (…, outputs) that :meth:`logits` uses."""
         if self.scenario == "cl3" and self.bench.kind != "regression":
-            return out[:, : (n_active or task + 1) * self.bench.head_size]
+            return out[..., : (n_active or task + 1) * self.bench.head_size]
         return head_outputs(out, self.net, task)
 
     def loss_on(self, x: Tensor, y: Tensor, task: int) -> Tensor:
@@ -179,3 +182,4 @@ class Finetune(Baseline):
 
     name = "finetune"
     summary = "sequential training, no protection (lower bound)"
+    packable: ClassVar[bool] = True  # hnet.methods.packed.PackedFinetune

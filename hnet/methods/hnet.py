@@ -41,6 +41,7 @@ class HNET(Method):
     summary = "task-conditioned hypernetwork with output regularizer"
     scenarios = ("cl1", "cl2", "cl3")
     sized: ClassVar[bool] = True
+    packable: ClassVar[bool] = True  # hnet.methods.packed.PackedHNET
     defaults: ClassVar[dict[str, Any]] = {
         "beta": 0.01,  # regularizer strength β (benchmarks override with their official value)
         "lookahead": True,  # ΔΘ lookahead in the regularizer, as in the paper

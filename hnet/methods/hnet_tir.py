@@ -43,6 +43,7 @@ class HNETTIR(HNET):
     sized: ClassVar[bool] = True
     benchmarks = PIXEL_BENCHMARKS
     generative: ClassVar[bool] = True
+    packable: ClassVar[bool] = False  # the replay network's step is not packed
     defaults: ClassVar[dict[str, Any]] = {
         **HNET.defaults,  # the classifier is an HNET: same keys, same meaning
         **REPLAY_MODEL_DEFAULTS,

@@ -155,15 +155,13 @@ class OutputRegularizer:
         embs = hnet.embeddings(tasks).detach()
         if self.use_gram and self.masks is None:
             return self._gram(hnet, params, tasks, embs)
-        out = functional_call(hnet, params, (embs,))
         if "targets" in self.frozen:
             target = self._rows(self.frozen["targets"], tasks)
         else:
             with torch.no_grad():
                 target = functional_call(hnet, self._snapshot(), (embs,))
-        if self.masks is None:
-            return F.mse_loss(out, target, reduction="sum") / len(tasks)
-        return ((out - target).pow(2) * self._rows(self.masks, tasks)).sum() / len(tasks)
+        masks = None if self.masks is None else self._rows(self.masks, tasks)
+        return direct_loss(hnet, params, embs, target, masks)
 
     def _gram(
         self, hnet: HyperNetwork, params: dict[str, Tensor], tasks: Tensor, embs: Tensor
@@ -244,3 +242,19 @@ class OutputRegularizer:
                 sq = sq * self.masks[t]
             total = total + sq.sum()
         return total / len(tasks)
+
+
+def direct_loss(
+    hnet: HyperNetwork,
+    params: dict[str, Tensor],
+    embs: Tensor,
+    target: Tensor,
+    masks: Tensor | None = None,
+) -> Tensor:
+    """The ``direct`` term: the hypernetwork at ``params`` on ``embs`` (E, d) against the
+    targets (E, N), optionally masked (E, N), summed and divided by E. A pure function of its
+    tensors, so the packed seeds (:mod:`hnet.methods.packed`) vmap it over a seed axis."""
+    out = functional_call(hnet, params, (embs,))
+    if masks is None:
+        return F.mse_loss(out, target, reduction="sum") / embs.shape[0]
+    return ((out - target).pow(2) * masks).sum() / embs.shape[0]

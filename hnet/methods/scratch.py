@@ -15,6 +15,8 @@ earlier task's inputs; that is the point of the reference, not a bug.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from hnet import rng
@@ -26,6 +28,7 @@ from hnet.methods.finetune import Baseline
 class Scratch(Baseline):
     name = "scratch"
     summary = "fresh network and optimizer per task (reference for transfer)"
+    packable: ClassVar[bool] = True  # hnet.methods.packed.PackedFinetune
 
     def begin_task(self, task: int) -> None:
         super().begin_task(task)

@@ -1,0 +1,275 @@
+"""Packed seeds: K seeds of one grid cell trained in one process, parameters stacked.
+
+Each seed keeps its ordinary method object (built exactly as its own job would build it, so its
+initialisation, generators and checkpoints are the unpacked ones). A :class:`Packed` wrapper
+stacks the trainable tensors of the K methods on a leading seed axis and takes the training
+steps on the stack with ``torch.func``: ``vmap`` over ``functional_call`` of the seeds' shared
+module structure, each seed on its own batch. The summed loss has disjoint parameters per seed,
+so its gradient for seed s is seed s's own. Adam is elementwise and all seeds step together
+(one ``step`` counter, the same bias correction), so one Adam over the stack is K per-seed Adams;
+the same holds for the hypernetwork's lookahead ΔΘ (:func:`adam_lookahead` on the stack).
+
+The stack is authoritative during a task. At boundaries the job calls :meth:`Packed.store`
+(stack → per-seed methods: weights and optimizer state), uses the per-seed methods (begin/end a
+task, evaluate, checkpoint, exactly as unpacked) and calls :meth:`Packed.refresh` (per-seed →
+stack) after changing them.
+
+What packs (:func:`refusal` says why not otherwise): ``hnet`` with stored regularizer targets,
+``finetune`` and ``scratch``, on MLP targets (no BatchNorm statistics, no dropout randomness).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from hnet.methods.base import METHODS, Method
+from hnet.methods.finetune import Finetune
+from hnet.methods.hnet import HNET
+from hnet.methods.lookahead import adam_lookahead
+from hnet.methods.regularizer import direct_loss
+from hnet.methods.scratch import Scratch
+from hnet.models.target import functional_forward, head_outputs
+
+
+def refusal(cfg: dict[str, Any]) -> str | None:
+    """Why the seeds of ``cfg`` cannot be packed, or None when they can."""
+    cls = METHODS.get(cfg["method"])
+    if not cls.packable or cls not in PACKERS:
+        return f"method {cfg['method']!r} is not packable"
+    if cfg["target"].get("kind", "mlp") != "mlp":
+        return f"target.kind={cfg['target']['kind']!r} (only mlp targets are packed)"
+    if cls is HNET and cfg["hnet"]["targets"] != "stored":
+        return f"hnet.targets={cfg['hnet']['targets']!r} (only stored targets are packed)"
+    return None
+
+
+def stack_optimizer(opts: list[torch.optim.Optimizer], params: list[Tensor]) -> Any:
+    """One optimizer over the stacked ``params`` holding the K optimizers' states stacked.
+    Scalar state (Adam's ``step``) is the same for every seed, as all seeds step together."""
+    first = opts[0]
+    packed = type(first)(params, **first.defaults)
+    states = [o.state_dict() for o in opts]
+    merged: dict[int, dict[str, Any]] = {}
+    for i, st in states[0]["state"].items():
+        merged[i] = {}
+        for k, v in st.items():
+            if torch.is_tensor(v) and v.dim() > 0:
+                merged[i][k] = torch.stack([s["state"][i][k] for s in states])
+            else:
+                if any(not _equal(s["state"][i][k], v) for s in states):
+                    raise ValueError(f"optimizer state {k!r} differs between the packed seeds")
+                merged[i][k] = v
+    packed.load_state_dict({"state": merged, "param_groups": states[0]["param_groups"]})
+    return packed
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return bool(torch.equal(a, b)) if torch.is_tensor(a) else a == b
+
+
+def unstack_optimizer(packed: torch.optim.Optimizer, s: int) -> dict[str, Any]:
+    """Seed ``s``'s share of a stacked optimizer, as its own optimizer's ``state_dict``."""
+    sd = packed.state_dict()
+    state = {
+        i: {k: v[s] if torch.is_tensor(v) and v.dim() > 0 else v for k, v in st.items()}
+        for i, st in sd["state"].items()
+    }
+    return {"state": state, "param_groups": sd["param_groups"]}
+
+
+class Packed:
+    """K methods of one config, trained as one. Subclasses say which parameters each optimizer
+    of a method owns (:meth:`groups`) and how a step looks on the stack (:meth:`train_step`)."""
+
+    def __init__(self, methods: list[Method]) -> None:
+        self.methods = methods
+        self.params: dict[str, dict[str, nn.Parameter]] = {}
+        self.opts: dict[str, torch.optim.Optimizer] = {}
+        self.refresh()
+
+    @property
+    def k(self) -> int:
+        return len(self.methods)
+
+    def groups(self, m: Method) -> dict[str, dict[str, Tensor]]:
+        """``{optimizer attribute: {name: parameter}}`` of one method (None optimizers left out)."""
+        raise NotImplementedError
+
+    def refresh(self) -> None:
+        """Per-seed methods → stack: parameters and optimizer states."""
+        per_seed = [self.groups(m) for m in self.methods]
+        self.params, self.opts = {}, {}
+        for attr, named in per_seed[0].items():
+            self.params[attr] = {
+                n: nn.Parameter(torch.stack([g[attr][n].detach() for g in per_seed])) for n in named
+            }
+            opts = [getattr(m, attr) for m in self.methods]
+            self.opts[attr] = stack_optimizer(opts, list(self.params[attr].values()))
+
+    @torch.no_grad()
+    def store(self) -> None:
+        """Stack → per-seed methods, so they can be evaluated and checkpointed as unpacked."""
+        for s, m in enumerate(self.methods):
+            for attr, named in self.groups(m).items():
+                for n, p in named.items():
+                    p.copy_(self.params[attr][n][s])
+                getattr(m, attr).load_state_dict(unstack_optimizer(self.opts[attr], s))
+
+    def drop(self, s: int) -> Method:
+        """Take seed ``s`` out of the pack (its training diverged); returns its method."""
+        self.store()
+        m = self.methods.pop(s)
+        self.refresh()
+        return m
+
+    def scale_lr(self, factor: float) -> None:
+        """Each method's own rule on its optimizers, copied to the stacked ones."""
+        for m in self.methods:
+            m.scale_lr(factor)
+        m = self.methods[0]
+        for attr, opt in self.opts.items():
+            for mine, theirs in zip(opt.param_groups, getattr(m, attr).param_groups, strict=True):
+                mine["lr"] = theirs["lr"]
+
+    def zero_grad(self) -> None:
+        for opt in self.opts.values():
+            opt.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        for opt in self.opts.values():
+            opt.step()
+
+    def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
+        """One step of every seed on its batch ``x[s], y[s]``; the seeds' losses ``(K,)``."""
+        raise NotImplementedError
+
+
+class PackedHNET(Packed):
+    """The hypernetworks' Θ (one Adam) and the current task embedding (a fresh Adam per task)
+    stacked; the output regularizer is the ``direct`` term vmapped over seeds, each seed with
+    its own frozen targets, its own lookahead ΔΘ and its own subset of earlier tasks.
+
+    The regularizer is always ``direct`` here (``hnet.reg_impl`` gram or an auto choice of it
+    is replaced: the same value, another float path); stored Gram features of a checkpoint are
+    turned into the targets they stand for."""
+
+    methods: list[HNET]
+
+    def __init__(self, methods: list[HNET]) -> None:
+        for m in methods:
+            m.reg.impl = "direct"
+            if m.reg.use_gram:
+                to_targets(m)
+        super().__init__(methods)
+
+    def groups(self, m: HNET) -> dict[str, dict[str, Tensor]]:
+        out: dict[str, dict[str, Tensor]] = {"opt": dict(m.hnet.theta())}
+        if m.emb_opt is not None:
+            out["emb_opt"] = {"emb": m.hnet.task_embs[m.seen - 1]}
+        return out
+
+    def refresh(self) -> None:
+        super().refresh()
+        ms = self.methods
+        with torch.no_grad():
+            self.embs = torch.stack([torch.stack(list(m.hnet.task_embs)) for m in ms]).detach()
+        reg = ms[0].reg
+        self.targets = None
+        if reg.n_prev > 0:
+            self.targets = torch.stack([m.reg.frozen["targets"] for m in ms])  # (K, n_prev, N)
+
+    def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
+        m0 = self.methods[0]
+        theta, emb = self.params["opt"], self.params["emb_opt"]["emb"]
+        hnet, target = m0.hnet, m0.target
+
+        def task_loss(th: dict[str, Tensor], e: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
+            weights = functional_call(hnet, th, (e.unsqueeze(0),))[0]
+            out = functional_forward(target, weights, xs, None, train=True)
+            return m0.task_loss(head_outputs(out, target, task), ys)
+
+        losses = vmap(task_loss)(theta, emb, x, y)  # (K,): one seed's loss each
+        self.zero_grad()
+        losses.sum().backward()
+        total = losses.detach()
+        beta = m0.hp["beta"]
+        if task > 0 and beta > 0:
+            opt = self.opts["opt"]
+            delta = adam_lookahead(opt, theta) if m0.hp["lookahead"] else {}
+            reg = self.regularizer(theta, delta)
+            (beta * reg.sum()).backward()
+            total = total + beta * reg.detach()
+        self.step()
+        return total
+
+    def regularizer(self, theta: dict[str, Tensor], delta: dict[str, Tensor]) -> Tensor:
+        """Each seed's output regularizer ``(K,)``, drawing its subset from its own generator."""
+        assert self.targets is not None
+        device = self.targets.device
+        tasks = torch.stack([m.reg.select(m.gen) for m in self.methods]).to(device)  # (K, n)
+        rows = torch.arange(self.k, device=device).unsqueeze(1)
+        embs = self.embs[rows, tasks]  # (K, n, d)
+        targets = self.targets[rows, tasks]  # (K, n, N)
+        params = {n: p + delta[n] if n in delta else p for n, p in theta.items()}
+        masks = self.methods[0].reg.masks
+        hnet = self.methods[0].hnet
+        if masks is None:
+            return vmap(lambda p, e, t: direct_loss(hnet, p, e, t))(params, embs, targets)
+        masks = masks[tasks]  # (K, n, N): the same heads for every seed
+        return vmap(lambda p, e, t, mk: direct_loss(hnet, p, e, t, mk))(
+            params, embs, targets, masks
+        )
+
+
+@torch.no_grad()
+def to_targets(m: HNET) -> None:
+    """A regularizer that froze Gram features (h*, W*, b*) → the frozen targets f_h(e_t, Θ*)."""
+    reg, frozen = m.reg, m.reg.frozen
+    if "features" in frozen:
+        out = F.linear(frozen["features"], frozen["W"], frozen["b"])
+        frozen = {"targets": out.reshape(reg.n_prev, -1)[:, : m.hnet.target_numel]}
+    reg.load(frozen, reg.n_prev, False, m.device)
+
+
+class PackedFinetune(Packed):
+    """The target nets' weights stacked under one Adam, each seed on its own batch. Also
+    ``scratch``: its fresh network and Adam per task are made by each seed's ``begin_task``
+    (under the seed's own stream) and stacked by the :meth:`refresh` after it."""
+
+    methods: list[Finetune]
+
+    def groups(self, m: Finetune) -> dict[str, dict[str, Tensor]]:
+        return {"opt": dict(m.net.named_parameters())}
+
+    def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
+        m0 = self.methods[0]
+        net = m0.net
+        net.train()
+        n_active = m0.seen if m0.scenario == "cl3" else None
+
+        def task_loss(p: dict[str, Tensor], xs: Tensor, ys: Tensor) -> Tensor:
+            out = m0.select_logits(functional_call(net, p, (xs,)), task, n_active)
+            return m0.task_loss(out, m0.scenario_labels(ys, task))
+
+        losses = vmap(task_loss)(self.params["opt"], x, y)  # (K,): one seed's loss each
+        self.zero_grad()
+        losses.sum().backward()
+        self.step()
+        return losses.detach()
+
+
+PACKERS: dict[type, type[Packed]] = {
+    HNET: PackedHNET,
+    Finetune: PackedFinetune,
+    Scratch: PackedFinetune,
+}
+
+
+def pack(methods: list[Method]) -> Packed:
+    """The packed trainer of ``methods`` (one config, several seeds)."""
+    return PACKERS[type(methods[0])](methods)

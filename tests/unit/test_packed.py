@@ -1,0 +1,238 @@
+"""Packed seeds (hnet.job.packed): K seeds in one process are the K unpacked jobs.
+
+Tolerances, measured (split_digits, 30 steps per task, CPU, 1 thread): packed and unpacked
+parameters after training are bit-identical (max |Δ| = 0.0), so are the accuracy matrices; the
+logged losses differ by ≤ 5e-7 (the vmapped mean reduces in another order; the loss value is
+logged, its gradient is exact). With the fused Adam kernel (stacked tensors meet its vector
+and scalar paths at other offsets) the weights differ by ≤ 3e-7, the matrices are still equal.
+The asserts allow what float reordering can do elsewhere (other
+BLAS, threads, CUDA): parameters within 1e-4, each accuracy within 1 point (one test example
+of a split_digits task is ≈ 0.9 points), logged losses within 1e-4.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from hnet import config
+from hnet.cli import build_parser
+from hnet.cli.seeds import FLAGS, PARSER, PASSED, PER_SEED, parse_seeds, seed_argv
+from hnet.errors import ConfigError, JobInterrupted
+from hnet.job.packed import run_packed
+from hnet.job.run import TrainingDiverged, run_job
+from hnet.methods import METHODS
+from hnet.methods import packed as packed_methods
+from hnet.methods.packed import PACKERS, refusal
+
+FAST = {"train.iters": 30, "train.batch_size": 32, "train.log_every": 5}
+PARAM_TOL, ACC_TOL, LOSS_TOL = 1e-4, 1.0, 1e-4
+
+
+def cfgs(method, seeds, scenario="cl1", size=None, device=None, **over):
+    return [
+        config.resolve(
+            "split_digits",
+            method,
+            scenario=scenario,
+            seed=s,
+            size=size,
+            overrides={**FAST, **over},
+            threads=1,
+            device=device,
+        )
+        for s in seeds
+    ]
+
+
+def weights(out, method):
+    state = torch.load(out / "state" / "ckpt.pt", weights_only=True, map_location="cpu")
+    key = "hnet" if method == "hnet" else "net"
+    return state["method"][key], state
+
+
+def losses(out):
+    return [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+
+
+def assert_same_run(packed, single, method):
+    """Two run directories of the same config: same files, keys, data order (losses), within
+    the tolerances above."""
+
+    def files(d):  # what was moved aside (a damaged file) aside
+        return sorted(p.name for p in d.rglob("*") if ".old-" not in p.name)
+
+    assert files(packed) == files(single)
+    assert json.loads((packed / "config.json").read_text()) == json.loads(
+        (single / "config.json").read_text()
+    )
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (packed, single))
+    assert a.keys() == b.keys()
+    assert np.abs(np.array(a["acc_matrix"]) - np.array(b["acc_matrix"])).max() <= ACC_TOL
+    assert a["acc_init"] == b["acc_init"]  # the same initialisation, evaluated the same way
+    la, lb = losses(packed), losses(single)
+    assert [(r["task"], r["step"]) for r in la] == [(r["task"], r["step"]) for r in lb]
+    assert max(abs(x["loss"] - y["loss"]) for x, y in zip(la, lb, strict=True)) <= LOSS_TOL
+    wa, sa = weights(packed, method)
+    wb, sb = weights(single, method)
+    assert sa.keys() == sb.keys() and sa["method"].keys() == sb["method"].keys()
+    assert max((wa[n] - wb[n]).abs().max().item() for n in wb) <= PARAM_TOL
+    assert sa["sampler"]["pos"] == sb["sampler"]["pos"]
+    assert torch.equal(sa["sampler"]["perm"], sb["sampler"]["perm"])
+
+
+@pytest.mark.parametrize(
+    ("method", "scenario", "size", "iters"),
+    [
+        ("hnet", "cl1", None, 30),
+        ("hnet", "cl3", None, 30),
+        ("hnet", "cl1", "full", 10),  # an unchunked HMLP: a large output layer, fewer steps
+        ("finetune", "cl3", None, 30),
+        ("scratch", "cl1", None, 30),  # a fresh net and Adam per task
+    ],
+)
+def test_packed_seeds_equal_unpacked_jobs(tmp_path, method, scenario, size, iters):
+    """Chunked and full hypernetworks, task-incremental and class-incremental, a baseline."""
+    seeds = [0, 1]
+    cs = cfgs(method, seeds, scenario, size, **{"train.iters": iters})
+    run_packed(cs, [tmp_path / f"p{s}" for s in seeds], progress=False)
+    for cfg, s in zip(cs, seeds, strict=True):
+        run_job(cfg, tmp_path / f"u{s}", progress=False)
+        assert_same_run(tmp_path / f"p{s}", tmp_path / f"u{s}", method)
+    r0, r1 = (json.loads((tmp_path / f"p{s}/metrics.json").read_text()) for s in seeds)
+    assert r0["acc_matrix"] != r1["acc_matrix"]  # the seeds really differ
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_packed_seeds_equal_unpacked_jobs_on_cuda(tmp_path):
+    seeds = [0, 1]
+    cs = cfgs("hnet", seeds, device="cuda")
+    run_packed(cs, [tmp_path / f"p{s}" for s in seeds], progress=False)
+    for cfg, s in zip(cs, seeds, strict=True):
+        run_job(cfg, tmp_path / f"u{s}", progress=False)
+        assert_same_run(tmp_path / f"p{s}", tmp_path / f"u{s}", "hnet")
+
+
+def test_finished_seeds_are_skipped(tmp_path):
+    outs = [tmp_path / f"seed{s}" for s in range(3)]
+    first = run_packed(cfgs("finetune", [0, 1]), outs[:2], progress=False)
+    again = run_packed(cfgs("finetune", [0, 1, 2]), outs, progress=False)
+    assert again[:2] == [json.loads(json.dumps(r)) for r in first]  # reused as they were
+    assert again[2]["seed"] == 2 and (outs[2] / "metrics.json").exists()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Seeds 0 and 1 of hnet, packed and uninterrupted."""
+    root = tmp_path_factory.mktemp("ref")
+    run_packed(cfgs("hnet", [0, 1]), [root / "seed0", root / "seed1"], progress=False)
+    return root
+
+
+def interrupt(outs, task=2, step=10):
+    """A packed run of seeds 0 and 1 into ``outs``, stopped by SIGTERM at ``task``, ``step``."""
+
+    def stop(kind, data):
+        if kind == "loss" and (data["task"], data["step"]) == (task, step):
+            signal.raise_signal(signal.SIGTERM)
+
+    with pytest.raises(JobInterrupted):
+        run_packed(cfgs("hnet", [0, 1]), outs, progress=False, on_event=[stop, None])
+
+
+def test_interrupted_pack_resumes_exactly(tmp_path, reference):
+    """SIGTERM in task 3: every seed is checkpointed at the same step; the same command resumes
+    them; a seed may also be resumed alone, unpacked: the checkpoints are ordinary ones."""
+    outs = [tmp_path / f"seed{s}" for s in (0, 1)]
+    interrupt(outs)
+    for out in outs:
+        state = torch.load(out / "state" / "ckpt.pt", weights_only=True)
+        assert (state["task"], state["step"]) == (2, 11)
+        assert not (out / "metrics.json").exists()
+    cs = cfgs("hnet", [0, 1])
+    single = run_job(cs[1], outs[1], progress=False)  # seed 1 alone, unpacked
+    res = run_packed(cs, outs, progress=False)  # seed 1 finished: seed 0 alone (plain job)
+    assert res[1] == json.loads(json.dumps(single))
+    for s, r in enumerate(res):  # resumed unpacked from packed checkpoints: equal up to float
+        assert r["resumed"]  # reordering (on CPU, 1 thread: identical)
+        assert_same_run(outs[s], reference / f"seed{s}", "hnet")
+
+
+def test_seeds_at_different_points_resume_as_separate_packs(tmp_path, reference, capsys):
+    """Seed 1's newest checkpoint is damaged: it goes back to the task boundary before, seed 0
+    continues mid-task; both end as the uninterrupted run."""
+    outs = [tmp_path / f"seed{s}" for s in (0, 1)]
+    interrupt(outs)
+    (outs[1] / "state" / "ckpt.pt").write_bytes(b"garbage")
+    run_packed(cfgs("hnet", [0, 1]), outs, progress=False)
+    err = capsys.readouterr().err
+    assert "seed1 at task 3, step 0 from ckpt.prev.pt" in err
+    assert "seed0 at task 3, step 11 from ckpt.pt" in err
+    for s in (0, 1):
+        assert_same_run(outs[s], reference / f"seed{s}", "hnet")
+
+
+def test_a_diverging_seed_fails_alone(tmp_path, monkeypatch):
+    """Seed 1's loss is infinite from step 4 of task 2 on (found at the next logged step, no
+    sync per step): it fails alone, naming that step; seed 0 finishes."""
+    real = packed_methods.PackedFinetune.train_step
+    calls = []
+
+    def inf_for_seed_1(self, task, x, y):
+        out = real(self, task, x, y)
+        calls.append(task)
+        if task == 1 and calls.count(1) >= 4 and len(self.methods) == 2:
+            out = out.clone()
+            out[1] = float("inf")
+        return out
+
+    monkeypatch.setattr(packed_methods.PackedFinetune, "train_step", inf_for_seed_1)
+    outs = [tmp_path / f"seed{s}" for s in (0, 1)]
+    with pytest.raises(TrainingDiverged, match="the loss is inf at task 2, step 4 "):
+        run_packed(cfgs("finetune", [0, 1]), outs, progress=False)
+    assert (outs[0] / "metrics.json").exists() and not (outs[0] / "failed.json").exists()
+    assert not (outs[1] / "metrics.json").exists()
+    assert json.loads((outs[1] / "failed.json").read_text())["error"] == "TrainingDiverged"
+    assert torch.load(outs[1] / "state" / "ckpt.pt", weights_only=True)["task"] == 1
+    assert max(r["step"] for r in losses(outs[1]) if r["task"] == 1) == 0  # nothing logged after
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_packable_methods_have_a_packer(name):
+    """A method that declares itself packable is packed by a trainer of its exact class (a
+    subclass inherits ``packable`` and must say False unless it is packed too)."""
+    cls = METHODS.get(name)
+    assert cls.packable == (cls in PACKERS)
+
+
+def test_refusals_name_the_reason():
+    assert refusal(cfgs("hnet", [0])[0]) is None
+    assert "not packable" in refusal(cfgs("ewc", [0])[0])
+    assert "online" in refusal(cfgs("hnet", [0], **{"hnet.targets": "online"})[0])
+
+
+def test_seeds_and_per_seed_arguments():
+    assert parse_seeds("0-2,7") == [0, 1, 2, 7]
+    with pytest.raises(ConfigError):
+        parse_seeds("0,0")
+    argv = [
+        "train", "-b", "split_digits", "-m", "ewc", "--seeds", "0,1", "--out", "r/seed{seed}",
+        "--set", "train.iters=3", "--threads", "1", "--size", "full", "--restart", "-q",
+        "--tracking-file", "m.json", "--if-changed", "restart", "--scratch", "s/seed{seed}",
+    ]  # fmt: skip
+    args = build_parser().parse_args(argv)
+    one = build_parser().parse_args(["train", *seed_argv(args, 1, "r/seed1", "s/seed1")])
+    for dest, value in vars(args).items():  # every argument is passed on or set per seed
+        assert dest in PASSED or dest in PER_SEED or dest in FLAGS or dest in PARSER
+        if dest not in PER_SEED | PARSER:
+            assert getattr(one, dest) == value, dest
+    assert (one.seed, one.out, one.scratch, one.overrides) == (
+        1,
+        "r/seed1",
+        "s/seed1",
+        args.overrides,
+    )
