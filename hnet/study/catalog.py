@@ -61,6 +61,7 @@ def build() -> dict[str, Any]:
                         "sized": bool(cls.sized),
                         "benchmarks": None if cls.benchmarks is None else list(cls.benchmarks),
                         "generative": bool(cls.generative),
+                        "packable": bool(cls.packable),
                         "hparams": dict(cls.defaults),
                     }
                     for name, cls in METHODS.items()
@@ -85,6 +86,14 @@ def is_sized(method: str) -> bool:
     """Does the hypernetwork size axis apply to ``method``? (Unknown methods: no.)"""
     meta = load()["methods"].get(method)
     return bool(meta and meta["sized"])
+
+
+def is_packable(method: str) -> bool:
+    """Can one process train several seeds of ``method`` at once (``pack_seeds``)? (Unknown:
+    no.) A packable method may still fall back to one seed after another for some configs
+    (hnet.methods.packed.refusal); the results are the same either way."""
+    meta = load()["methods"].get(method)
+    return bool(meta and meta.get("packable"))
 
 
 def is_generative(method: str) -> bool:

@@ -21,6 +21,7 @@ from hnet.study.grid import (
     tuning_cells,
     tuning_record,
 )
+from hnet.study.packs import pack_args, pack_name, packs
 from hnet.study.select import selected_for
 from hnet.tracking.status import SYNC_RECORD, mirror_message, skipped_runs
 from hnet.tracking.store import is_live, resolve_uri
@@ -28,6 +29,7 @@ from hnet.tracking.store import is_live, resolve_uri
 try:
     CELLS = expand(config)
     TUNING = tuning_cells(config, CELLS)  # [] unless the study sweeps (docs/studies.md)
+    PACKS = packs(config, CELLS)  # [] unless pack_seeds > 1 (docs/studies.md)
 except HnetError as e:
     raise WorkflowError(str(e)) from None
 

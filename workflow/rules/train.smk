@@ -59,3 +59,41 @@ use rule train as train_tuning with:
         f"{TUNING_RUNS}/{TUNING_PATTERN}/metrics.json",
     log:
         f"{LOGS}/tuning/{TUNING_PATTERN}.log",
+
+
+# pack_seeds: K > 1. Seeds of one cell train together, one job per pack (hnet.study.packs),
+# declaring every seed's metrics.json; these rules win over the one-cell rule `train` for the
+# cells they cover. Resources: a pack holds K seeds' data and weights, so its memory and
+# runtime requests are the cell's times K (an upper bound: a pack of 8 trained in ~2× the
+# time of one seed on split_digits).
+for _pack in PACKS:
+    _first = _pack[0]
+
+    rule:
+        name:
+            pack_name(_pack)
+        input:
+            grid=ancient(f"{OUT}/grid.json"),
+            tracking=ancient(f"{OUT}/mlflow.json"),
+        output:
+            [f"{RUNS}/{c.path}/metrics.json" for c in _pack],
+        log:
+            f"{LOGS}/train/{_first.path.rsplit('/', 1)[0]}/pack{_first.seed}-{_pack[-1].seed}.log",
+        conda:
+            "../../envs/hnet.yaml"
+        threads: resources(config, _first.benchmark)["threads"]
+        resources:
+            mem_mb=resources(config, _first.benchmark)["mem_mb"] * len(_pack),
+            runtime=resources(config, _first.benchmark)["runtime"] * len(_pack),
+            gpu=resources(config, _first.benchmark)["gpu"],
+        params:
+            args=pack_args(config, _pack),
+            # a function: Snakemake would otherwise expand "{seed}" as a wildcard
+            out=lambda wildcards, p=f"{RUNS}/{_first.path.rsplit('/', 1)[0]}": f"{p}/seed{{seed}}",
+        shell:
+            'echo "== $(date -Is) attempt on $(hostname)" >> {log}; '
+            "hnet train {params.args} --threads {threads} --out {params.out:q} "
+            "--tracking-file {input.tracking} --if-changed restart --quiet >> {log} 2>&1"
+
+    workflow.ruleorder(pack_name(_pack), "train")
+
