@@ -96,4 +96,3 @@ for _pack in PACKS:
             "--tracking-file {input.tracking} --if-changed restart --quiet >> {log} 2>&1"
 
     workflow.ruleorder(pack_name(_pack), "train")
-
