@@ -31,7 +31,6 @@ from typing import IO, Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from hnet.errors import JobInterrupted
 from hnet.job.environment import process_age
@@ -177,15 +176,7 @@ class PackedLoop:
         self.bad_loss = torch.zeros(len(jobs), device=jobs[0].device)
         t0 = time.perf_counter()
         seeds = ",".join(str(j.cfg["seed"]) for j in jobs)
-        self.bar = bar = tqdm(
-            range(first, iters),
-            total=iters,
-            initial=first,
-            desc=f"task {t + 1}/{jobs[0].bench.n_tasks} seeds {seeds}",
-            leave=True,
-            dynamic_ncols=True,
-            disable=None if self.progress is None else not self.progress,
-        )
+        self.bar = bar = jobs[0].progress_bar(t, first, iters, f" seeds {seeds}")
         for step in bar:
             for job in self.jobs:
                 if job.startup_seconds is None:

@@ -368,12 +368,14 @@ class Job:
                 stop.signum,
             )
 
-    def progress_bar(self, t: int, first: int, iters: int) -> Any:
+    def progress_bar(self, t: int, first: int, iters: int, label: str = "") -> Any:
+        """Steps ``first..iters-1`` of task ``t`` with a progress bar (``label`` is appended to
+        its description: a pack of seeds names them)."""
         return tqdm(
             range(first, iters),
             total=iters,
             initial=first,
-            desc=f"task {t + 1}/{self.bench.n_tasks}",
+            desc=f"task {t + 1}/{self.bench.n_tasks}{label}",
             leave=True,
             dynamic_ncols=True,
             disable=None if self.progress is None else not self.progress,  # None: TTY only
