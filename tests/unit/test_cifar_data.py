@@ -14,19 +14,27 @@ import pytest
 import torch
 from cifar_files import FOLDER, N_TEST, N_TRAIN, write_cifar, write_cifar_archive
 
-from hnet.data import BENCHMARKS, Benchmark, TaskData, cifar, load_benchmark, location
+from hnet.data import (
+    BENCHMARKS,
+    Benchmark,
+    TaskData,
+    cifar_format,
+    cifar_sources,
+    load_benchmark,
+    location,
+)
 from hnet.data.augment import ImageAugment, shift_flip
 from hnet.errors import ConfigError, DataError
 from hnet.methods import tuned
 
 ARCHIVE = "cifar-10-python.tar.gz"
-MEAN, STD = cifar.LAYOUTS["CIFAR10"].mean, cifar.LAYOUTS["CIFAR10"].std
+MEAN, STD = cifar_format.LAYOUTS["CIFAR10"].mean, cifar_format.LAYOUTS["CIFAR10"].std
 
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """Tiny sample counts; never $HNET_DATA or ~/.cache."""
-    monkeypatch.setattr(cifar, "EXPECTED_ROWS", None)
+    monkeypatch.setattr(cifar_format, "EXPECTED_ROWS", None)
     monkeypatch.setattr(location, "DEFAULT_ROOT", tmp_path / "default-root")
     monkeypatch.delenv("HNET_DATA", raising=False)
 
@@ -51,7 +59,7 @@ def images(rows: np.ndarray) -> np.ndarray:
 def test_specs_and_layout_match_torchvision():
     import torchvision.datasets as tvd
 
-    for name, layout in cifar.LAYOUTS.items():
+    for name, layout in cifar_format.LAYOUTS.items():
         cls = getattr(tvd, name)
         assert (layout.folder, layout.archive) == (cls.base_folder, cls.filename)
         assert list(layout.train) == [f for f, _ in cls.train_list]
@@ -100,7 +108,7 @@ def test_split_cifar10_100(root):
     keep = (c100["y_train"] >= 10) & (c100["y_train"] < 20)
     np.testing.assert_array_equal(task3.x_train.numpy(), images(c100["x_train"][keep]))
     np.testing.assert_array_equal(task3.y_train.numpy(), c100["y_train"][keep] - 10)
-    assert task3.augment.mean == cifar.LAYOUTS["CIFAR100"].mean
+    assert task3.augment.mean == cifar_format.LAYOUTS["CIFAR100"].mean
     for task in bench.tasks:
         assert task.x_train.dtype == torch.uint8 and task.x_train.shape[1:] == (3, 32, 32)
         assert task.y_train.dtype == torch.int64 and task.y_test.dtype == torch.int64
@@ -240,7 +248,7 @@ def test_incomplete_folder_meta_counts_and_unsafe_pickles(root, monkeypatch):
     meta.unlink()
     with pytest.raises(DataError, match="incomplete, missing meta"):
         load("split_cifar100", path)
-    monkeypatch.setattr(cifar, "EXPECTED_ROWS", {"train": 50000, "test": 10000})
+    monkeypatch.setattr(cifar_format, "EXPECTED_ROWS", {"train": 50000, "test": 10000})
     with pytest.raises(DataError, match="train files hold 50 images, expected 50000"):
         load("split_cifar10", path)
 
@@ -249,7 +257,7 @@ def test_download_failure_is_wrapped(tmp_path, monkeypatch):
     def offline(layout, directory):
         raise RuntimeError("Error downloading cifar-10-python.tar.gz:\nURLError no network")
 
-    monkeypatch.setattr(cifar, "fetch_archive", offline)
+    monkeypatch.setattr(cifar_sources, "fetch_archive", offline)
     with pytest.raises(DataError, match=r"Download of CIFAR-10 into .* failed: Error") as err:
         load_benchmark("split_cifar10", {"dir": str(tmp_path), "download": True}, seed=0)
     assert "\n" not in str(err.value) and "data.download=true" not in str(err.value)
@@ -277,7 +285,7 @@ def test_download_replaces_only_the_broken_file(tmp_path, monkeypatch, capsys):
         write_cifar_archive(directory, layout.name)
         return directory / layout.archive
 
-    monkeypatch.setattr(cifar, "fetch_archive", fake_fetch)
+    monkeypatch.setattr(cifar_sources, "fetch_archive", fake_fetch)
     bench = load("split_cifar10", tmp_path, download=True)
     assert bench.n_tasks == 5
     after = snapshot(folder)
