@@ -35,14 +35,8 @@ import torch
 from hnet.errors import JobInterrupted
 from hnet.job.environment import process_age
 from hnet.job.integrity import prepare_run
-from hnet.job.run import (
-    Job,
-    Listener,
-    TrainingDiverged,
-    log_line,
-    record_failure,
-    scratch_reference,
-)
+from hnet.job.result import scratch_reference, write_result
+from hnet.job.run import Job, Listener, TrainingDiverged, log_line, record_failure
 from hnet.job.signals import StopFlag
 from hnet.methods.packed import Packed, pack
 from hnet.methods.schedule import lr_factor
@@ -113,7 +107,7 @@ def run_packed(
     for i, job, r_scratch in todo:
         if job in failed:
             continue
-        results[i] = job.write_result(r_scratch)
+        results[i] = write_result(job, r_scratch)
         (job.out / FAILED).unlink(missing_ok=True)
     if errors:
         raise errors[0]

@@ -5,6 +5,7 @@
     out/state/ckpt.pt   checkpoint after every task and on SIGTERM (resume point); the one
                         before it is kept as state/ckpt.prev.pt
     out/metrics.json    the result (source of truth), written atomically at the very end
+                        (:mod:`hnet.job.result`)
 
 Evaluation protocol (docs/metrics.md): before any training every task is evaluated (b); after
 training task i every task j is evaluated (row i of R), so forward transfer and forgetting are
@@ -29,23 +30,16 @@ from hnet import metrics, rng
 from hnet.config import run_key, task_iters
 from hnet.data import BENCHMARKS, Benchmark, load_benchmark
 from hnet.errors import DataError, HnetError, JobInterrupted
-from hnet.files import write_atomic, write_json
+from hnet.files import write_json
 from hnet.job import state as ckpt
-from hnet.job.environment import (
-    apply_threads,
-    git_commit,
-    peak_rss_mb,
-    process_age,
-    resolve_device,
-    tune_allocator,
-    versions,
-)
+from hnet.job.environment import apply_threads, process_age, resolve_device, tune_allocator
 from hnet.job.integrity import prepare_run
+from hnet.job.result import scratch_reference, write_result
 from hnet.job.sampler import Sampler
 from hnet.job.signals import StopFlag
 from hnet.methods import METHODS
 from hnet.methods.schedule import lr_factor
-from hnet.rundir import CKPT, CKPT_PREV, CONFIG, FAILED, LOSSES, METRICS, SAMPLES
+from hnet.rundir import CKPT, CKPT_PREV, CONFIG, FAILED, LOSSES, METRICS
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -70,38 +64,6 @@ def check_task_sizes(cfg: dict[str, Any], bench: Benchmark) -> None:
             "other data (e.g. data.check_counts=false) train by steps: --set train.epochs=0 "
             "--set train.iters=N."
         )
-
-
-def task_inference(TI: np.ndarray) -> dict[str, Any]:
-    """Task-inference accuracy (%): the matrix (rows: after training task i, columns: task j,
-    only over learned tasks j ≤ i) and its final-row mean."""
-    if np.isnan(TI).all():
-        return {}
-    return {
-        "task_inference_matrix": np.where(np.isnan(TI), None, TI).tolist(),
-        "task_inference_final": float(np.nanmean(TI[-1])),
-    }
-
-
-def scratch_reference(path: str | Path, cfg: dict[str, Any]) -> np.ndarray:
-    """Diagonal of a ``scratch`` run's matrix, checked to be the same benchmark/scenario/seed."""
-    path = Path(path)
-    file = path / "metrics.json" if path.is_dir() else path
-    if not file.exists():
-        raise HnetError(
-            f"--scratch {path}: no metrics.json there; run the scratch job first "
-            f"(hnet train -m scratch ...)."
-        )
-    ref = json.loads(file.read_text())
-    for key in ("benchmark", "scenario", "seed"):
-        if ref.get(key) != cfg[key]:
-            raise HnetError(
-                f"--scratch {file}: its {key} is {ref.get(key)!r}, this job's is "
-                f"{cfg[key]!r}; transfer needs the matching scratch run."
-            )
-    if ref.get("method") != "scratch":
-        raise HnetError(f"--scratch {file}: that is a {ref.get('method')!r} run, not scratch.")
-    return np.diag(np.array(ref["acc_matrix"], dtype=float))
 
 
 def run_job(
@@ -307,7 +269,7 @@ class Job:
                 first = self.step if t == self.task else 0
                 self.train_task(t, first, stop, log)
                 self.finish_task(t, stop, log)
-        return self.write_result(r_scratch)
+        return write_result(self, r_scratch)
 
     def train_task(self, t: int, first: int, stop: StopFlag, log: IO[bytes]) -> None:
         """Steps ``first..iters-1`` of task ``t``; on a stop signal checkpoint and raise."""
@@ -391,46 +353,3 @@ class Job:
                 f"is kept. Lower train.lr or the regularizer strength and run again "
                 f"with --restart."
             )
-
-    # -- result ----------------------------------------------------------------------------
-    def write_samples(self) -> None:
-        """A generative method's sample grid after the last task, for the report (no torch
-        needed to read it); written before metrics.json, so a finished run has it."""
-        grid = self.method.sample_grid()
-        if grid is not None:
-            write_atomic(self.out / SAMPLES, lambda f: np.savez(f, **grid))
-
-    def write_result(self, r_scratch: np.ndarray | None) -> dict[str, Any]:
-        cfg, device = self.cfg, self.device
-        result: dict[str, Any] = {
-            "benchmark": cfg["benchmark"],
-            "scenario": cfg["scenario"],
-            "method": cfg["method"],
-            "size": cfg["size"],
-            "seed": cfg["seed"],
-            "score": "neg_mse" if self.bench.kind == "regression" else "accuracy_percent",
-            "acc_matrix": self.R.tolist(),
-            "acc_init": self.b.tolist(),
-            **metrics.all_metrics(self.R, self.b, r_scratch),
-            **task_inference(self.TI),
-            **(self.val.results() if self.val is not None else {}),
-            **self.method.param_counts(),
-            **self.method.extra_results(),
-            "train_seconds": self.train_seconds,
-            "wall_seconds": time.perf_counter() - self.t_start,
-            "startup_seconds": self.startup_seconds,
-            "process_seconds": process_age(),
-            "peak_rss_mb": peak_rss_mb(),
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-            "resumed": self.resumed,
-            "config": cfg,
-            "versions": versions(),
-            "git_commit": git_commit(),
-        }
-        if device.type == "cuda":
-            result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-        self.write_samples()
-        write_json(self.out / METRICS, result)
-        self.emit("done", result)
-        return result
