@@ -93,7 +93,7 @@ def run_packed(
     errors: list[Exception] = []
     failed: list[Job] = []
     for members in groups.values():
-        loop = PackedLoop([jobs[n] for n in members], progress)
+        loop = PackedLoop([jobs[n] for n in members])
         try:
             loop.run()
         except JobInterrupted:
@@ -130,8 +130,8 @@ def start(job: Job) -> None:
 class PackedLoop:
     """The training loop of :meth:`Job.run` over several jobs at the same task and step."""
 
-    def __init__(self, jobs: list[Job], progress: bool | None) -> None:
-        self.jobs, self.progress = jobs, progress
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
         self.logs: list[IO[bytes]] = []
         self.errors: list[Exception] = []  # divergences, one per seed taken out of the pack
         self.failed: list[Job] = []
@@ -205,12 +205,8 @@ class PackedLoop:
                 self.packed.store()
                 for job, log in zip(self.jobs, self.logs, strict=True):
                     job.save_checkpoint(t, step + 1, log.tell())
-                raise JobInterrupted(
-                    f"Stopped by signal {stop.signum} at task {t + 1}, step {step + 1}; "
-                    f"checkpoints of seeds {seeds} saved in their run directories. Run the "
-                    "same command to resume.",
-                    stop.signum,
-                )
+                saved = f"checkpoints of seeds {seeds} saved in their run directories"
+                stop.interrupt(f"at task {t + 1}, step {step + 1}", saved)
         self.packed.store()
         for job in self.jobs:
             job.method.end_task(t)
@@ -261,8 +257,4 @@ class PackedLoop:
             )
             job.save_checkpoint(t + 1, 0, log.tell())
         if stop.signum is not None and t + 1 < self.jobs[0].bench.n_tasks:
-            raise JobInterrupted(
-                f"Stopped by signal {stop.signum} after task {t + 1}; checkpoints saved in the "
-                "seeds' run directories. Run the same command to resume.",
-                stop.signum,
-            )
+            stop.interrupt(f"after task {t + 1}", "checkpoints saved in the seeds' run directories")

@@ -305,12 +305,7 @@ class Job:
                 self.check_finite(bad, t, step)  # never checkpoint a diverged state
                 self.train_seconds += time.perf_counter() - t0
                 self.save_checkpoint(t, step + 1, log.tell())
-                raise JobInterrupted(
-                    f"Stopped by signal {stop.signum} at task {t + 1}, step {step + 1}; "
-                    f"checkpoint saved in {self.ckpt_path.parent}. Run the same command to "
-                    "resume.",
-                    stop.signum,
-                )
+                stop.interrupt(f"at task {t + 1}, step {step + 1}", self.saved_in())
         self.method.end_task(t)
         self.train_seconds += time.perf_counter() - t0
 
@@ -324,11 +319,11 @@ class Job:
         )
         self.save_checkpoint(t + 1, 0, log.tell())
         if stop.signum is not None and t + 1 < self.bench.n_tasks:
-            raise JobInterrupted(
-                f"Stopped by signal {stop.signum} after task {t + 1}; checkpoint saved in "
-                f"{self.ckpt_path.parent}. Run the same command to resume.",
-                stop.signum,
-            )
+            stop.interrupt(f"after task {t + 1}", self.saved_in())
+
+    def saved_in(self) -> str:
+        """Where a stopped job's checkpoint is, for its message."""
+        return f"checkpoint saved in {self.ckpt_path.parent}"
 
     def progress_bar(self, t: int, first: int, iters: int, label: str = "") -> Any:
         """Steps ``first..iters-1`` of task ``t`` with a progress bar (``label`` is appended to
