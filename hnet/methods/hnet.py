@@ -20,6 +20,7 @@ from torch import Tensor
 from hnet import rng
 from hnet.errors import ConfigError
 from hnet.methods.base import METHODS, Method
+from hnet.methods.layout import upgrade_checkpoint
 from hnet.methods.lookahead import adam_lookahead
 from hnet.methods.optim import adam
 from hnet.methods.regularizer import IMPLEMENTATIONS, TARGET_MODES, OutputRegularizer
@@ -197,14 +198,15 @@ class HNET(Method):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        reg = state["reg"]  # the exact frozen targets, not recomputed
+        opt, frozen = upgrade_checkpoint(self.hnet, state["hnet"], state["opt"], reg["frozen"])
         self.hnet.load_state_dict(state["hnet"])
-        self.opt.load_state_dict(state["opt"])
+        self.opt.load_state_dict(opt)
         self.seen = state["seen"]
         if state["emb_opt"] is not None:  # mid-task: the current embedding's optimizer
             self.emb_opt = self.embedding_optimizer(self.seen - 1)
             self.emb_opt.load_state_dict(state["emb_opt"])
-        reg = state["reg"]  # the exact frozen targets, not recomputed
-        self.reg.load(reg["frozen"], reg["n_prev"], reg["use_gram"], self.device)
+        self.reg.load(frozen, reg["n_prev"], reg["use_gram"], self.device)
         self.gen.set_state(state["gen"].cpu())
         if self.stats is not None:
             self.stats.copy_(state["stats"])

@@ -12,11 +12,12 @@ is the plain per-task reference kept for tests and ``hnet bench``.
 Two exact implementations of the batched term:
 
 ``direct``  generate all ``E × N`` weights and compare them with the targets.
-``gram``    never materialise the ``E × N`` outputs. The output layer ``y = W h + b`` is linear
-            and shared by all chunks, so with ``u = h − h*``, ``ΔW = W − W*``, ``Δb = b − b*``
-            each chunk's difference is ``A z + Δb`` with ``A = [W*, ΔW]`` and ``z = [u; h]``:
+``gram``    never materialise the ``E × N`` outputs. The output layer ``y = Wᵀ h + b`` is linear
+            and shared by all chunks (``W`` is stored ``(h, chunk)``: :class:`WideLinear`), so
+            with ``u = h − h*``, ``ΔW = W − W*``, ``Δb = b − b*`` each chunk's difference is
+            ``Aᵀ z + Δb`` with ``A = [W*; ΔW]`` (stacked rows) and ``z = [u; h]``:
 
-                ‖A z + Δb‖² = zᵀ (AᵀA) z + 2 zᵀ (AᵀΔb) + ‖Δb‖²
+                ‖Aᵀ z + Δb‖² = zᵀ (A Aᵀ) z + 2 zᵀ (A Δb) + ‖Δb‖²
 
             The cost is a (2h × 2h) Gram matrix over the chunk size plus tiny per-chunk quadratic
             forms, independent of the number of tasks, and stored targets shrink from O(T·N)
@@ -43,17 +44,17 @@ IMPLEMENTATIONS = ("auto", "direct", "gram")
 
 
 class SelfGram(torch.autograd.Function):
-    """``aᵀa`` whose backward, ``a (g + gᵀ)``, is one product in ``a``'s own layout."""
+    """``a aᵀ`` whose backward, ``(g + gᵀ) a``, is one product in ``a``'s own layout."""
 
     @staticmethod
     def forward(ctx, a: Tensor) -> Tensor:
         ctx.save_for_backward(a)
-        return a.T @ a
+        return a @ a.T
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         (a,) = ctx.saved_tensors
-        return a @ (grad + grad.T)
+        return (grad + grad.T) @ a
 
 
 class OutputRegularizer:
@@ -83,7 +84,7 @@ class OutputRegularizer:
         if self.head_mask is not None:
             return False
         n_chunks, _, _ = hnet.layout()
-        width = hnet.theta()[hnet.output_layer()[0]].shape[1]
+        width = hnet.theta()[hnet.output_layer()[0]].shape[0]
         big = n_tasks * hnet.target_numel >= 2**20  # below that, call overheads dominate
         return big and 4 * width < n_tasks * n_chunks  # Gram (cs·4h²) vs outputs (E·C·cs·h)
 
@@ -182,12 +183,14 @@ class OutputRegularizer:
         n_chunks, _, last = hnet.layout()
         z = torch.cat([h - h0, h], dim=-1)  # (E, C, 2·width)
         dw, db = params[wname] - w0, params[bname] - b0
-        # Row blocks of the output layer: [:last] is used by every chunk, [last:] not by the
+        # Column blocks of the output layer: [:last] is used by every chunk, [last:] not by the
         # last (cut) chunk. One split, not two slices: a split's backward is one concatenation,
-        # a slice's allocates and zero-fills a gradient of the whole layer. W*ᵀW* is constant
+        # a slice's allocates and zero-fills a gradient of the whole layer. W* W*ᵀ is constant
         # per task.
-        rows = [last] if last == w0.shape[0] else [last, w0.shape[0] - last]
-        parts = zip(w0.split(rows), dw.split(rows), db.split(rows), ("head", "tail"), strict=False)
+        cols = [last] if last == w0.shape[1] else [last, w0.shape[1] - last]
+        parts = zip(
+            w0.split(cols, 1), dw.split(cols, 1), db.split(cols), ("head", "tail"), strict=False
+        )
         blocks = [self._block(*part) for part in parts]
         total = self._quad(z[:, -1], blocks[0])  # last chunk: only its first `last` outputs
         if n_chunks > 1:
@@ -196,17 +199,17 @@ class OutputRegularizer:
         return total / len(tasks)
 
     def _block(self, w0: Tensor, dw: Tensor, db: Tensor, key: str) -> list[Tensor]:
-        """Gram matrix [[W*ᵀW*, W*ᵀΔW], [ΔWᵀW*, ΔWᵀΔW]], AᵀΔb and ‖Δb‖² over some rows."""
+        """Gram matrix [[W* W*ᵀ, W* ΔWᵀ], [ΔW W*ᵀ, ΔW ΔWᵀ]], A Δb and ‖Δb‖² over some columns."""
         g11 = self.frozen.get(f"gram11.{key}")
         if g11 is None:  # constant during a task: computed once
-            g11 = self.frozen[f"gram11.{key}"] = (w0.T @ w0).detach()
+            g11 = self.frozen[f"gram11.{key}"] = (w0 @ w0.T).detach()
         # Written so that every gradient w.r.t. ΔW comes out in ΔW's own (row-major) layout:
-        # ΔWᵀΔW through SelfGram, and Δb-products as db @ ΔW rather than ΔWᵀ @ db. Autograd's
-        # default for a transposed operand is a transposed gradient, whose accumulation is a
-        # strided pass over the whole layer (the largest cost of this term on PM-10).
-        g12, g22 = w0.T @ dw, SelfGram.apply(dw)
-        gram = torch.cat([torch.cat([g11, g12], 1), torch.cat([g12.T, g22], 1)], 0)
-        return [gram, torch.cat([db @ w0, db @ dw]), db.pow(2).sum()]
+        # ΔW ΔWᵀ through SelfGram, ΔW W*ᵀ with ΔW as the left operand. Autograd's default for a
+        # transposed operand is a transposed gradient, whose accumulation is a strided pass over
+        # the whole layer (the largest cost of this term on PM-10).
+        g21, g22 = dw @ w0.T, SelfGram.apply(dw)
+        gram = torch.cat([torch.cat([g11, g21.T], 1), torch.cat([g21, g22], 1)], 0)
+        return [gram, torch.cat([w0 @ db, dw @ db]), db.pow(2).sum()]
 
     @staticmethod
     def _quad(z: Tensor, block: list[Tensor]) -> Tensor:
@@ -235,7 +238,7 @@ class OutputRegularizer:
                     target = functional_call(hnet, snap, (emb,))
                 else:  # stored features: rebuild the target from h* and the frozen output layer
                     h0 = self.frozen["features"][t : t + 1]
-                    target = F.linear(h0, self.frozen["W"], self.frozen["b"])
+                    target = h0 @ self.frozen["W"] + self.frozen["b"]
                     target = target.reshape(1, -1)[:, : hnet.target_numel]
             sq = (functional_call(hnet, params, (emb,)) - target).pow(2)
             if self.masks is not None:

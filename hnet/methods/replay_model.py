@@ -27,6 +27,7 @@ from torch import Tensor
 
 from hnet import rng
 from hnet.errors import ConfigError
+from hnet.methods.layout import upgrade_checkpoint
 from hnet.methods.lookahead import adam_lookahead
 from hnet.methods.optim import adam
 from hnet.methods.regularizer import OutputRegularizer
@@ -212,15 +213,18 @@ class ReplayModel:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.task = state["task"]
+        hnet, reg, opts = self.vae.hnet, state["reg"], state["opts"]
+        theta, frozen = upgrade_checkpoint(
+            hnet, state["vae"], None if opts is None else opts["theta"], reg["frozen"], "hnet."
+        )
         self.vae.load_state_dict(state["vae"])
         self.frozen = state["frozen"]
         self.opts = None
-        if state["opts"] is not None:
+        if opts is not None:
             self.opts = self.optimizers(self.task)
             for key, opt in self.opts.items():
-                opt.load_state_dict(state["opts"][key])
-        reg = state["reg"]
-        self.reg.load(reg["frozen"], reg["n_prev"], reg["use_gram"], self.device)
+                opt.load_state_dict(theta if key == "theta" else opts[key])
+        self.reg.load(frozen, reg["n_prev"], reg["use_gram"], self.device)
         self.gen.set_state(state["gen"].cpu())
 
     def param_counts(self) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import itertools
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hnet.models.target import activation
@@ -28,6 +27,66 @@ def mlp(dims: list[int], act: str) -> nn.Sequential:
     return seq
 
 
+class WideLinear(nn.Module):
+    """``y = x W + b`` with ``W`` stored as ``(in_features, out_features)``: the hypernetwork's
+    output layer, whose few inputs (a hidden layer of ~10–100 units) feed tens of thousands of
+    outputs.
+
+    ``nn.Linear`` keeps ``(out, in)``: for this shape its rows are ``in`` floats long and the three
+    products of a step (forward, weight gradient, input gradient) and the regularizer's Gram
+    products all run on tall matrices with tiny rows or on transposed views of them, which BLAS
+    serves at a fraction of the speed of long contiguous rows (about half, measured:
+    docs/development.md, "The output layer's layout"). Stored transposed, every one of these
+    products reads its operands row-major, and the weight gradient ``xᵀ·g`` comes out in the
+    weight's own layout. Checkpoints written with the ``nn.Linear`` layout (module version 1)
+    load transposed (:func:`hnet.models.hypernet.output_layer_transposed` says when).
+    """
+
+    _version = 2  # 1: nn.Linear's (out, in) layout
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """``nn.Linear``'s initialisation, drawn in its ``(out, in)`` layout and stored
+        transposed: the same random draws in the same order as ``nn.Linear(in, out)``, so a
+        seed's initial hypernetwork is the one it was before the layout changed."""
+        lin = nn.Linear(*self.weight.shape, device=self.weight.device)
+        self.weight.copy_(lin.weight.T)
+        self.bias.copy_(lin.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            return torch.addmm(self.bias, x, self.weight)
+        return x @ self.weight + self.bias
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        if local_metadata.get("version", 1) < 2 and prefix + "weight" in state_dict:
+            state_dict[prefix + "weight"] = state_dict[prefix + "weight"].T
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+
+def output_layer_transposed(hnet: HyperNetwork, state_dict: dict, prefix: str = "") -> bool:
+    """Whether ``state_dict`` (of ``hnet``, or of a module holding it under ``prefix``) stores
+    the output layer in ``nn.Linear``'s layout, so state kept elsewhere in that layout (optimizer
+    moments, frozen regularizer weights) must be transposed too."""
+    layer = prefix + hnet.output_layer()[0].rsplit(".", 1)[0]
+    return getattr(state_dict, "_metadata", {}).get(layer, {}).get("version", 1) < 2
+
+
+def wide_mlp(dims: list[int], act: str) -> nn.Sequential:
+    """:func:`mlp` whose output layer is a :class:`WideLinear`."""
+    seq = mlp(dims[:-1], act)
+    if len(dims) > 2:
+        seq.add_module(f"act{len(dims) - 3}", activation(act))
+    seq.add_module(f"fc{len(dims) - 2}", WideLinear(dims[-2], dims[-1]))
+    return seq
+
+
 class HyperNetwork(nn.Module):
     """Common part: task embeddings, initialisation, parameter accounting."""
 
@@ -38,19 +97,22 @@ class HyperNetwork(nn.Module):
             [nn.Parameter(torch.empty(task_emb)) for _ in range(n_tasks)]
         )
 
+    @torch.no_grad()
     def reset_parameters(self) -> None:
         """Xavier-uniform for ≥2-D weights, zero biases, then embeddings N(0, 1)."""
         for name, p in self.named_parameters():
             if name.startswith("task_embs") or name == "chunk_embs":
                 continue
-            if p.dim() >= 2:
+            if name == self.output_layer()[0] and isinstance(self.net[-1], WideLinear):
+                # drawn in the (out, in) layout, as for nn.Linear (see WideLinear)
+                p.copy_(nn.init.xavier_uniform_(p.new_empty(p.shape[::-1])).T)
+            elif p.dim() >= 2:
                 nn.init.xavier_uniform_(p)
             else:
                 nn.init.zeros_(p)
-        with torch.no_grad():
-            for name, p in self.named_parameters():
-                if name.startswith("task_embs") or name == "chunk_embs":
-                    p.normal_(0.0, 1.0)
+        for name, p in self.named_parameters():
+            if name.startswith("task_embs") or name == "chunk_embs":
+                p.normal_(0.0, 1.0)
 
     def theta(self) -> dict[str, nn.Parameter]:
         """Θ_h: every trainable parameter except the task embeddings (chunk embeddings included)."""
@@ -83,7 +145,7 @@ class FullHypernet(HyperNetwork):
         self, target_numel: int, n_tasks: int, task_emb: int, hidden: list[int], act: str = "relu"
     ) -> None:
         super().__init__(target_numel, n_tasks, task_emb)
-        self.net = mlp([task_emb, *hidden, target_numel], act)
+        self.net = wide_mlp([task_emb, *hidden, target_numel], act)
         self.reset_parameters()
 
     def forward(self, embs: Tensor, features: bool = False) -> Tensor:
@@ -115,7 +177,7 @@ class ChunkedHypernet(HyperNetwork):
         self.chunk_size = chunk_size
         self.n_chunks = math.ceil(target_numel / chunk_size)
         self.chunk_embs = nn.Parameter(torch.empty(self.n_chunks, chunk_emb))
-        self.net = mlp([task_emb + chunk_emb, *hidden, chunk_size], act)
+        self.net = wide_mlp([task_emb + chunk_emb, *hidden, chunk_size], act)
         self.reset_parameters()
 
     def layout(self) -> tuple[int, int, int]:
@@ -135,15 +197,11 @@ class ChunkedHypernet(HyperNetwork):
         h = self.net[:-1](inp)
         if features:
             return h
-        # Full chunks and the short last chunk separately, then one concatenation: cutting a
-        # padded (E, C·chunk) output instead would make every backward allocate, zero-fill and
-        # copy a padded gradient of all E outputs.
-        out = self.net[-1]
-        _, size, last = self.layout()
-        rows = h[:, :-1].reshape(e * (c - 1), h.shape[-1])  # 2-D: one addmm, one bias sum
-        full = F.linear(rows, out.weight, out.bias).reshape(e, (c - 1) * size)
-        tail = F.linear(h[:, -1], out.weight[:last], out.bias[:last])
-        return torch.cat([full, tail], dim=1)
+        # One product over all chunks of all tasks, the last chunk padded: its unused outputs
+        # cost ~1 % of the product; cutting them off is a view (whose backward pads the
+        # gradient once), cheaper than computing the last chunk separately and concatenating.
+        out = self.net[-1](h.reshape(e * c, h.shape[-1])).reshape(e, c * self.chunk_size)
+        return out if out.shape[1] == self.target_numel else out[:, : self.target_numel]
 
 
 def build_hypernet(arch: dict, target_numel: int, n_tasks: int) -> HyperNetwork:

@@ -31,6 +31,11 @@ from hnet.methods.packed import PACKERS, refusal
 
 FAST = {"train.iters": 30, "train.batch_size": 32, "train.log_every": 5}
 PARAM_TOL, ACC_TOL, LOSS_TOL = 1e-4, 1.0, 1e-4
+# The stacked output layer is a batched product whose rounding differs from the plain one in
+# the last bits; Adam turns a rounding-level gradient (a hidden unit that is barely active)
+# into a full-size step, so a handful of weights may move apart by ~lr (docs/design.md,
+# "Agreement"). Measured: 9 of 448,500 weights of an unchunked HMLP beyond 1e-4, max 1.5e-3.
+STRAY_FRACTION, STRAY_TOL = 1e-4, 1e-2
 
 
 def cfgs(method, seeds, scenario="cl1", size=None, device=None, **over):
@@ -80,7 +85,9 @@ def assert_same_run(packed, single, method):
     wa, sa = weights(packed, method)
     wb, sb = weights(single, method)
     assert sa.keys() == sb.keys() and sa["method"].keys() == sb["method"].keys()
-    assert max((wa[n] - wb[n]).abs().max().item() for n in wb) <= PARAM_TOL
+    diff = torch.cat([(wa[n] - wb[n]).abs().flatten() for n in wb])
+    assert (diff > PARAM_TOL).float().mean().item() <= STRAY_FRACTION
+    assert diff.max().item() <= STRAY_TOL
     assert sa["sampler"]["pos"] == sb["sampler"]["pos"]
     assert torch.equal(sa["sampler"]["perm"], sb["sampler"]["perm"])
 
