@@ -86,7 +86,12 @@ class OutputRegularizer:
         n_chunks, _, _ = hnet.layout()
         width = hnet.theta()[hnet.output_layer()[0]].shape[0]
         big = n_tasks * hnet.target_numel >= 2**20  # below that, call overheads dominate
-        return big and 4 * width < n_tasks * n_chunks  # Gram (cs·4h²) vs outputs (E·C·cs·h)
+        # Gram: a (2h × 2h) matrix over the chunk size, cs·4h² multiply-adds; direct: E·C·cs·h
+        # for the outputs, and then several passes over those E·C·cs floats (difference, loss,
+        # gradient, padding) that cost more than their arithmetic. Measured (hnet bench, after
+        # the output layer was stored transposed): Gram ties at E·C = 2h and wins beyond, on
+        # split_fmnist (h 10, C 12: E = 2, a tie) and permuted_fmnist (h 25, C 28: E = 2).
+        return big and 2 * width < n_tasks * n_chunks
 
     @torch.no_grad()
     def begin_task(self, hnet: HyperNetwork, task: int) -> None:

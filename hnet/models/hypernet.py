@@ -199,7 +199,8 @@ class ChunkedHypernet(HyperNetwork):
             return h
         # One product over all chunks of all tasks, the last chunk padded: its unused outputs
         # cost ~1 % of the product; cutting them off is a view (whose backward pads the
-        # gradient once), cheaper than computing the last chunk separately and concatenating.
+        # gradient once), cheaper than computing the last chunk separately and concatenating
+        # (split_fmnist, task 1, alternating: 11.4 / 11.7 vs 14.6 / 14.6 ms per step).
         out = self.net[-1](h.reshape(e * c, h.shape[-1])).reshape(e, c * self.chunk_size)
         return out if out.shape[1] == self.target_numel else out[:, : self.target_numel]
 

@@ -149,3 +149,11 @@ def test_auto_picks_gram_only_when_it_saves_work():
     assert reg.use_gram
     reg.begin_task(make_hnet(numel=500), 1)  # 1 task × 8 chunks of width 16: direct
     assert not reg.use_gram
+    sm = ChunkedHypernet(478_410, 5, task_emb=96, hidden=[10, 10], chunk_size=42000, chunk_emb=96)
+    picks = []
+    for task in range(1, 5):  # Split MNIST's official size: 12 chunks of width 10
+        reg.begin_task(sm, task)
+        picks.append(reg.use_gram)
+    # Gram from 3 previous tasks on: at 2 the problem is below `big` (2 × 478k outputs < 2²⁰),
+    # where the two measured a tie (8.65 vs 8.96 ms); at 1 direct is faster (5.2 vs 8.0 ms).
+    assert picks == [False, False, True, True]
