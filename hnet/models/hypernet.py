@@ -65,8 +65,13 @@ class WideLinear(nn.Module):
         return x @ self.weight + self.bias
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
-        if local_metadata.get("version", 1) < 2 and prefix + "weight" in state_dict:
-            state_dict[prefix + "weight"] = state_dict[prefix + "weight"].T
+        key = prefix + "weight"
+        if key in state_dict:
+            w = state_dict[key]
+            version = local_metadata.get("version")  # None: a dict without torch's metadata
+            old = version < 2 if version is not None else w.shape != self.weight.shape
+            if old:
+                state_dict[key] = w.T
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
 

@@ -138,3 +138,17 @@ def test_a_checkpoint_in_the_linear_layout_resumes_exactly(method, over):
     hn_b = b.hnet if method == "hnet" else b.rm.vae.hnet
     for (n, p), q in zip(hn_a.named_parameters(), hn_b.parameters(), strict=True):
         assert torch.equal(p, q), n
+
+
+def test_a_state_dict_without_metadata_loads_by_shape():
+    """A plain dict (no torch metadata, e.g. rebuilt by hand) loads in either layout."""
+    torch.manual_seed(0)
+    h = ChunkedHypernet(100, 2, task_emb=3, hidden=[4], chunk_size=30, chunk_emb=2)
+    for transpose in (False, True):
+        plain = {
+            k: v.T.contiguous() if transpose and k == "net.fc1.weight" else v.clone()
+            for k, v in h.state_dict().items()
+        }
+        g = ChunkedHypernet(100, 2, task_emb=3, hidden=[4], chunk_size=30, chunk_emb=2)
+        g.load_state_dict(plain)
+        assert all(torch.equal(p, q) for p, q in zip(h.parameters(), g.parameters(), strict=True))
