@@ -4,8 +4,10 @@ Measurements on the real benchmark data and the configured architecture, in one 
 
 1. per task index: the median time of one full training step (for hnet the regularizer grows
    with the number of previous tasks), the step's matmul/convolution FLOPs as a fraction of
-   the matrix-multiply peak measured in the same run (:mod:`hnet.job.flops`), and what the
-   regularizer keeps per previous task (stored targets vs. online Θ*);
+   the matrix-multiply peak measured in the same run (:mod:`hnet.job.limits`), its roofline
+   floor (every operation at that peak or at the copy bandwidth measured in the same run,
+   whichever binds: :mod:`hnet.job.roofline`), and what the regularizer keeps per previous
+   task (stored targets vs. online Θ*);
 2. hnet: regularizer forward+backward vs. number of previous tasks: the batched
    implementations (``gram`` and ``direct``, one hypernetwork call each) against the per-task
    loop reference, interleaved so machine noise hits all alike;
@@ -31,7 +33,8 @@ from hnet import rng
 from hnet.data import load_benchmark
 from hnet.errors import ConfigError
 from hnet.job.environment import apply_threads, peak_rss_mb, resolve_device, tune_allocator
-from hnet.job.flops import count_flops, matmul_peak, sync_device
+from hnet.job.limits import copy_bandwidth, matmul_peak, sync_device
+from hnet.job.roofline import Machine, count_ops, roofline
 from hnet.methods import METHODS
 from hnet.methods.regularizer import OutputRegularizer
 
@@ -79,14 +82,18 @@ def run_bench(
         f"{cfg['benchmark']} · {cfg['scenario']} · size {cfg['size']} · {bench.n_tasks} tasks · "
         f"device {device} · threads {torch.get_num_threads()} · {sizes}"
     )
-    peak = matmul_peak(device)
-    rows = time_steps(method, bench, cfg, steps, device, ks)
-    print_steps(rows, steps, peak, echo)
+    machine = Machine(matmul_peak(device), *copy_bandwidth(device))
+    rows = time_steps(method, bench, cfg, steps, device, ks, machine)
+    print_steps(rows, steps, machine, echo)
     out: dict[str, Any] = {
         "step_seconds": {t: r["seconds"] for t, r in rows.items()},
         "step_flops": {t: r["flops"] for t, r in rows.items()},
+        "step_bytes": {t: r["bytes"] for t, r in rows.items()},
+        "step_ops": {t: r["ops"] for t, r in rows.items()},
+        "roofline_seconds": {t: r["roofline"] for t, r in rows.items()},
         "reg_state_mb": {t: r["reg_mb"] for t, r in rows.items()},
-        "matmul_peak_flops": peak,
+        "matmul_peak_flops": machine.peak,
+        "copy_bandwidth": dict(zip(machine.sizes, machine.bandwidth, strict=True)),
     }
     if isinstance(getattr(method, "reg", None), OutputRegularizer):
         reg_ks = [k for k in ks if k >= 1] if prev_tasks else list(range(1, bench.n_tasks))
@@ -109,11 +116,11 @@ def reg_state_mb(method) -> float:
 
 
 def time_steps(
-    method, bench, cfg: dict[str, Any], steps: int, device, tasks: list[int]
+    method, bench, cfg: dict[str, Any], steps: int, device, tasks: list[int], machine: Machine
 ) -> dict[int, dict[str, float]]:
     """At each task index in ``tasks`` (ascending; earlier tasks are begun, not trained): the
-    median time of one full training step (after two warm-ups), its FLOPs (one more step)
-    and the regularizer's state."""
+    median time of one full training step (after two warm-ups), its operations, FLOPs, bytes
+    and roofline floor on ``machine`` (one more step), and the regularizer's state."""
     rows: dict[int, dict[str, float]] = {}
     gen = rng.generator(cfg["seed"], "bench-subsets")
     augment = rng.generator(cfg["seed"], "augment")  # crops and flips, as in training
@@ -127,7 +134,7 @@ def time_steps(
             x, y = task.train_batch(idx, augment)
             step = lambda t=t, x=x, y=y: method.train_step(t, x, y)  # noqa: E731
             if i == steps + 2:
-                flops = count_flops(step)
+                floor = roofline(count_ops(step), machine)
             else:
                 dt = _timed(step, device)
                 if i >= 2:
@@ -135,27 +142,40 @@ def time_steps(
         method.end_task(t)
         rows[t] = {
             "seconds": statistics.median(samples),
-            "flops": flops,
+            "flops": floor.flops,
+            "bytes": floor.bytes,
+            "ops": floor.ops,
+            "roofline": floor.seconds,
+            "roofline_memory": floor.memory_seconds,
             "reg_mb": reg_state_mb(method),
         }
     return rows
 
 
-def print_steps(rows: dict[int, dict[str, float]], steps: int, peak: float, echo) -> None:
+def print_steps(rows: dict[int, dict[str, float]], steps: int, machine: Machine, echo) -> None:
+    bw = {s: machine.bandwidth_at(s) for s in (2**20, machine.sizes[-1])}
     echo(
-        f"\ntraining step (median of {steps}); matmul peak measured now: "
-        f"{peak / 1e9:.0f} GFLOP/s. floor = the step's matmul/conv FLOPs at that peak"
+        f"\ntraining step (median of {steps}); measured now: matmul peak "
+        f"{machine.peak / 1e9:.0f} GFLOP/s, copy bandwidth {bw[2**20] / 1e9:.0f} GB/s at 1 MB, "
+        f"{bw[machine.sizes[-1]] / 1e9:.0f} GB/s at {machine.sizes[-1] / 2**20:.0f} MB.\n"
+        "flop floor = the step's matmul/conv FLOPs at that peak; roofline = every operation at "
+        "that peak or at the copy bandwidth of its bytes, whichever binds (mem ms: the part "
+        "bound by memory)"
     )
     echo(
-        f"{'task':>6} {'prev tasks':>10} {'step ms':>9} {'GFLOP':>7} {'floor ms':>9} "
-        f"{'of peak':>8} {'reg MB':>8} {'MB/prev':>8}"
+        f"{'task':>6} {'prev':>5} {'step ms':>9} {'GFLOP':>7} {'flop ms':>8} {'of peak':>8} "
+        f"{'ops':>6} {'MB moved':>9} {'roof ms':>8} {'mem ms':>7} {'of roof':>8} "
+        f"{'reg MB':>8} {'MB/prev':>8}"
     )
     for t, r in rows.items():
-        floor = r["flops"] / peak
+        floor = r["flops"] / machine.peak
         per_prev = f"{r['reg_mb'] / t:>8.2f}" if t else f"{'':>8}"
         echo(
-            f"{t + 1:>6} {t:>10} {r['seconds'] * 1e3:>9.2f} {r['flops'] / 1e9:>7.3f} "
-            f"{floor * 1e3:>9.2f} {floor / r['seconds']:>7.1%} {r['reg_mb']:>8.1f}{per_prev}"
+            f"{t + 1:>6} {t:>5} {r['seconds'] * 1e3:>9.2f} {r['flops'] / 1e9:>7.3f} "
+            f"{floor * 1e3:>8.2f} {floor / r['seconds']:>8.1%} {r['ops']:>6} "
+            f"{r['bytes'] / 2**20:>9.1f} {r['roofline'] * 1e3:>8.2f} "
+            f"{r['roofline_memory'] * 1e3:>7.2f} {r['roofline'] / r['seconds']:>8.1%} "
+            f"{r['reg_mb']:>8.1f}{per_prev}"
         )
 
 

@@ -45,7 +45,8 @@ class Joint(Baseline):
     def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
         super().__init__(cfg, bench, device)
         self.gen = rng.generator(cfg["seed"], "joint-batches")
-        self.sizes = torch.tensor([t.n_train for t in bench.tasks])
+        self.n_train = [t.n_train for t in bench.tasks]  # host-side bookkeeping, no tensor reads
+        self.sizes = torch.tensor(self.n_train)
         self.perm, self.pos = torch.zeros(0, dtype=torch.long), 0
 
     def begin_task(self, task: int) -> None:
@@ -54,15 +55,15 @@ class Joint(Baseline):
 
     def draw(self, task: int) -> tuple[Tensor, Tensor]:
         """(task ids, local indices) of one batch from the training data of tasks 0..task."""
-        sizes = self.sizes[: task + 1]
-        bs = min(self.cfg["train"]["batch_size"], int(sizes.sum()))
+        sizes, total = self.sizes[: task + 1], sum(self.n_train[: task + 1])
+        bs = min(self.cfg["train"]["batch_size"], total)
         if self.hp["sampling"] == "per_task":
             tids = torch.arange(task + 1).repeat(bs // (task + 1) + 1)[:bs]
             tids = tids[torch.randperm(bs, generator=self.gen)]  # remainder to random tasks
             local = (torch.rand(bs, generator=self.gen) * sizes[tids]).long()
             return tids, local
         if self.pos + bs > len(self.perm):
-            self.perm, self.pos = torch.randperm(int(sizes.sum()), generator=self.gen), 0
+            self.perm, self.pos = torch.randperm(total, generator=self.gen), 0
         g = self.perm[self.pos : self.pos + bs]
         self.pos += bs
         ends = sizes.cumsum(0)

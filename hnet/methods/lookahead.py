@@ -31,12 +31,17 @@ def adam_lookahead(optimizer: torch.optim.Adam, params: dict[str, Tensor]) -> di
         return {}
     grads = [params[n].grad for n in names]
     states = [optimizer.state.get(params[n], {}) for n in names]
-    steps = {float(st["step"]) if "step" in st else 0.0 for st in states}
-    if len(steps) > 1 or any(("exp_avg" in st) != (steps != {0.0}) for st in states):
+    started = {"exp_avg" in st for st in states}
+    if len(started) > 1:
+        raise ValueError("lookahead: some parameters have Adam moments, others not")
+    if optimizer.defaults.get("fused"):  # each moment advances with its own step counter, which
+        # lives on the device: reading it would stall a GPU every training step
+        deltas = _fused_step(states, grads, started.pop(), lr, b1, b2, eps)
+        return dict(zip(names, deltas, strict=True))
+    steps = {float(st["step"]) if "step" in st else 0.0 for st in states}  # on the host here
+    if len(steps) > 1 or started != {steps != {0.0}}:
         raise ValueError("lookahead: the parameters' Adam states are at different steps")
     step = steps.pop() + 1
-    if optimizer.defaults.get("fused"):
-        return dict(zip(names, _fused_step(states, grads, step - 1, lr, b1, b2, eps), strict=True))
     if step > 1:  # m' = β1 m + (1 − β1) g,  v' = β2 v + (1 − β2) g²
         m = torch._foreach_mul([st["exp_avg"] for st in states], b1)
         torch._foreach_add_(m, grads, alpha=1 - b1)
@@ -56,7 +61,7 @@ def adam_lookahead(optimizer: torch.optim.Adam, params: dict[str, Tensor]) -> di
 def _fused_step(
     states: list[dict],
     grads: list[Tensor],
-    done: float,
+    started: bool,
     lr: float,
     b1: float,
     b2: float,
@@ -66,7 +71,7 @@ def _fused_step(
     one pass over the moments instead of nine elementwise ones (the lookahead's cost is memory
     traffic over every hypernetwork weight)."""
     deltas = [torch.zeros_like(g) for g in grads]
-    if done:
+    if started:
         m = [st["exp_avg"].clone() for st in states]
         v = [st["exp_avg_sq"].clone() for st in states]
         steps = [st["step"].clone() for st in states]

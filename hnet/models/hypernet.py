@@ -133,7 +133,9 @@ class HyperNetwork(nn.Module):
         return 1, self.target_numel, self.target_numel
 
     def embeddings(self, tasks: list[int] | Tensor) -> Tensor:
-        return torch.stack([self.task_embs[int(t)] for t in tasks])
+        """The embeddings of ``tasks`` (ids on the host), stacked; only these get gradients."""
+        ids = tasks.tolist() if isinstance(tasks, Tensor) else tasks
+        return torch.stack([self.task_embs[t] for t in ids])
 
     def num_params(self) -> int:
         """Trainable hypernetwork parameters incl. task and chunk embeddings."""

@@ -119,7 +119,8 @@ class HyperVAE(nn.Module):
         """Pixel logits ``(E, B, in_dim)`` of latents ``z`` ``(E, B, latent)``, row e decoded
         with ``weights[e]`` under the condition of ``tasks[e]``."""
         tasks = torch.as_tensor(tasks, device=z.device)
-        cond = F.one_hot(tasks, self.cond_dim).to(z.dtype)  # (E, cond)
+        # rows of the identity, not F.one_hot: one_hot reads the largest index back to the host
+        cond = torch.eye(self.cond_dim, dtype=z.dtype, device=z.device)[tasks]  # (E, cond)
         cond = cond.unsqueeze(1).expand(-1, z.shape[1], -1)
         return batched_mlp(weights, self.dec_dims, torch.cat([z, cond], dim=-1))
 

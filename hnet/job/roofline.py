@@ -1,0 +1,157 @@
+"""The roofline floor of a training step: what its operations, run one after the other as eager
+PyTorch runs them, must cost at the least on this machine.
+
+A step is a few hundred small operations. The matmul-FLOP floor (:mod:`hnet.job.limits`) says how
+long the arithmetic would take at the matrix-multiply peak, but most operations of a
+hypernetwork step do little arithmetic per byte (the generated weights, the regularizer's
+targets and differences, Adam's moments are all long vectors): they are bound by memory traffic,
+not by FLOPs. The roofline floor charges each operation the larger of
+
+- its FLOPs at the measured matmul peak, and
+- its bytes at the measured copy bandwidth for a working set of that size (a copy of a 1 MB
+  tensor runs from cache, one of 256 MB from DRAM; both measured here, hot),
+
+and sums over the step. The bytes of an operation are what it must touch if nothing is reused
+between operations: every tensor argument read once, every output (or argument it writes in
+place) written once; views move nothing. So the floor is what a perfect kernel per operation
+would reach; the gap between it and the measured step is per-operation overhead (dispatch,
+autograd bookkeeping, allocation) and kernels slower than a copy, and the bytes are what fusing
+operations (``torch.compile``, hand-written kernels) could save.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import flop_registry
+
+# Operations that only allocate or describe memory: they move no data.
+_NO_TRAFFIC = {
+    torch.ops.aten.empty.memory_format,
+    torch.ops.aten.empty_strided.default,
+    torch.ops.aten.empty_like.default,
+    torch.ops.aten.new_empty.default,
+    torch.ops.aten.new_empty_strided.default,
+}
+# Operations that write their destination without reading it.
+_WRITE_ONLY = {
+    torch.ops.aten.copy_.default,
+    torch.ops.aten.fill_.Scalar,
+    torch.ops.aten.zero_.default,
+}
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+@dataclass
+class OpCost:
+    """One executed operation: its name, matmul/conv FLOPs and unfused memory traffic."""
+
+    name: str
+    flops: int
+    bytes: int
+
+
+class OpCounter(TorchDispatchMode):
+    """Records every ATen operation below autograd (so the backward's too) with its FLOPs (the
+    formulas of ``torch.utils.flop_counter``) and its bytes (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[OpCost] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func.namespace != "aten":  # profiler markers and the like: not the step's work
+            return out
+        if func.is_view or func in _NO_TRAFFIC:
+            self.ops.append(OpCost(str(func._overloadpacket).removeprefix("aten."), 0, 0))
+            return out
+        schema = func._schema
+        written, read = 0, 0
+        for i, arg in enumerate(schema.arguments):
+            value = args[i] if i < len(args) else kwargs.get(arg.name)
+            tensors = [t for t in tree_leaves(value) if isinstance(t, torch.Tensor)]
+            size = sum(_nbytes(t) for t in tensors)
+            mutated = arg.alias_info is not None and arg.alias_info.is_write
+            if mutated:
+                written += size
+            if not (mutated and func in _WRITE_ONLY):
+                read += size
+        fresh = [r.alias_info is None for r in schema.returns]
+        outs = out if isinstance(out, tuple | list) else (out,)
+        for is_fresh, value in zip(fresh, outs, strict=False):
+            if is_fresh:
+                written += sum(
+                    _nbytes(t) for t in tree_leaves(value) if isinstance(t, torch.Tensor)
+                )
+        packet = func._overloadpacket
+        formula = flop_registry.get(packet)
+        flops = formula(*args, **kwargs, out_val=out) if formula else 0
+        self.ops.append(OpCost(str(packet).removeprefix("aten."), int(flops), read + written))
+        return out
+
+
+def count_ops(fn: Callable[[], object]) -> list[OpCost]:
+    """The operations of one call of ``fn``, forward and backward, in execution order."""
+    with OpCounter() as counter:
+        fn()
+    return counter.ops
+
+
+@dataclass
+class Machine:
+    """What the floor charges: matmul peak (FLOP/s) and copy bandwidth (bytes/s) by size."""
+
+    peak: float
+    sizes: list[int]  # bytes moved by one copy (read + write), ascending
+    bandwidth: list[float]  # bytes/s, the best of repeated copies of that size
+
+    def bandwidth_at(self, nbytes: int) -> float:
+        """The fastest that traffic of this size can move: the best bandwidth measured for a
+        copy at least as large. A working set that fits where a larger one fits moves at least
+        as fast, so this envelope also discards tiny copies timed by their dispatch cost and
+        a copy slowed by a noisy neighbour."""
+        i = min(bisect.bisect_left(self.sizes, nbytes), len(self.sizes) - 1)
+        return max(self.bandwidth[i:])
+
+
+@dataclass
+class Floor:
+    """A step's roofline: totals and the floor (seconds), split by what bounds each op."""
+
+    ops: int
+    flops: int
+    bytes: int
+    compute_seconds: float  # ops bound by arithmetic
+    memory_seconds: float  # ops bound by traffic
+
+    @property
+    def seconds(self) -> float:
+        return self.compute_seconds + self.memory_seconds
+
+
+def roofline(ops: list[OpCost], machine: Machine) -> Floor:
+    compute = memory = 0.0
+    for op in ops:
+        c = op.flops / machine.peak
+        m = op.bytes / machine.bandwidth_at(op.bytes)
+        if c >= m:
+            compute += c
+        else:
+            memory += m
+    return Floor(
+        ops=len(ops),
+        flops=sum(o.flops for o in ops),
+        bytes=sum(o.bytes for o in ops),
+        compute_seconds=compute,
+        memory_seconds=memory,
+    )
