@@ -25,6 +25,14 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--steps", type=int, default=20, help="timed steps per task index")
     p.add_argument("--repeats", type=int, default=20, help="timed regularizer calls per point")
     p.add_argument(
+        "--ops",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also profile the steps and print the N costliest operations per task index, "
+        "measured beside their roofline (where a step's time goes)",
+    )
+    p.add_argument(
         "--compare",
         nargs="+",
         metavar="METHOD",
@@ -45,5 +53,7 @@ def run(args: argparse.Namespace) -> int:
         compare_steps(cfgs, steps=args.steps)
         return 0
     cfg, _ = resolve_job(args)
-    run_bench(cfg, prev_tasks=args.prev_tasks, steps=args.steps, repeats=args.repeats)
+    run_bench(
+        cfg, prev_tasks=args.prev_tasks, steps=args.steps, repeats=args.repeats, top_ops=args.ops
+    )
     return 0

@@ -32,9 +32,10 @@ import torch
 from hnet import rng
 from hnet.data import load_benchmark
 from hnet.errors import ConfigError
+from hnet.job.breakdown import measure_ops, print_breakdown
 from hnet.job.environment import apply_threads, peak_rss_mb, resolve_device, tune_allocator
 from hnet.job.limits import copy_bandwidth, matmul_peak, sync_device
-from hnet.job.roofline import Machine, count_ops, roofline
+from hnet.job.roofline import Machine, by_name, count_ops, roofline
 from hnet.methods import METHODS
 from hnet.methods.regularizer import OutputRegularizer
 
@@ -53,11 +54,14 @@ def run_bench(
     steps: int = 20,
     repeats: int = 20,
     echo=print,
+    top_ops: int = 0,
 ) -> dict[str, Any]:
     """Run the measurements, print tables, return the numbers (seconds, FLOP, MB).
 
     ``prev_tasks`` picks the task indices (= numbers of previous tasks) to time; default all.
-    Any method's steps can be timed; the regularizer comparison applies to ``hnet``."""
+    Any method's steps can be timed; the regularizer comparison applies to ``hnet``.
+    ``top_ops`` > 0 also prints each task index's costliest operations
+    (:mod:`hnet.job.breakdown`)."""
     apply_threads(cfg["threads"])
     tune_allocator()
     device = resolve_device(cfg["device"])
@@ -83,7 +87,7 @@ def run_bench(
         f"device {device} · threads {torch.get_num_threads()} · {sizes}"
     )
     machine = Machine(matmul_peak(device), *copy_bandwidth(device))
-    rows = time_steps(method, bench, cfg, steps, device, ks, machine)
+    rows = time_steps(method, bench, cfg, steps, device, ks, machine, top_ops, echo)
     print_steps(rows, steps, machine, echo)
     out: dict[str, Any] = {
         "step_seconds": {t: r["seconds"] for t, r in rows.items()},
@@ -116,11 +120,20 @@ def reg_state_mb(method) -> float:
 
 
 def time_steps(
-    method, bench, cfg: dict[str, Any], steps: int, device, tasks: list[int], machine: Machine
+    method,
+    bench,
+    cfg: dict[str, Any],
+    steps: int,
+    device,
+    tasks: list[int],
+    machine: Machine,
+    top_ops: int = 0,
+    echo=print,
 ) -> dict[int, dict[str, float]]:
     """At each task index in ``tasks`` (ascending; earlier tasks are begun, not trained): the
     median time of one full training step (after two warm-ups), its operations, FLOPs, bytes
-    and roofline floor on ``machine`` (one more step), and the regularizer's state."""
+    and roofline floor on ``machine`` (one more step), and the regularizer's state. With
+    ``top_ops``, ``steps`` more steps are profiled and the costliest operations printed."""
     rows: dict[int, dict[str, float]] = {}
     gen = rng.generator(cfg["seed"], "bench-subsets")
     augment = rng.generator(cfg["seed"], "augment")  # crops and flips, as in training
@@ -128,17 +141,23 @@ def time_steps(
     for t in tasks:
         method.begin_task(t)
         task = bench.tasks[t]
-        samples = []
-        for i in range(steps + 3):  # two warm-up steps, then the timed ones, then one counted
+
+        def batch_step(t=t, task=task):
             idx = torch.randint(task.n_train, (bs,), generator=gen).to(device)
             x, y = task.train_batch(idx, augment)
-            step = lambda t=t, x=x, y=y: method.train_step(t, x, y)  # noqa: E731
-            if i == steps + 2:
-                floor = roofline(count_ops(step), machine)
-            else:
-                dt = _timed(step, device)
-                if i >= 2:
-                    samples.append(dt)
+            return lambda: method.train_step(t, x, y)
+
+        samples = []
+        for i in range(steps + 2):  # two warm-up steps, then the timed ones
+            dt = _timed(batch_step(), device)
+            if i >= 2:
+                samples.append(dt)
+        ops = count_ops(batch_step())
+        floor = roofline(ops, machine)
+        if top_ops:
+            groups = by_name(ops, machine)
+            measured = measure_ops([batch_step() for _ in range(steps)], set(groups), device)
+            print_breakdown(f"task {t + 1} ({t} previous)", measured, groups, top_ops, echo)
         method.end_task(t)
         rows[t] = {
             "seconds": statistics.median(samples),

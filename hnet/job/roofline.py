@@ -140,6 +140,8 @@ class Floor:
 
 
 def roofline(ops: list[OpCost], machine: Machine) -> Floor:
+    """Each operation at the larger of its FLOPs at the peak and its bytes at the bandwidth
+    of its size, summed."""
     compute = memory = 0.0
     for op in ops:
         c = op.flops / machine.peak
@@ -155,3 +157,26 @@ def roofline(ops: list[OpCost], machine: Machine) -> Floor:
         compute_seconds=compute,
         memory_seconds=memory,
     )
+
+
+@dataclass
+class OpGroup:
+    """All operations of one name in a step: how many, their floor, bytes and FLOPs."""
+
+    calls: int = 0
+    flops: int = 0
+    bytes: int = 0
+    seconds: float = 0.0  # their roofline
+
+
+def by_name(ops: list[OpCost], machine: Machine) -> dict[str, OpGroup]:
+    """The step's operations grouped by name (``mm``, ``_fused_adam_``, …), each group priced
+    like :func:`roofline` prices a step."""
+    groups: dict[str, OpGroup] = {}
+    for op in ops:
+        g = groups.setdefault(op.name, OpGroup())
+        g.calls += 1
+        g.flops += op.flops
+        g.bytes += op.bytes
+        g.seconds += max(op.flops / machine.peak, op.bytes / machine.bandwidth_at(op.bytes))
+    return groups

@@ -1,5 +1,6 @@
-"""The roofline floor (hnet.job.roofline) and the machine's limits (hnet.job.limits): operation
-counts, FLOPs and bytes of known operations, forward and backward; the floor's arithmetic."""
+"""The roofline floor (hnet.job.roofline), the machine's limits (hnet.job.limits) and the
+per-operation breakdown (hnet.job.breakdown): operation counts, FLOPs and bytes of known
+operations, forward and backward; the floor's arithmetic; where profiled time is charged."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hnet import config
 from hnet.data import load_benchmark
+from hnet.job.bench import run_bench
+from hnet.job.breakdown import OUTSIDE, measure_ops
 from hnet.job.limits import copy_bandwidth, matmul_peak
 from hnet.job.roofline import Machine, OpCost, count_ops, roofline
 from hnet.methods import METHODS
@@ -74,3 +77,27 @@ def test_measured_limits_are_positive_and_cover_the_sizes():
     sizes, bandwidth = copy_bandwidth(cpu, sizes=(2**14, 2**20))
     assert sizes == [2**14, 2**20] and all(b > 1e8 for b in bandwidth)  # any CPU: 0.1 GB/s
     assert matmul_peak(cpu, seconds=0.05) > 1e8  # and 0.1 GFLOP/s
+
+
+def test_profiled_time_is_charged_to_the_operations_the_roofline_counts():
+    """``clone`` runs ``copy_`` inside: the breakdown charges it to ``clone`` (what the counter
+    saw), and a composite above the kernels (``linear`` → ``addmm``) counts as outside."""
+    x, w = torch.randn(256, 64), torch.randn(32, 64)
+    step = lambda: (x.clone(), torch.nn.functional.linear(x, w))  # noqa: E731
+    counted = {o.name for o in count_ops(step)}
+    assert counted >= {"clone", "mm"} and "copy_" not in counted
+    measured = measure_ops([step] * 3, counted, torch.device("cpu"))
+    assert set(measured) <= counted | {OUTSIDE}
+    assert measured["clone"] > 0 and measured["mm"] > 0
+    assert "copy_" not in measured and "linear" not in measured
+
+
+def test_bench_prints_the_costliest_operations_with_their_roofline():
+    cfg = config.resolve("split_digits", "hnet", overrides={"train.batch_size": 16}, threads=1)
+    lines: list[str] = []
+    run_bench(cfg, prev_tasks=[1], steps=2, repeats=1, echo=lines.append, top_ops=4)
+    start = next(i for i, line in enumerate(lines) if "costliest operations" in line)
+    rows = lines[start + 2 : start + 6]
+    assert len(rows) == 4 and lines[start + 6].startswith("(the others)")
+    assert any(r.split()[0] in {"mm", "addmm"} for r in rows)
+    assert all(float(r.split()[-4]) > 0 for r in rows)  # measured ms
