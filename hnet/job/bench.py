@@ -5,7 +5,7 @@ Measurements on the real benchmark data and the configured architecture, in one 
 1. per task index: the median time of one full training step (for hnet the regularizer grows
    with the number of previous tasks), the step's matmul/convolution FLOPs as a fraction of
    the matrix-multiply peak measured in the same run (:mod:`hnet.job.limits`), its roofline
-   floor (every operation at that peak or at the copy bandwidth measured in the same run,
+   floor (every operation at that peak or at the memory bandwidth measured in the same run,
    whichever binds: :mod:`hnet.job.roofline`), and what the regularizer keeps per previous
    task (stored targets vs. online Θ*);
 2. hnet: regularizer forward+backward vs. number of previous tasks: the batched
@@ -34,7 +34,7 @@ from hnet.data import load_benchmark
 from hnet.errors import ConfigError
 from hnet.job.breakdown import measure_ops, print_breakdown
 from hnet.job.environment import apply_threads, peak_rss_mb, resolve_device, tune_allocator
-from hnet.job.limits import copy_bandwidth, matmul_peak, sync_device
+from hnet.job.limits import matmul_peak, memory_bandwidth, sync_device
 from hnet.job.roofline import Machine, by_name, count_ops, roofline
 from hnet.methods import METHODS
 from hnet.methods.regularizer import OutputRegularizer
@@ -86,7 +86,7 @@ def run_bench(
         f"{cfg['benchmark']} · {cfg['scenario']} · size {cfg['size']} · {bench.n_tasks} tasks · "
         f"device {device} · threads {torch.get_num_threads()} · {sizes}"
     )
-    machine = Machine(matmul_peak(device), *copy_bandwidth(device))
+    machine = Machine(matmul_peak(device), *memory_bandwidth(device))
     rows = time_steps(method, bench, cfg, steps, device, ks, machine, top_ops, echo)
     print_steps(rows, steps, machine, echo)
     out: dict[str, Any] = {
@@ -97,7 +97,7 @@ def run_bench(
         "roofline_seconds": {t: r["roofline"] for t, r in rows.items()},
         "reg_state_mb": {t: r["reg_mb"] for t, r in rows.items()},
         "matmul_peak_flops": machine.peak,
-        "copy_bandwidth": dict(zip(machine.sizes, machine.bandwidth, strict=True)),
+        "memory_bandwidth": dict(zip(machine.sizes, machine.bandwidth, strict=True)),
     }
     if isinstance(getattr(method, "reg", None), OutputRegularizer):
         reg_ks = [k for k in ks if k >= 1] if prev_tasks else list(range(1, bench.n_tasks))
@@ -175,10 +175,10 @@ def print_steps(rows: dict[int, dict[str, float]], steps: int, machine: Machine,
     bw = {s: machine.bandwidth_at(s) for s in (2**20, machine.sizes[-1])}
     echo(
         f"\ntraining step (median of {steps}); measured now: matmul peak "
-        f"{machine.peak / 1e9:.0f} GFLOP/s, copy bandwidth {bw[2**20] / 1e9:.0f} GB/s at 1 MB, "
+        f"{machine.peak / 1e9:.0f} GFLOP/s, memory bandwidth {bw[2**20] / 1e9:.0f} GB/s at 1 MB, "
         f"{bw[machine.sizes[-1]] / 1e9:.0f} GB/s at {machine.sizes[-1] / 2**20:.0f} MB.\n"
         "flop floor = the step's matmul/conv FLOPs at that peak; roofline = every operation at "
-        "that peak or at the copy bandwidth of its bytes, whichever binds (mem ms: the part "
+        "that peak or at the memory bandwidth of its bytes, whichever binds (mem ms: the part "
         "bound by memory)"
     )
     echo(

@@ -77,7 +77,7 @@ def print_breakdown(
     """The ``top`` most expensive operations of a step: calls, measured ms, roofline ms, MB."""
     echo(
         f"\n{title}: the {top} costliest operations, per step (profiled; roof ms: each at the "
-        "peak or at the copy bandwidth, as in the step table)"
+        "peak or at the memory bandwidth, as in the step table)"
     )
     echo(f"{'operation':<32} {'calls':>6} {'ms':>8} {'roof ms':>8} {'MB':>8} {'GFLOP':>7}")
     ranked = sorted(measured.items(), key=lambda kv: -kv[1])[:top]

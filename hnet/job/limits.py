@@ -1,5 +1,5 @@
 """The machine's limits, measured on the device a step runs on, with the current thread count:
-the matrix-multiply peak (FLOP/s) and the copy bandwidth by working-set size (bytes/s). They
+the matrix-multiply peak (FLOP/s) and the memory bandwidth by working-set size (bytes/s). They
 are what :mod:`hnet.job.roofline` charges a step's operations against.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 import torch
+from torch import Tensor
 
 
 def sync_device(device: torch.device) -> None:
@@ -35,25 +36,29 @@ def matmul_peak(device: torch.device, seconds: float = 0.5) -> float:
     return best
 
 
-def copy_bandwidth(
+def memory_bandwidth(
     device: torch.device, sizes: tuple[int, ...] = tuple(4**k * 2**14 for k in range(8))
 ) -> tuple[list[int], list[float]]:
-    """Best bytes/s of ``dst.copy_(src)`` for copies moving each of ``sizes`` bytes (read +
-    write; 16 KB to 256 MB), repeated hot."""
+    """Best bytes/s for working sets of each of ``sizes`` bytes (16 KB to 256 MB), repeated hot:
+    the faster of a copy (``dst.copy_(src)``: reads one tensor, writes another) and an
+    in-place add (``dst.add_(src)``: reads two, writes one it has read). An operation that
+    writes memory it did not read pays for fetching it first, so the two kernels bracket what
+    elementwise operations such as Adam's can reach."""
     measured = []
     for size in sizes:
-        n = max(size // 8, 1)  # floats per tensor: half the traffic is read, half written
-        src = torch.ones(n, device=device)
-        dst = torch.empty(n, device=device)
-        reps = max(1, 2**23 // n)  # ≈ 64 MB of traffic per timing
-        dst.copy_(src)
         best = 0.0
-        for _ in range(7):
-            sync_device(device)
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                dst.copy_(src)
-            sync_device(device)
-            best = max(best, reps * 8 * n / (time.perf_counter() - t0))
+        for kernel, arrays in ((Tensor.copy_, 2), (Tensor.add_, 3)):
+            n = max(size // (4 * arrays), 1)  # floats per tensor, `size` bytes of traffic
+            src = torch.ones(n, device=device)
+            dst = torch.ones(n, device=device)
+            reps = max(1, 2**24 // (n * arrays))  # ≈ 64 MB of traffic per timing
+            kernel(dst, src)
+            for _ in range(7):
+                sync_device(device)
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    kernel(dst, src)
+                sync_device(device)
+                best = max(best, reps * 4 * arrays * n / (time.perf_counter() - t0))
         measured.append(best)
     return list(sizes), measured

@@ -1,22 +1,23 @@
-"""The roofline floor of a training step: what its operations, run one after the other as eager
-PyTorch runs them, must cost at the least on this machine.
+"""The roofline of a training step: what its operations, run one after the other as eager
+PyTorch runs them, would cost if each ran as fast as this machine's limits allow.
 
-A step is a few hundred small operations. The matmul-FLOP floor (:mod:`hnet.job.limits`) says how
-long the arithmetic would take at the matrix-multiply peak, but most operations of a
+A step is a few hundred small operations. The matmul-FLOP floor says how long the arithmetic
+would take at the matrix-multiply peak (:mod:`hnet.job.limits`), but most operations of a
 hypernetwork step do little arithmetic per byte (the generated weights, the regularizer's
-targets and differences, Adam's moments are all long vectors): they are bound by memory traffic,
-not by FLOPs. The roofline floor charges each operation the larger of
+targets and differences, Adam's moments are all long vectors): they are bound by memory
+traffic, not by FLOPs. The roofline charges each operation the larger of
 
 - its FLOPs at the measured matmul peak, and
-- its bytes at the measured copy bandwidth for a working set of that size (a copy of a 1 MB
-  tensor runs from cache, one of 256 MB from DRAM; both measured here, hot),
+- its bytes at the memory bandwidth measured for a working set of that size (1 MB runs from
+  cache, 256 MB from DRAM; both measured here, hot: :func:`hnet.job.limits.memory_bandwidth`),
 
 and sums over the step. The bytes of an operation are what it must touch if nothing is reused
 between operations: every tensor argument read once, every output (or argument it writes in
-place) written once; views move nothing. So the floor is what a perfect kernel per operation
-would reach; the gap between it and the measured step is per-operation overhead (dispatch,
-autograd bookkeeping, allocation) and kernels slower than a copy, and the bytes are what fusing
-operations (``torch.compile``, hand-written kernels) could save.
+place) written once; views move nothing. The gap between the roofline and the measured step is
+per-operation overhead (dispatch, autograd bookkeeping, allocation) and kernels slower than
+the machine's best; the bytes are what fusing operations (``torch.compile``, hand-written
+kernels) could save. It is a yardstick, not a proof: an operation can beat it where its
+inputs are still in cache from the one before.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def count_ops(fn: Callable[[], object]) -> list[OpCost]:
 
 @dataclass
 class Machine:
-    """What the floor charges: matmul peak (FLOP/s) and copy bandwidth (bytes/s) by size."""
+    """What the floor charges: matmul peak (FLOP/s) and memory bandwidth (bytes/s) by size."""
 
     peak: float
     sizes: list[int]  # bytes moved by one copy (read + write), ascending
@@ -118,8 +119,8 @@ class Machine:
     def bandwidth_at(self, nbytes: int) -> float:
         """The fastest that traffic of this size can move: the best bandwidth measured for a
         copy at least as large. A working set that fits where a larger one fits moves at least
-        as fast, so this envelope also discards tiny copies timed by their dispatch cost and
-        a copy slowed by a noisy neighbour."""
+        as fast, so this envelope also discards tiny kernels timed by their dispatch cost and
+        a measurement slowed by a noisy neighbour."""
         i = min(bisect.bisect_left(self.sizes, nbytes), len(self.sizes) - 1)
         return max(self.bandwidth[i:])
 

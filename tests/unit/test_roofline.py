@@ -12,11 +12,13 @@ from hnet import config
 from hnet.data import load_benchmark
 from hnet.job.bench import run_bench
 from hnet.job.breakdown import OUTSIDE, measure_ops
-from hnet.job.limits import copy_bandwidth, matmul_peak
+from hnet.job.limits import matmul_peak, memory_bandwidth
 from hnet.job.roofline import Machine, OpCost, count_ops, roofline
 from hnet.methods import METHODS
 
 F32 = 4
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))]  # fmt: skip
 
 
 def test_a_product_costs_its_flops_and_its_operands_and_result():
@@ -74,7 +76,7 @@ def test_bandwidth_is_the_envelope_of_larger_copies():
 
 def test_measured_limits_are_positive_and_cover_the_sizes():
     cpu = torch.device("cpu")
-    sizes, bandwidth = copy_bandwidth(cpu, sizes=(2**14, 2**20))
+    sizes, bandwidth = memory_bandwidth(cpu, sizes=(2**14, 2**20))
     assert sizes == [2**14, 2**20] and all(b > 1e8 for b in bandwidth)  # any CPU: 0.1 GB/s
     assert matmul_peak(cpu, seconds=0.05) > 1e8  # and 0.1 GFLOP/s
 
@@ -92,8 +94,10 @@ def test_profiled_time_is_charged_to_the_operations_the_roofline_counts():
     assert "copy_" not in measured and "linear" not in measured
 
 
-def test_bench_prints_the_costliest_operations_with_their_roofline():
-    cfg = config.resolve("split_digits", "hnet", overrides={"train.batch_size": 16}, threads=1)
+@pytest.mark.parametrize("device", DEVICES)
+def test_bench_prints_the_costliest_operations_with_their_roofline(device):
+    over = {"train.batch_size": 16}
+    cfg = config.resolve("split_digits", "hnet", overrides=over, threads=1, device=device)
     lines: list[str] = []
     run_bench(cfg, prev_tasks=[1], steps=2, repeats=1, echo=lines.append, top_ops=4)
     start = next(i for i, line in enumerate(lines) if "costliest operations" in line)
