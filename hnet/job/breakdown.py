@@ -88,5 +88,6 @@ def print_breakdown(
             f"{name[:32]:<32} {calls} {seconds * 1e3:>8.2f} {g.seconds * 1e3:>8.2f} "
             f"{g.bytes / 2**20:>8.1f} {g.flops / 1e9:>7.3f}"
         )
-    rest = sum(s for n, s in measured.items() if n not in dict(ranked))
+    shown = {name for name, _ in ranked}
+    rest = sum(s for name, s in measured.items() if name not in shown)
     echo(f"{'(the others)':<32} {'':>6} {rest * 1e3:>8.2f}")

@@ -73,8 +73,10 @@ class OpCounter(TorchDispatchMode):
         out = func(*args, **kwargs)
         if func.namespace != "aten":  # profiler markers and the like: not the step's work
             return out
+        packet = func._overloadpacket
+        name = str(packet).removeprefix("aten.")
         if func.is_view or func in _NO_TRAFFIC:
-            self.ops.append(OpCost(str(func._overloadpacket).removeprefix("aten."), 0, 0))
+            self.ops.append(OpCost(name, 0, 0))
             return out
         schema = func._schema
         written, read = 0, 0
@@ -94,10 +96,9 @@ class OpCounter(TorchDispatchMode):
                 written += sum(
                     _nbytes(t) for t in tree_leaves(value) if isinstance(t, torch.Tensor)
                 )
-        packet = func._overloadpacket
         formula = flop_registry.get(packet)
         flops = formula(*args, **kwargs, out_val=out) if formula else 0
-        self.ops.append(OpCost(str(packet).removeprefix("aten."), int(flops), read + written))
+        self.ops.append(OpCost(name, int(flops), read + written))
         return out
 
 
@@ -113,16 +114,21 @@ class Machine:
     """What the floor charges: matmul peak (FLOP/s) and memory bandwidth (bytes/s) by size."""
 
     peak: float
-    sizes: list[int]  # bytes moved by one copy (read + write), ascending
-    bandwidth: list[float]  # bytes/s, the best of repeated copies of that size
+    sizes: list[int]  # working sets measured, bytes of traffic (read + written), ascending
+    bandwidth: list[float]  # bytes/s at each size (hnet.job.limits.memory_bandwidth)
 
     def bandwidth_at(self, nbytes: int) -> float:
         """The fastest that traffic of this size can move: the best bandwidth measured for a
-        copy at least as large. A working set that fits where a larger one fits moves at least
-        as fast, so this envelope also discards tiny kernels timed by their dispatch cost and
-        a measurement slowed by a noisy neighbour."""
+        working set at least as large. A working set that fits where a larger one fits moves at
+        least as fast, so this envelope also discards tiny kernels timed by their dispatch cost
+        and a measurement slowed by a noisy neighbour."""
         i = min(bisect.bisect_left(self.sizes, nbytes), len(self.sizes) - 1)
         return max(self.bandwidth[i:])
+
+    def price(self, op: OpCost) -> tuple[float, float]:
+        """Seconds ``(compute, memory)`` of one operation: its FLOPs at the peak, its bytes at
+        the bandwidth of its size. The larger one binds."""
+        return op.flops / self.peak, op.bytes / self.bandwidth_at(op.bytes)
 
 
 @dataclass
@@ -145,8 +151,7 @@ def roofline(ops: list[OpCost], machine: Machine) -> Floor:
     of its size, summed."""
     compute = memory = 0.0
     for op in ops:
-        c = op.flops / machine.peak
-        m = op.bytes / machine.bandwidth_at(op.bytes)
+        c, m = machine.price(op)
         if c >= m:
             compute += c
         else:
@@ -179,5 +184,5 @@ def by_name(ops: list[OpCost], machine: Machine) -> dict[str, OpGroup]:
         g.calls += 1
         g.flops += op.flops
         g.bytes += op.bytes
-        g.seconds += max(op.flops / machine.peak, op.bytes / machine.bandwidth_at(op.bytes))
+        g.seconds += max(machine.price(op))
     return groups

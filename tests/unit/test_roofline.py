@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from steps import at_second_task
 from torch.utils.flop_counter import FlopCounterMode
 
 from hnet import config
-from hnet.data import load_benchmark
 from hnet.job.bench import run_bench
 from hnet.job.breakdown import OUTSIDE, measure_ops
 from hnet.job.limits import matmul_peak, memory_bandwidth
 from hnet.job.roofline import Machine, OpCost, count_ops, roofline
-from hnet.methods import METHODS
 
 F32 = 4
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
@@ -40,15 +39,8 @@ def test_views_move_nothing_in_place_reads_and_writes_copies_only_write():
 def test_the_backward_is_counted_and_flops_agree_with_torch_counter():
     """A real hnet training step (hypernetwork, target, regularizer, Adam): the same matmul
     FLOPs as torch's FlopCounterMode, and the backward's operations are there."""
-    cfg = config.resolve("split_digits", "hnet", overrides={"train.batch_size": 16}, threads=1)
-    bench = load_benchmark("split_digits", dict(cfg["data"]), 0)
-    method = METHODS.get("hnet")(cfg, bench, torch.device("cpu"))
-    method.begin_task(0)
-    method.end_task(0)
-    method.begin_task(1)  # one previous task: the regularizer runs
-    x, y = bench.tasks[1].train_batch(torch.arange(16))
+    method, x, y = at_second_task("hnet", batch=16)
     step = lambda: method.train_step(1, x, y)  # noqa: E731
-    step()
     ops = count_ops(step)
     with FlopCounterMode(display=False) as counter:
         step()

@@ -1,0 +1,30 @@
+"""A method ready to take training steps on its second task of split_digits (the first trained
+for one step, so regularizers, replay, lookahead and Adam's moments are all active): what
+tests that inspect a single step's operations start from."""
+
+from __future__ import annotations
+
+import torch
+
+from hnet import config
+from hnet.data import load_benchmark
+from hnet.methods import METHODS
+
+
+def at_second_task(name: str, seed: int = 0, batch: int = 8):
+    """``(method, x, y)``: ``name`` in its last supported scenario, begun on task 2, with a
+    batch of task 2 to step on (two steps already taken on it)."""
+    scenario = METHODS.get(name).scenarios[-1]
+    over = {"train.batch_size": batch}
+    cfg = config.resolve("split_digits", name, scenario=scenario, seed=seed, overrides=over)
+    bench = load_benchmark("split_digits", dict(cfg["data"]), seed)
+    method = METHODS.get(name)(cfg, bench, torch.device("cpu"))
+    x, y = bench.tasks[0].train_batch(torch.arange(batch))
+    method.begin_task(0)
+    method.train_step(0, x, y)
+    method.end_task(0)
+    method.begin_task(1)
+    x, y = bench.tasks[1].train_batch(torch.arange(batch))
+    for _ in range(2):
+        method.train_step(1, x, y)
+    return method, x, y
