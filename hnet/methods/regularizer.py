@@ -13,16 +13,12 @@ Two exact implementations of the batched term:
 
 ``direct``  generate all ``E × N`` weights and compare them with the targets.
 ``gram``    never materialise the ``E × N`` outputs. The output layer ``y = Wᵀ h + b`` is linear
-            and shared by all chunks (``W`` is stored ``(h, chunk)``: :class:`WideLinear`), so
-            with ``u = h − h*``, ``ΔW = W − W*``, ``Δb = b − b*`` each chunk's difference is
-            ``Aᵀ z + Δb`` with ``A = [W*; ΔW]`` (stacked rows) and ``z = [u; h]``:
-
-                ‖Aᵀ z + Δb‖² = zᵀ (A Aᵀ) z + 2 zᵀ (A Δb) + ‖Δb‖²
-
-            The cost is a (2h × 2h) Gram matrix over the chunk size plus tiny per-chunk quadratic
-            forms, independent of the number of tasks, and stored targets shrink from O(T·N)
-            to O(T·chunks·h). Every term is built from *differences*, so there is no cancellation
-            of large numbers. The padded tail of the last chunk is excluded exactly.
+            and shared by all chunks, so the whole term is ``⟨A'A'ᵀ, Σ_r z'_r z'_rᵀ⟩`` for
+            ``A' = [W*; W − W*; b − b*]`` and ``z' = [h − h*; h; 1]`` per chunk row: a
+            ``(2h+1)²`` Gram matrix over the chunk size, independent of the number of tasks,
+            and stored targets shrink from O(T·N) to O(T·chunks·h). One autograd function with
+            its own backward (:mod:`hnet.methods.gram`); the last chunk's padding is excluded
+            exactly.
 
 ``auto`` picks ``gram`` when it does less work (and no head mask is used), else ``direct``;
 ``hnet bench`` times both against the loop.
@@ -37,24 +33,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
+from hnet.methods.gram import GramState, OutputGram
 from hnet.models.hypernet import HyperNetwork
 
 TARGET_MODES = ("stored", "online")
 IMPLEMENTATIONS = ("auto", "direct", "gram")
-
-
-class SelfGram(torch.autograd.Function):
-    """``a aᵀ`` whose backward, ``(g + gᵀ) a``, is one product in ``a``'s own layout."""
-
-    @staticmethod
-    def forward(ctx, a: Tensor) -> Tensor:
-        ctx.save_for_backward(a)
-        return a @ a.T
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        (a,) = ctx.saved_tensors
-        return (grad + grad.T) @ a
 
 
 class OutputRegularizer:
@@ -76,6 +59,7 @@ class OutputRegularizer:
         self.n_prev, self.use_gram = 0, False
         self.frozen: dict[str, Tensor] = {}  # what begin_task froze (targets, features or Θ*)
         self.masks: Tensor | None = None  # (n_prev, N) float, when head masking is on
+        self.gram: GramState | None = None  # made on the first gram step of a task
 
     # -- task boundary ---------------------------------------------------------------------------
     def choose_gram(self, hnet: HyperNetwork, n_tasks: int) -> bool:
@@ -85,18 +69,20 @@ class OutputRegularizer:
             return False
         n_chunks, _, _ = hnet.layout()
         width = hnet.theta()[hnet.output_layer()[0]].shape[0]
-        big = n_tasks * hnet.target_numel >= 2**20  # below that, call overheads dominate
-        # Gram: a (2h × 2h) matrix over the chunk size, cs·4h² multiply-adds; direct: E·C·cs·h
-        # for the outputs, and then several passes over those E·C·cs floats (difference, loss,
-        # gradient, padding) that cost more than their arithmetic. Measured (hnet bench, after
-        # the output layer was stored transposed): Gram ties at E·C = 2h and wins beyond, on
-        # split_fmnist (h 10, C 12: E = 2, a tie) and permuted_fmnist (h 25, C 28: E = 2).
+        big = n_tasks * hnet.target_numel >= 2**19  # below that, call overheads dominate
+        # Gram: two (w+1) × (2w+1) products over the chunk size forward and two backward,
+        # ~8·w²·cs multiply-adds; direct: E·C·cs·w per product (three), plus several passes over
+        # those E·C·cs floats (difference, loss, gradient, padding) that cost more than their
+        # arithmetic. Measured (hnet bench, interleaved, after the gram term became one autograd
+        # function): Gram loses at E·C < 2w and wins beyond: split_fmnist (w 10, C 12) E = 1
+        # 3.00 vs 2.70 ms, E = 2 3.42 vs 3.96; permuted_fmnist (w 25, C 28) E = 1 9.31 vs 8.46,
+        # E = 2 8.96 vs 17.35; split_digits (8,970 outputs) direct at every E.
         return big and 2 * width < n_tasks * n_chunks
 
     @torch.no_grad()
     def begin_task(self, hnet: HyperNetwork, task: int) -> None:
         """Freeze Θ* (or what is needed of it) for the tasks before ``task``."""
-        self.n_prev, self.frozen, self.masks = task, {}, None
+        self.n_prev, self.frozen, self.masks, self.gram = task, {}, None, None
         if task == 0:
             return
         n_sel = min(self.n_sample, task) if self.n_sample > 0 else task
@@ -121,12 +107,13 @@ class OutputRegularizer:
         self, frozen: dict[str, Tensor], n_prev: int, use_gram: bool, device: torch.device
     ) -> None:
         """Restore what :meth:`begin_task` froze, from a checkpoint (:meth:`state`)."""
-        self.frozen, self.n_prev, self.use_gram, self.masks = dict(frozen), n_prev, use_gram, None
+        self.frozen, self.n_prev, self.use_gram = dict(frozen), n_prev, use_gram
+        self.masks, self.gram = None, None
         self._build_masks(device)
 
     def state(self) -> dict[str, Tensor]:
         """Tensors a checkpoint must keep to rebuild this regularizer exactly."""
-        return {k: v for k, v in self.frozen.items() if not k.startswith("gram11.")}
+        return dict(self.frozen)
 
     # -- per step --------------------------------------------------------------------------------
     def select(self, generator: torch.Generator | None = None) -> Tensor:
@@ -144,8 +131,11 @@ class OutputRegularizer:
         return frozen[tasks.to(frozen.device)]
 
     @staticmethod
-    def _params(hnet: HyperNetwork, delta: dict[str, Tensor] | None) -> dict[str, Tensor]:
-        theta = hnet.theta()
+    def _params(
+        hnet: HyperNetwork, delta: dict[str, Tensor] | None, skip: tuple[str, ...] = ()
+    ) -> dict[str, Tensor]:
+        """Θ + ΔΘ (Θ without a lookahead), leaving out the parameters named in ``skip``."""
+        theta = {n: p for n, p in hnet.theta().items() if n not in skip}
         return {n: p + delta[n] if n in delta else p for n, p in theta.items()} if delta else theta
 
     def loss(
@@ -157,71 +147,40 @@ class OutputRegularizer:
         """Batched regularizer over ``tasks`` (default: all previous). ``delta`` is the detached
         lookahead step ΔΘ added to Θ."""
         tasks = self.select() if tasks is None else tasks
-        params = self._params(hnet, delta)
         embs = hnet.embeddings(tasks).detach()
         if self.use_gram and self.masks is None:
-            return self._gram(hnet, params, tasks, embs)
+            return self._gram(hnet, tasks, embs, delta)
         if "targets" in self.frozen:
             target = self._rows(self.frozen["targets"], tasks)
         else:
             with torch.no_grad():
                 target = functional_call(hnet, self._snapshot(), (embs,))
         masks = None if self.masks is None else self._rows(self.masks, tasks)
-        return direct_loss(hnet, params, embs, target, masks)
+        return direct_loss(hnet, self._params(hnet, delta), embs, target, masks)
 
     def _gram(
-        self, hnet: HyperNetwork, params: dict[str, Tensor], tasks: Tensor, embs: Tensor
+        self, hnet: HyperNetwork, tasks: Tensor, embs: Tensor, delta: dict[str, Tensor] | None
     ) -> Tensor:
+        """The ``gram`` term (:mod:`hnet.methods.gram`): the body of the hypernetwork runs at
+        Θ + ΔΘ up to the output layer's input; the output layer and its shift go in whole."""
         wname, bname = hnet.output_layer()
-        h = functional_call(hnet, params, (embs,), {"features": True})  # (E, C, width)
+        body = self._params(hnet, delta, skip=(wname, bname))
+        h = functional_call(hnet, body, (embs,), {"features": True})  # (E, C, width)
         if "features" in self.frozen:
-            h0, w0, b0 = (
-                self._rows(self.frozen["features"], tasks),
-                self.frozen["W"],
-                self.frozen["b"],
-            )
+            h0 = self._rows(self.frozen["features"], tasks)
+            w0, b0 = self.frozen["W"], self.frozen["b"]
         else:
             snap = self._snapshot()
             with torch.no_grad():
                 h0 = functional_call(hnet, snap, (embs,), {"features": True})
             w0, b0 = snap[wname], snap[bname]
-        n_chunks, _, last = hnet.layout()
-        z = torch.cat([h - h0, h], dim=-1)  # (E, C, 2·width)
-        dw, db = params[wname] - w0, params[bname] - b0
-        # Column blocks of the output layer: [:last] is used by every chunk, [last:] not by the
-        # last (cut) chunk. One split, not two slices: a split's backward is one concatenation,
-        # a slice's allocates and zero-fills a gradient of the whole layer. W* W*ᵀ is constant
-        # per task.
-        cols = [last] if last == w0.shape[1] else [last, w0.shape[1] - last]
-        parts = zip(
-            w0.split(cols, 1), dw.split(cols, 1), db.split(cols), ("head", "tail"), strict=False
+        if self.gram is None:  # W* (and W* W*ᵀ) are constant during a task
+            self.gram = GramState(w0, b0, hnet.layout()[2])
+        theta, delta = hnet.theta(), delta or {}
+        total = OutputGram.apply(
+            h, theta[wname], theta[bname], h0, self.gram, delta.get(wname), delta.get(bname)
         )
-        blocks = [self._block(*part) for part in parts]
-        total = self._quad(z[:, -1], blocks[0])  # last chunk: only its first `last` outputs
-        if n_chunks > 1:
-            full = blocks[0] if len(blocks) == 1 else [x + y for x, y in zip(*blocks, strict=True)]
-            total = total + self._quad(z[:, :-1], full)
         return total / len(tasks)
-
-    def _block(self, w0: Tensor, dw: Tensor, db: Tensor, key: str) -> list[Tensor]:
-        """Gram matrix [[W* W*ᵀ, W* ΔWᵀ], [ΔW W*ᵀ, ΔW ΔWᵀ]], A Δb and ‖Δb‖² over some columns."""
-        g11 = self.frozen.get(f"gram11.{key}")
-        if g11 is None:  # constant during a task: computed once
-            g11 = self.frozen[f"gram11.{key}"] = (w0 @ w0.T).detach()
-        # Written so that every gradient w.r.t. ΔW comes out in ΔW's own (row-major) layout:
-        # ΔW ΔWᵀ through SelfGram, ΔW W*ᵀ with ΔW as the left operand. Autograd's default for a
-        # transposed operand is a transposed gradient, whose accumulation is a strided pass over
-        # the whole layer (the largest cost of this term on PM-10).
-        g21, g22 = dw @ w0.T, SelfGram.apply(dw)
-        gram = torch.cat([torch.cat([g11, g21.T], 1), torch.cat([g21, g22], 1)], 0)
-        return [gram, torch.cat([w0 @ db, dw @ db]), db.pow(2).sum()]
-
-    @staticmethod
-    def _quad(z: Tensor, block: list[Tensor]) -> Tensor:
-        """Σ_rows ‖A z + Δb‖² = Σ zᵀGz + 2 zᵀ(AᵀΔb) + rows·‖Δb‖²."""
-        gram, lin, const = block
-        rows = z.reshape(-1, z.shape[-1])
-        return ((rows @ gram) * rows).sum() + 2 * (rows @ lin).sum() + rows.shape[0] * const
 
     def loss_loop(
         self,
