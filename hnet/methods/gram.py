@@ -91,11 +91,13 @@ class OutputGram(torch.autograd.Function):
         a, z, g_head, g_tail, m_full, m_last = ctx.saved_tensors
         w, last = (a.shape[0] - 1) // 2, ctx.last
         two = 2 * grad
+        m_all = m_full + m_last
         if g_tail is None:  # every chunk uses every column
-            grad_a = (two * (m_full + m_last)[w:]) @ a
-        else:
-            grad_a = (two * m_full[w:]) @ a
-            grad_a[:, :last].addmm_(two * m_last[w:], a[:, :last])  # in place, strided rows
+            grad_a = (two * m_all[w:]) @ a
+        else:  # each column block once, written in place (BLAS takes the strided rows as they are)
+            grad_a = a.new_empty(w + 1, a.shape[1])
+            grad_a[:, :last].addmm_(two * m_all[w:], a[:, :last], beta=0)
+            grad_a[:, last:].addmm_(two * m_full[w:], a[:, last:], beta=0)
         g_full = g_head if g_tail is None else g_head + g_tail
         grad_z = torch.cat(
             [z[:, :-1] @ (two * g_full), (z[:, -1] @ (two * g_head)).unsqueeze(1)], 1
