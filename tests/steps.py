@@ -11,11 +11,12 @@ from hnet.data import load_benchmark
 from hnet.methods import METHODS
 
 
-def at_second_task(name: str, seed: int = 0, batch: int = 8):
+def at_second_task(name: str, seed: int = 0, batch: int = 8, **overrides):
     """``(method, x, y)``: ``name`` in its last supported scenario, begun on task 2, with a
-    batch of task 2 to step on (two steps already taken on it)."""
+    batch of task 2 to step on (two steps already taken on it); ``overrides`` are config keys
+    (``**{"hnet.reg_impl": "gram"}``)."""
     scenario = METHODS.get(name).scenarios[-1]
-    over = {"train.batch_size": batch}
+    over = {"train.batch_size": batch, **overrides}
     cfg = config.resolve("split_digits", name, scenario=scenario, seed=seed, overrides=over)
     bench = load_benchmark("split_digits", dict(cfg["data"]), seed)
     method = METHODS.get(name)(cfg, bench, torch.device("cpu"))

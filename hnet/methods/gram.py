@@ -37,22 +37,24 @@ class GramState:
     ``[:last]`` and the tail ``[last:]`` (None if empty), and the ``(2w+1) × cs`` buffer of
     ``A'`` whose first ``w`` rows hold ``W*`` (written once; each step rewrites the others in
     place, and autograd's version check stops a backward that would read a later step's rows).
-    """
+    Packed seeds (:mod:`hnet.methods.packed`) give every tensor a leading seed axis."""
 
     def __init__(self, frozen_w: Tensor, frozen_b: Tensor, last: int) -> None:
-        w, cs = frozen_w.shape
-        head = frozen_w[:, :last]
-        tail = frozen_w[:, last:] if last < cs else None
-        self.star = (head @ head.T, None if tail is None else tail @ tail.T)
+        w, cs = frozen_w.shape[-2:]
+        head = frozen_w[..., :last]
+        tail = frozen_w[..., last:] if last < cs else None
+        self.star = (head @ head.mT, None if tail is None else tail @ tail.mT)
         self.last = last
-        self.a = frozen_w.new_empty(2 * w + 1, cs)
-        self.a[:w] = frozen_w
+        self.a = frozen_w.new_empty(*frozen_w.shape[:-2], 2 * w + 1, cs)
+        self.a[..., :w, :] = frozen_w
         self.frozen_b = frozen_b
 
 
 class OutputGram(torch.autograd.Function):
     """``L`` above, differentiable in the features ``h`` ``(E, C, w)`` and the layer's ``weight``
-    ``(w, cs)`` and ``bias`` ``(cs,)``; everything else is a constant of the task."""
+    ``(w, cs)`` and ``bias`` ``(cs,)``; everything else is a constant of the task. With a
+    leading seed axis on every tensor (``(K, E, C, w)``, ``(K, w, cs)``, …) it returns one ``L``
+    per seed, ``(K,)``."""
 
     @staticmethod
     def forward(
@@ -65,23 +67,23 @@ class OutputGram(torch.autograd.Function):
         shift_w: Tensor | None,
         shift_b: Tensor | None,
     ) -> Tensor:
-        w, a, last, star = weight.shape[0], state.a, state.last, state.star
-        torch.sub(weight, a[:w], out=a[w : 2 * w])  # A' = [W*; W − W* + ΔW; b − b* + Δb]
-        torch.sub(bias, state.frozen_b, out=a[2 * w])
+        w, a, last, star = weight.shape[-2], state.a, state.last, state.star
+        shifted, shifted_b = a[..., w : 2 * w, :], a[..., 2 * w, :]
+        torch.sub(weight, a[..., :w, :], out=shifted)  # A' = [W*; W − W* + ΔW; b − b* + Δb]
+        torch.sub(bias, state.frozen_b, out=shifted_b)
         if shift_w is not None:
-            a[w : 2 * w].add_(shift_w)
+            shifted.add_(shift_w)
         if shift_b is not None:
-            a[2 * w].add_(shift_b)
-        z = torch.cat([h - h0, h, h.new_ones(*h.shape[:-1], 1)], -1)  # (E, C, 2w+1)
-        full = z[:, :-1].reshape(-1, z.shape[-1])
-        m_last = z[:, -1].T @ z[:, -1]
-        m_full = full.T @ full
-        g_head = _gram(a[:, :last], star[0], w)
-        loss = (g_head * (m_full + m_last)).sum()
+            shifted_b.add_(shift_b)
+        z = torch.cat([h - h0, h, h.new_ones(*h.shape[:-1], 1)], -1)  # (…, E, C, 2w+1)
+        full, end = z[..., :-1, :].flatten(-3, -2), z[..., -1, :]  # full chunks' rows, last's
+        m_full, m_last = full.mT @ full, end.mT @ end
+        g_head = _gram(a[..., :last], star[0], w)
+        loss = (g_head * (m_full + m_last)).sum((-2, -1))
         g_tail = None
         if star[1] is not None:
-            g_tail = _gram(a[:, last:], star[1], w)
-            loss = loss + (g_tail * m_full).sum()
+            g_tail = _gram(a[..., last:], star[1], w)
+            loss = loss + (g_tail * m_full).sum((-2, -1))
         ctx.save_for_backward(a, z, g_head, g_tail, m_full, m_last)
         ctx.last = last
         return loss
@@ -89,25 +91,34 @@ class OutputGram(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         a, z, g_head, g_tail, m_full, m_last = ctx.saved_tensors
-        w, last = (a.shape[0] - 1) // 2, ctx.last
-        two = 2 * grad
+        w, last = (a.shape[-2] - 1) // 2, ctx.last
+        two = 2 * grad[..., None, None]
         m_all = m_full + m_last
         if g_tail is None:  # every chunk uses every column
-            grad_a = (two * m_all[w:]) @ a
-        else:  # each column block once, written in place (BLAS takes the strided rows as they are)
-            grad_a = a.new_empty(w + 1, a.shape[1])
-            grad_a[:, :last].addmm_(two * m_all[w:], a[:, :last], beta=0)
-            grad_a[:, last:].addmm_(two * m_full[w:], a[:, last:], beta=0)
+            grad_a = (two * m_all[..., w:, :]) @ a
+        else:  # each column block once, into one buffer
+            grad_a = a.new_empty(*a.shape[:-2], w + 1, a.shape[-1])
+            _product_into(grad_a[..., :last], two * m_all[..., w:, :], a[..., :last])
+            _product_into(grad_a[..., last:], two * m_full[..., w:, :], a[..., last:])
         g_full = g_head if g_tail is None else g_head + g_tail
-        grad_z = torch.cat(
-            [z[:, :-1] @ (two * g_full), (z[:, -1] @ (two * g_head)).unsqueeze(1)], 1
-        )
+        grad_full = z[..., :-1, :] @ (two * g_full).unsqueeze(-3)  # over the task axis
+        grad_end = z[..., -1, :] @ (two * g_head)
+        grad_z = torch.cat([grad_full, grad_end.unsqueeze(-2)], -2)
         grad_h = grad_z[..., :w] + grad_z[..., w : 2 * w]
-        return grad_h, grad_a[:w], grad_a[w], None, None, None, None
+        return grad_h, grad_a[..., :w, :], grad_a[..., w, :], None, None, None, None
 
 
 def _gram(cols: Tensor, star: Tensor, w: int) -> Tensor:
     """``A'A'ᵀ`` over some columns from its constant corner ``W*W*ᵀ`` (``star``) and one product
     of the shifted rows with all rows."""
-    k = cols[w:] @ cols.T  # (w+1, 2w+1)
-    return torch.cat([torch.cat([star, k[:, :w].T], 1), k])
+    k = cols[..., w:, :] @ cols.mT  # (…, w+1, 2w+1)
+    return torch.cat([torch.cat([star, k[..., :w].mT], -1), k], -2)
+
+
+def _product_into(out: Tensor, m: Tensor, a: Tensor) -> None:
+    """``out = m @ a`` written into ``out``, a block of columns of a larger matrix: BLAS takes
+    its strided rows as they are (2-D); with a seed axis, a batched product and one copy."""
+    if out.dim() == 2:
+        out.addmm_(m, a, beta=0)
+    else:
+        out.copy_(m @ a)

@@ -23,12 +23,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from hnet.methods.base import METHODS, Method
 from hnet.methods.finetune import Finetune
+from hnet.methods.gram import GramState, OutputGram
 from hnet.methods.hnet import HNET
 from hnet.methods.lookahead import adam_lookahead
 from hnet.methods.regularizer import direct_loss
@@ -151,21 +151,12 @@ class Packed:
 
 class PackedHNET(Packed):
     """The hypernetworks' Θ (one Adam) and the current task embedding (a fresh Adam per task)
-    stacked; the output regularizer is the ``direct`` term vmapped over seeds, each seed with
-    its own frozen targets, its own lookahead ΔΘ and its own subset of earlier tasks.
-
-    The regularizer is always ``direct`` here (``hnet.reg_impl`` gram or an auto choice of it
-    is replaced: the same value, another float path); stored Gram features of a checkpoint are
-    turned into the targets they stand for."""
+    stacked; the output regularizer runs over seeds with each seed's own frozen state, its own
+    lookahead ΔΘ and its own subset of earlier tasks: the ``gram`` term on the stack (its
+    function takes a leading seed axis) when the seeds chose it, else the ``direct`` term
+    vmapped. Checkpoints of packs from before gram was packed hold targets and say ``direct``."""
 
     methods: list[HNET]
-
-    def __init__(self, methods: list[HNET]) -> None:
-        for m in methods:
-            m.reg.impl = "direct"
-            if m.reg.use_gram:
-                to_targets(m)
-        super().__init__(methods)
 
     def groups(self, m: HNET) -> dict[str, dict[str, Tensor]]:
         out: dict[str, dict[str, Tensor]] = {"opt": dict(m.hnet.theta())}
@@ -179,9 +170,16 @@ class PackedHNET(Packed):
         with torch.no_grad():
             self.embs = torch.stack([torch.stack(list(m.hnet.task_embs)) for m in ms]).detach()
         reg = ms[0].reg
-        self.targets = None
-        if reg.n_prev > 0:
-            self.targets = torch.stack([m.reg.frozen["targets"] for m in ms])  # (K, n_prev, N)
+        self.targets = self.features = self.gram = None
+        if reg.n_prev == 0:
+            return
+        frozen = [m.reg.frozen for m in ms]
+        if reg.use_gram and reg.masks is None:
+            self.features = torch.stack([f["features"] for f in frozen])  # (K, n_prev, C, w)
+            w, b = (torch.stack([f[k] for f in frozen]) for k in ("W", "b"))
+            self.gram = GramState(w, b, ms[0].hnet.layout()[2])
+        else:
+            self.targets = torch.stack([f["targets"] for f in frozen])  # (K, n_prev, N)
 
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         m0 = self.methods[0]
@@ -209,31 +207,31 @@ class PackedHNET(Packed):
 
     def regularizer(self, theta: dict[str, Tensor], delta: dict[str, Tensor]) -> Tensor:
         """Each seed's output regularizer ``(K,)``, drawing its subset from its own generator."""
-        assert self.targets is not None
-        device = self.targets.device
+        m0 = self.methods[0]
+        hnet, device = m0.hnet, self.embs.device
         tasks = torch.stack([m.reg.select(m.gen) for m in self.methods]).to(device)  # (K, n)
         rows = torch.arange(self.k, device=device).unsqueeze(1)
         embs = self.embs[rows, tasks]  # (K, n, d)
+        if self.gram is not None:  # the output layer and its shift go into the term whole
+            wname, bname = hnet.output_layer()
+            body = {n: p + delta[n] if n in delta else p for n, p in theta.items()}
+            body = {n: p for n, p in body.items() if n not in (wname, bname)}
+            feats = vmap(lambda p, e: functional_call(hnet, p, (e,), {"features": True}))
+            total = OutputGram.apply(
+                feats(body, embs), theta[wname], theta[bname], self.features[rows, tasks],
+                self.gram, delta.get(wname), delta.get(bname),
+            )  # fmt: skip
+            return total / tasks.shape[1]
+        assert self.targets is not None
         targets = self.targets[rows, tasks]  # (K, n, N)
         params = {n: p + delta[n] if n in delta else p for n, p in theta.items()}
-        masks = self.methods[0].reg.masks
-        hnet = self.methods[0].hnet
+        masks = m0.reg.masks
         if masks is None:
             return vmap(lambda p, e, t: direct_loss(hnet, p, e, t))(params, embs, targets)
         masks = masks[tasks]  # (K, n, N): the same heads for every seed
         return vmap(lambda p, e, t, mk: direct_loss(hnet, p, e, t, mk))(
             params, embs, targets, masks
         )
-
-
-@torch.no_grad()
-def to_targets(m: HNET) -> None:
-    """A regularizer that froze Gram features (h*, W*, b*) → the frozen targets f_h(e_t, Θ*)."""
-    reg, frozen = m.reg, m.reg.frozen
-    if "features" in frozen:
-        out = F.linear(frozen["features"], frozen["W"], frozen["b"])
-        frozen = {"targets": out.reshape(reg.n_prev, -1)[:, : m.hnet.target_numel]}
-    reg.load(frozen, reg.n_prev, False, m.device)
 
 
 class PackedFinetune(Packed):

@@ -17,6 +17,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+from steps import at_second_task
 
 from hnet import config
 from hnet.cli import build_parser
@@ -92,19 +93,21 @@ def assert_same_run(packed, single, method):
 
 
 @pytest.mark.parametrize(
-    ("method", "scenario", "size", "iters"),
+    ("method", "scenario", "size", "iters", "over"),
     [
-        ("hnet", "cl1", None, 30),
-        ("hnet", "cl3", None, 30),
-        ("hnet", "cl1", "full", 10),  # an unchunked HMLP: a large output layer, fewer steps
-        ("finetune", "cl3", None, 30),
-        ("scratch", "cl1", None, 30),  # a fresh net and Adam per task
+        ("hnet", "cl1", None, 30, {}),
+        ("hnet", "cl1", None, 30, {"hnet.reg_impl": "gram"}),  # the gram term on the stack
+        ("hnet", "cl3", None, 30, {}),
+        ("hnet", "cl1", "full", 10, {}),  # an unchunked HMLP: a large output layer, fewer steps
+        ("finetune", "cl3", None, 30, {}),
+        ("scratch", "cl1", None, 30, {}),  # a fresh net and Adam per task
     ],
 )
-def test_packed_seeds_equal_unpacked_jobs(tmp_path, method, scenario, size, iters):
-    """Chunked and full hypernetworks, task-incremental and class-incremental, a baseline."""
+def test_packed_seeds_equal_unpacked_jobs(tmp_path, method, scenario, size, iters, over):
+    """Chunked and full hypernetworks, task-incremental and class-incremental, both
+    regularizer terms, baselines."""
     seeds = [0, 1]
-    cs = cfgs(method, seeds, scenario, size, **{"train.iters": iters})
+    cs = cfgs(method, seeds, scenario, size, **{"train.iters": iters, **over})
     run_packed(cs, [tmp_path / f"p{s}" for s in seeds], progress=False)
     for cfg, s in zip(cs, seeds, strict=True):
         run_job(cfg, tmp_path / f"u{s}", progress=False)
@@ -242,3 +245,25 @@ def test_seeds_and_per_seed_arguments():
         "s/seed1",
         args.overrides,
     )
+
+
+@pytest.mark.parametrize("impl", ["direct", "gram"])
+def test_the_stacked_regularizer_is_each_seeds_own(impl):
+    """The regularizer on the stack (gram: its function over a seed axis; direct: vmapped)
+    equals each seed's own, in value and in the gradient of every parameter, lookahead shift
+    included."""
+    methods = [at_second_task("hnet", seed, **{"hnet.reg_impl": impl})[0] for seed in (0, 1)]
+    packed = packed_methods.pack(methods)
+    assert (packed.gram is not None) == (impl == "gram")
+    theta = packed.params["opt"]
+    g = torch.Generator().manual_seed(0)
+    delta = {n: 1e-3 * torch.randn(p.shape, generator=g) for n, p in theta.items()}
+    reg = packed.regularizer(theta, delta)
+    reg.sum().backward()
+    for s, m in enumerate(methods):
+        m.hnet.zero_grad()
+        own = m.reg.loss(m.hnet, None, {n: d[s] for n, d in delta.items()})
+        own.backward()
+        assert reg[s].item() == pytest.approx(own.item(), rel=1e-5) and own.item() > 0
+        for n, p in m.hnet.theta().items():
+            torch.testing.assert_close(theta[n].grad[s], p.grad, rtol=1e-4, atol=1e-7)
