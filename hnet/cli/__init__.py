@@ -13,11 +13,12 @@ import atexit
 import os
 import sys
 
-# Idle OpenMP threads sleep instead of spinning (read once, when torch loads its OpenMP; the
-# user's own setting wins). Spinning costs nothing to one job alone but everything to jobs side
-# by side: two default-thread Split Fashion-MNIST jobs on 2 cores took 121 s each with active
-# waiting, 15 s with passive, against 14 s alone (docs/development.md, "Jobs side by side").
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from hnet.job.environment import omp_wait_policy
+
+# Read once, when torch loads its OpenMP: idle threads sleep unless the job's cores are its own
+# (hnet.job.environment.omp_wait_policy; the user's own setting wins).
+if policy := omp_wait_policy(os.environ):
+    os.environ["OMP_WAIT_POLICY"] = policy
 
 from hnet.cli import bench, listing, report, sync, tracking_init, train
 from hnet.errors import HnetError, JobInterrupted, os_error_message

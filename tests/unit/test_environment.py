@@ -54,19 +54,32 @@ def test_explicit_threads_win(monkeypatch):
     assert torch.get_num_threads() == 2
 
 
-@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_cli_makes_idle_openmp_threads_sleep_unless_told_otherwise(monkeypatch, given, expected):
-    """Jobs side by side must not spin on each other's cores; the user's setting wins."""
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "PASSIVE"),  # by hand, on every core it sees: it may share them
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"),  # the user's setting wins
+        ({"OMP_WAIT_POLICY": "PASSIVE", "SLURM_JOB_ID": "7"}, "PASSIVE"),
+        ({"SLURM_JOB_ID": "7"}, None),  # a scheduler's cores: OpenMP's own default
+        ({"HNET_DEDICATED_CORES": "1"}, None),  # the study's Snakemake jobs
+        ({"OMP_NUM_THREADS": "2"}, None),  # a thread budget the user set
+        ({"SLURM_JOB_ID": " "}, "PASSIVE"),  # blank is not set
+    ],
+)
+def test_cli_lets_openmp_threads_spin_only_on_dedicated_cores(monkeypatch, env, expected):
+    """Jobs side by side must not spin on each other's cores; jobs whose cores are their own
+    should not pay a kernel wake-up per parallel operation."""
     import importlib
 
     import hnet.cli
+    from hnet.job.environment import DEDICATED
 
-    if given is None:
-        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    else:
-        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    for var in ("OMP_WAIT_POLICY", *DEDICATED):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
     importlib.reload(hnet.cli)
-    assert os.environ["OMP_WAIT_POLICY"] == expected
+    assert os.environ.get("OMP_WAIT_POLICY") == expected
 
 
 def test_allocator_tuning_applies_on_glibc_and_yields_to_user_settings(monkeypatch):

@@ -43,9 +43,12 @@ rule train:
         run_dir=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         # --if-changed restart: a cell whose config changed is retrained (the old run dir is
-        # moved aside); an unchanged one resumes or returns its finished metrics.
+        # moved aside); an unchanged one resumes or returns its finished metrics. Snakemake
+        # never gives its jobs more threads than cores: they may spin (HNET_DEDICATED_CORES,
+        # hnet.job.environment.omp_wait_policy).
         'echo "== $(date -Is) attempt on $(hostname)" >> {log}; '
-        "hnet train {params.args} --threads {threads} --out {params.run_dir} "
+        "HNET_DEDICATED_CORES=1 hnet train {params.args} --threads {threads} "
+        "--out {params.run_dir} "
         "--tracking-file {input.tracking} --if-changed restart --quiet >> {log} 2>&1"
 
 
@@ -92,7 +95,8 @@ for _pack in PACKS:
             out=lambda wildcards, p=f"{RUNS}/{_first.path.rsplit('/', 1)[0]}": f"{p}/seed{{seed}}",
         shell:
             'echo "== $(date -Is) attempt on $(hostname)" >> {log}; '
-            "hnet train {params.args} --threads {threads} --out {params.out:q} "
+            "HNET_DEDICATED_CORES=1 hnet train {params.args} --threads {threads} "
+            "--out {params.out:q} "
             "--tracking-file {input.tracking} --if-changed restart --quiet >> {log} 2>&1"
 
     workflow.ruleorder(pack_name(_pack), "train")
