@@ -77,23 +77,23 @@ class OutputGram(torch.autograd.Function):
             shifted_b.add_(shift_b)
         z = torch.cat([h - h0, h, h.new_ones(*h.shape[:-1], 1)], -1)  # (…, E, C, 2w+1)
         full, end = z[..., :-1, :].flatten(-3, -2), z[..., -1, :]  # full chunks' rows, last's
-        m_full, m_last = full.mT @ full, end.mT @ end
+        m_full = full.mT @ full
+        m_all = m_full + end.mT @ end
         g_head = _gram(a[..., :last], star[0], w)
-        loss = (g_head * (m_full + m_last)).sum((-2, -1))
+        loss = (g_head * m_all).sum((-2, -1))
         g_tail = None
         if star[1] is not None:
             g_tail = _gram(a[..., last:], star[1], w)
             loss = loss + (g_tail * m_full).sum((-2, -1))
-        ctx.save_for_backward(a, z, g_head, g_tail, m_full, m_last)
+        ctx.save_for_backward(a, z, g_head, g_tail, m_full, m_all)
         ctx.last = last
         return loss
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        a, z, g_head, g_tail, m_full, m_last = ctx.saved_tensors
+        a, z, g_head, g_tail, m_full, m_all = ctx.saved_tensors
         w, last = (a.shape[-2] - 1) // 2, ctx.last
         two = 2 * grad[..., None, None]
-        m_all = m_full + m_last
         if g_tail is None:  # every chunk uses every column
             grad_a = (two * m_all[..., w:, :]) @ a
         else:  # each column block once, into one buffer

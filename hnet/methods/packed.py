@@ -28,10 +28,10 @@ from torch.func import functional_call, vmap
 
 from hnet.methods.base import METHODS, Method
 from hnet.methods.finetune import Finetune
-from hnet.methods.gram import GramState, OutputGram
+from hnet.methods.gram import GramState
 from hnet.methods.hnet import HNET
 from hnet.methods.lookahead import adam_lookahead
-from hnet.methods.regularizer import direct_loss
+from hnet.methods.regularizer import direct_loss, gram_loss, shifted
 from hnet.methods.scratch import Scratch
 from hnet.models.target import functional_forward, head_outputs
 
@@ -212,19 +212,14 @@ class PackedHNET(Packed):
         tasks = torch.stack([m.reg.select(m.gen) for m in self.methods]).to(device)  # (K, n)
         rows = torch.arange(self.k, device=device).unsqueeze(1)
         embs = self.embs[rows, tasks]  # (K, n, d)
-        if self.gram is not None:  # the output layer and its shift go into the term whole
-            wname, bname = hnet.output_layer()
-            body = {n: p + delta[n] if n in delta else p for n, p in theta.items()}
-            body = {n: p for n, p in body.items() if n not in (wname, bname)}
+        if self.gram is not None:
             feats = vmap(lambda p, e: functional_call(hnet, p, (e,), {"features": True}))
-            total = OutputGram.apply(
-                feats(body, embs), theta[wname], theta[bname], self.features[rows, tasks],
-                self.gram, delta.get(wname), delta.get(bname),
-            )  # fmt: skip
+            h0 = self.features[rows, tasks]  # (K, n, C, w)
+            total = gram_loss(hnet, theta, delta, lambda body: feats(body, embs), h0, self.gram)
             return total / tasks.shape[1]
         assert self.targets is not None
         targets = self.targets[rows, tasks]  # (K, n, N)
-        params = {n: p + delta[n] if n in delta else p for n, p in theta.items()}
+        params = shifted(theta, delta)
         masks = m0.reg.masks
         if masks is None:
             return vmap(lambda p, e, t: direct_loss(hnet, p, e, t))(params, embs, targets)

@@ -130,14 +130,6 @@ class OutputRegularizer:
             return frozen
         return frozen[tasks.to(frozen.device)]
 
-    @staticmethod
-    def _params(
-        hnet: HyperNetwork, delta: dict[str, Tensor] | None, skip: tuple[str, ...] = ()
-    ) -> dict[str, Tensor]:
-        """Θ + ΔΘ (Θ without a lookahead), leaving out the parameters named in ``skip``."""
-        theta = {n: p for n, p in hnet.theta().items() if n not in skip}
-        return {n: p + delta[n] if n in delta else p for n, p in theta.items()} if delta else theta
-
     def loss(
         self,
         hnet: HyperNetwork,
@@ -156,16 +148,13 @@ class OutputRegularizer:
             with torch.no_grad():
                 target = functional_call(hnet, self._snapshot(), (embs,))
         masks = None if self.masks is None else self._rows(self.masks, tasks)
-        return direct_loss(hnet, self._params(hnet, delta), embs, target, masks)
+        return direct_loss(hnet, shifted(hnet.theta(), delta), embs, target, masks)
 
     def _gram(
         self, hnet: HyperNetwork, tasks: Tensor, embs: Tensor, delta: dict[str, Tensor] | None
     ) -> Tensor:
         """The ``gram`` term (:mod:`hnet.methods.gram`): the body of the hypernetwork runs at
         Θ + ΔΘ up to the output layer's input; the output layer and its shift go in whole."""
-        wname, bname = hnet.output_layer()
-        body = self._params(hnet, delta, skip=(wname, bname))
-        h = functional_call(hnet, body, (embs,), {"features": True})  # (E, C, width)
         if "features" in self.frozen:
             h0 = self._rows(self.frozen["features"], tasks)
             w0, b0 = self.frozen["W"], self.frozen["b"]
@@ -173,13 +162,14 @@ class OutputRegularizer:
             snap = self._snapshot()
             with torch.no_grad():
                 h0 = functional_call(hnet, snap, (embs,), {"features": True})
-            w0, b0 = snap[wname], snap[bname]
+            w0, b0 = (snap[n] for n in hnet.output_layer())
         if self.gram is None:  # W* (and W* W*ᵀ) are constant during a task
             self.gram = GramState(w0, b0, hnet.layout()[2])
-        theta, delta = hnet.theta(), delta or {}
-        total = OutputGram.apply(
-            h, theta[wname], theta[bname], h0, self.gram, delta.get(wname), delta.get(bname)
-        )
+
+        def features(body: dict[str, Tensor]) -> Tensor:  # (E, C, width)
+            return functional_call(hnet, body, (embs,), {"features": True})
+
+        total = gram_loss(hnet, hnet.theta(), delta, features, h0, self.gram)
         return total / len(tasks)
 
     def loss_loop(
@@ -190,7 +180,7 @@ class OutputRegularizer:
     ) -> Tensor:
         """Reference: the same value as :meth:`loss`, one plain forward per task."""
         tasks = self.select() if tasks is None else tasks
-        params = self._params(hnet, delta)
+        params = shifted(hnet.theta(), delta)
         snap = self._snapshot() or None
         total = 0.0
         for t in tasks.tolist():
@@ -209,6 +199,34 @@ class OutputRegularizer:
                 sq = sq * self.masks[t]
             total = total + sq.sum()
         return total / len(tasks)
+
+
+def shifted(
+    theta: dict[str, Tensor], delta: dict[str, Tensor] | None, skip: tuple[str, ...] = ()
+) -> dict[str, Tensor]:
+    """Θ + ΔΘ (Θ itself without a lookahead), leaving out the parameters named in ``skip``."""
+    theta = {n: p for n, p in theta.items() if n not in skip}
+    return {n: p + delta[n] if n in delta else p for n, p in theta.items()} if delta else theta
+
+
+def gram_loss(
+    hnet: HyperNetwork,
+    theta: dict[str, Tensor],
+    delta: dict[str, Tensor] | None,
+    features: Callable[[dict[str, Tensor]], Tensor],
+    h0: Tensor,
+    state: GramState,
+) -> Tensor:
+    """The ``gram`` term summed over its tasks (:mod:`hnet.methods.gram`): ``features`` runs
+    the hypernetwork's body at Θ + ΔΘ up to the output layer's input; the output layer and its
+    shift go into the term whole. Shared with the packed seeds, whose ``features`` is vmapped
+    and whose tensors have a leading seed axis."""
+    wname, bname = hnet.output_layer()
+    h = features(shifted(theta, delta, skip=(wname, bname)))
+    delta = delta or {}
+    return OutputGram.apply(
+        h, theta[wname], theta[bname], h0, state, delta.get(wname), delta.get(bname)
+    )
 
 
 def direct_loss(
