@@ -17,6 +17,15 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_configure(config):
+    """The jobs this session starts share cores among themselves (hnet.job.cores), not with
+    hnet jobs running beside the test session on the same machine."""
+    import os
+    import tempfile
+
+    os.environ["HNET_CORES_DIR"] = tempfile.mkdtemp(prefix="hnet-test-cores-")
+
+
 def pytest_collection_modifyitems(config, items):
     if not config.getoption("--runslow"):
         skip = pytest.mark.skip(reason="slow test: run with --runslow")

@@ -13,15 +13,9 @@ import atexit
 import os
 import sys
 
-from hnet.job.environment import omp_wait_policy
-
-# Read once, when torch loads its OpenMP: idle threads sleep unless the job's cores are its own
-# (hnet.job.environment.omp_wait_policy; the user's own setting wins).
-if policy := omp_wait_policy(os.environ):
-    os.environ["OMP_WAIT_POLICY"] = policy
-
 from hnet.cli import bench, listing, report, sync, tracking_init, train
 from hnet.errors import HnetError, JobInterrupted, os_error_message
+from hnet.job.environment import omp_wait_policy
 
 SUBCOMMANDS = (train, listing, bench, tracking_init, sync, report)
 
@@ -53,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Read once, when torch loads its OpenMP (no subcommand has imported it yet): idle threads
+    # spin unless the thread count was fixed by hand on cores others may use (omp_wait_policy).
+    if policy := omp_wait_policy(os.environ, getattr(args, "threads", None)):
+        os.environ["OMP_WAIT_POLICY"] = policy
     if os.environ.get("HNET_DEBUG"):
         return args.func(args)
     try:

@@ -31,7 +31,8 @@ def add_job_args(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch CPU threads (0 = the cores this process may use)",
+        help="torch CPU threads (default 0: the cores this process may use, shared with the "
+        "other hnet jobs on them)",
     )
     p.add_argument(
         "--data-dir", default=None, help="dataset root (default: $HNET_DATA or ~/.cache/hnet/data)"

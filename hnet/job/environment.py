@@ -39,21 +39,26 @@ def resolve_device(name: str):
 DEDICATED = ("SLURM_JOB_ID", "OMP_NUM_THREADS", "HNET_DEDICATED_CORES")
 
 
-def omp_wait_policy(environ: Mapping[str, str]) -> str | None:
+def dedicated(environ: Mapping[str, str]) -> bool:
+    """Were this process's cores granted to it (:data:`DEDICATED`; blank values do not count)?"""
+    return any(environ.get(var, "").strip() for var in DEDICATED)
+
+
+def omp_wait_policy(environ: Mapping[str, str], threads: int | None) -> str | None:
     """``PASSIVE``, or None to leave OpenMP's own default: its idle threads spin for a moment
     before they sleep.
 
     With passive waiting every parallel operation wakes its threads through the kernel: a
-    default-thread Split Fashion-MNIST job alone on 2 cores took 26.4–27.2 s against
-    15.3–15.9 s with OpenMP's default. Spinning threads, though, steal the cores of any other
-    job on them: two such jobs started side by side took 82 s each against 21.6 s passive
-    (docs/development.md, "Jobs side by side"). So a job spins only where its cores are its own
-    (:data:`DEDICATED`) and waits passively where it may share them (started by hand on all the
-    cores it can see). The user's own ``OMP_WAIT_POLICY`` wins."""
-    if "OMP_WAIT_POLICY" in environ:
+    default-thread Split Fashion-MNIST job alone on 2 cores took 31.3 s against 21.7 s with
+    OpenMP's default. Spinning threads, though, steal the cores of any other job on them (two
+    jobs side by side: 82 s each against 21.6 s passive; docs/development.md, "Jobs side by
+    side"). So a job spins where its cores are its own (:func:`dedicated`) or where it shares
+    them with the other hnet jobs on them (default ``threads``, 0 or None: :mod:`hnet.job.cores`),
+    and waits passively with a thread count fixed by hand (``--threads N``), which cannot make
+    room for others. The user's own ``OMP_WAIT_POLICY`` wins."""
+    if "OMP_WAIT_POLICY" in environ or dedicated(environ) or not threads:
         return None
-    dedicated = any(environ.get(var, "").strip() for var in DEDICATED)
-    return None if dedicated else "PASSIVE"
+    return "PASSIVE"
 
 
 def available_cores() -> int:

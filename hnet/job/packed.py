@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from hnet.errors import JobInterrupted
+from hnet.job.cores import shared_cores
 from hnet.job.environment import process_age
 from hnet.job.integrity import prepare_run
 from hnet.job.result import scratch_reference, write_result
@@ -85,6 +86,23 @@ def run_packed(
     if not todo:
         return results
     jobs = [job for _, job, _ in todo]
+    with shared_cores(jobs[0].cfg["threads"]) as cores:  # one lease for the process
+        for job in jobs:
+            job.cores = cores
+        errors, failed = train_packs(jobs)
+    for i, job, r_scratch in todo:
+        if job in failed:
+            continue
+        results[i] = write_result(job, r_scratch)
+        (job.out / FAILED).unlink(missing_ok=True)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def train_packs(jobs: list[Job]) -> tuple[list[Exception], list[Job]]:
+    """Set the jobs up, then train each group of them at the same task and step as one pack;
+    returns the divergences and the jobs that failed."""
     for job in jobs:
         start(job)
     groups: dict[tuple[int, int], list[int]] = {}
@@ -104,14 +122,7 @@ def run_packed(
             raise
         errors += loop.errors
         failed += loop.failed
-    for i, job, r_scratch in todo:
-        if job in failed:
-            continue
-        results[i] = write_result(job, r_scratch)
-        (job.out / FAILED).unlink(missing_ok=True)
-    if errors:
-        raise errors[0]
-    return results
+    return errors, failed
 
 
 def start(job: Job) -> None:
@@ -132,6 +143,7 @@ class PackedLoop:
 
     def __init__(self, jobs: list[Job]) -> None:
         self.jobs = jobs
+        self.cores = jobs[0].cores  # the process's one lease
         self.logs: list[IO[bytes]] = []
         self.errors: list[Exception] = []  # divergences, one per seed taken out of the pack
         self.failed: list[Job] = []
@@ -175,6 +187,7 @@ class PackedLoop:
             for job in self.jobs:
                 if job.startup_seconds is None:
                     job.startup_seconds = process_age()
+            self.cores.update(t, step)
             if schedule != "none" and factor != (new := lr_factor(schedule, step, iters)):
                 factor = new
                 self.packed.scale_lr(factor)

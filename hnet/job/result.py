@@ -44,6 +44,7 @@ class FinishedJob(Protocol):
     t_start: float
     startup_seconds: float | None
     resumed: bool
+    cores: Any  # hnet.job.cores.CoreShare (its thread-count changes), None if never trained
     emit: Callable[[str, dict[str, Any]], None]
 
 
@@ -87,6 +88,13 @@ def write_samples(job: FinishedJob) -> None:
         write_atomic(job.out / SAMPLES, lambda f: np.savez(f, **grid))
 
 
+def shared_threads(job: FinishedJob) -> dict[str, Any]:
+    """Where sharing the cores with other jobs changed the thread count (hnet.job.cores):
+    ``threads_shared`` lists ``[task, step, threads]`` (absent when it never changed)."""
+    changes = job.cores.changes if job.cores is not None else []
+    return {"threads_shared": changes} if changes else {}
+
+
 def write_result(job: FinishedJob, r_scratch: np.ndarray | None) -> dict[str, Any]:
     """The result of ``job``, written to ``out/metrics.json`` (after the sample grid) and
     reported as the ``done`` event; ``r_scratch``: see :func:`scratch_reference`."""
@@ -112,6 +120,7 @@ def write_result(job: FinishedJob, r_scratch: np.ndarray | None) -> dict[str, An
         "peak_rss_mb": peak_rss_mb(),
         "device": str(device),
         "threads": torch.get_num_threads(),
+        **shared_threads(job),
         "resumed": job.resumed,
         "config": cfg,
         "versions": versions(),

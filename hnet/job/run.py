@@ -32,6 +32,7 @@ from hnet.data import BENCHMARKS, Benchmark, load_benchmark
 from hnet.errors import DataError, HnetError, JobInterrupted
 from hnet.files import write_json
 from hnet.job import state as ckpt
+from hnet.job.cores import CoreShare, shared_cores
 from hnet.job.environment import apply_threads, process_age, resolve_device, tune_allocator
 from hnet.job.integrity import prepare_run
 from hnet.job.result import scratch_reference, write_result
@@ -171,6 +172,7 @@ class Job:
         self.ckpt_path, self.resume_from = out / CKPT, resume_from
         self.startup_seconds: float | None = None  # process age at the first step: fixed cost
         self.resumed = False
+        self.cores: CoreShare | None = None  # this process's lease while it trains
 
     # -- set-up ----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -259,16 +261,17 @@ class Job:
     # -- training --------------------------------------------------------------------------
     def run(self, r_scratch: np.ndarray | None) -> dict[str, Any]:
         self.setup()
-        self.resumed = self.restore()
-        if not self.resumed:
-            self.evaluate_row(None)
-        with StopFlag() as stop, open(self.out / LOSSES, "a+b", buffering=0) as log:
-            log.truncate(self.log_offset)  # drop what was logged after the checkpoint
-            log.seek(self.log_offset)
-            for t in range(self.task, self.bench.n_tasks):
-                first = self.step if t == self.task else 0
-                self.train_task(t, first, stop, log)
-                self.finish_task(t, stop, log)
+        with shared_cores(self.cfg["threads"]) as self.cores:
+            self.resumed = self.restore()
+            if not self.resumed:
+                self.evaluate_row(None)
+            with StopFlag() as stop, open(self.out / LOSSES, "a+b", buffering=0) as log:
+                log.truncate(self.log_offset)  # drop what was logged after the checkpoint
+                log.seek(self.log_offset)
+                for t in range(self.task, self.bench.n_tasks):
+                    first = self.step if t == self.task else 0
+                    self.train_task(t, first, stop, log)
+                    self.finish_task(t, stop, log)
         return write_result(self, r_scratch)
 
     def train_task(self, t: int, first: int, stop: StopFlag, log: IO[bytes]) -> None:
@@ -288,6 +291,7 @@ class Job:
         for step in bar:
             if self.startup_seconds is None:
                 self.startup_seconds = process_age()
+            self.cores.update(t, step)  # this job's share of the cores (hnet.job.cores)
             if schedule != "none" and factor != (new := lr_factor(schedule, step, iters)):
                 factor = new
                 self.method.scale_lr(factor)

@@ -55,30 +55,34 @@ def test_explicit_threads_win(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("env", "expected"),
+    ("env", "threads", "expected"),
     [
-        ({}, "PASSIVE"),  # by hand, on every core it sees: it may share them
-        ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE"),  # the user's setting wins
-        ({"OMP_WAIT_POLICY": "PASSIVE", "SLURM_JOB_ID": "7"}, "PASSIVE"),
-        ({"SLURM_JOB_ID": "7"}, None),  # a scheduler's cores: OpenMP's own default
-        ({"HNET_DEDICATED_CORES": "1"}, None),  # the study's Snakemake jobs
-        ({"OMP_NUM_THREADS": "2"}, None),  # a thread budget the user set
-        ({"SLURM_JOB_ID": " "}, "PASSIVE"),  # blank is not set
+        ({}, None, None),  # by hand, default threads: shares the cores by lease, so may spin
+        ({}, 0, None),
+        ({}, 2, "PASSIVE"),  # a count fixed by hand cannot make room: its threads sleep
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, 2, "ACTIVE"),  # the user's setting wins
+        ({"OMP_WAIT_POLICY": "PASSIVE", "SLURM_JOB_ID": "7"}, None, "PASSIVE"),
+        ({"SLURM_JOB_ID": "7"}, 2, None),  # a scheduler's cores: OpenMP's own default
+        ({"HNET_DEDICATED_CORES": "1"}, 1, None),  # the study's Snakemake jobs
+        ({"OMP_NUM_THREADS": "2"}, 2, None),  # a thread budget the user set
+        ({"SLURM_JOB_ID": " "}, 2, "PASSIVE"),  # blank is not set
     ],
 )
-def test_cli_lets_openmp_threads_spin_only_on_dedicated_cores(monkeypatch, env, expected):
-    """Jobs side by side must not spin on each other's cores; jobs whose cores are their own
-    should not pay a kernel wake-up per parallel operation."""
-    import importlib
-
-    import hnet.cli
+def test_cli_lets_openmp_threads_spin_unless_fixed_by_hand_on_shared_cores(
+    monkeypatch, env, threads, expected
+):
+    """Jobs side by side must not spin on each other's cores; a job alone should not pay a
+    kernel wake-up per parallel operation. The CLI decides after parsing, before torch loads
+    OpenMP in the subcommand (here: one that fails on its benchmark name)."""
+    from hnet.cli import main
     from hnet.job.environment import DEDICATED
 
     for var in ("OMP_WAIT_POLICY", *DEDICATED):
         monkeypatch.delenv(var, raising=False)
     for var, value in env.items():
         monkeypatch.setenv(var, value)
-    importlib.reload(hnet.cli)
+    argv = ["train", "-b", "no_such_benchmark", "--no-tracking"]
+    assert main(argv + ([] if threads is None else ["--threads", str(threads)])) == 2
     assert os.environ.get("OMP_WAIT_POLICY") == expected
 
 

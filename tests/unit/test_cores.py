@@ -1,0 +1,181 @@
+"""Jobs started by hand share the cores they run on: each holds a lease, a job with default
+threads runs ``cores // jobs`` threads, and a dead job's lease stops counting."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from hnet.job.cores import CoreShare, Lease
+from hnet.job.environment import DEDICATED
+
+FOUR = frozenset({0, 1, 2, 3})
+
+
+@pytest.fixture(autouse=True)
+def _clean(monkeypatch, tmp_path):
+    before = torch.get_num_threads()
+    for var in DEDICATED:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HNET_CORES_DIR", str(tmp_path / "leases"))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(FOUR))  # a 4-core machine
+    yield
+    torch.set_num_threads(before)
+
+
+def test_jobs_on_the_same_cores_split_them_and_take_them_back(tmp_path):
+    d = tmp_path / "leases"
+    a = Lease(FOUR, d)
+    assert a.share() == 4
+    b = Lease(FOUR, d)
+    c = Lease(frozenset({0}), d)
+    assert (a.share(), b.share()) == (1, 1)  # 4 cores // 3 jobs
+    c.close()
+    assert (a.share(), b.share()) == (2, 2)
+    b.close()
+    assert a.share() == 4
+    assert [p.name for p in d.iterdir()] == [a.path.name]
+
+
+def test_jobs_on_other_cores_do_not_count(tmp_path):
+    d = tmp_path / "leases"
+    a, b = Lease(frozenset({0, 1}), d), Lease(frozenset({2, 3}), d)
+    assert (a.share(), b.share()) == (2, 2)
+
+
+def test_a_dead_jobs_lease_stops_counting_and_is_removed(tmp_path):
+    """The kernel drops a process's flock however it ends (here: SIGKILL)."""
+    d = tmp_path / "leases"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+                import sys, time
+                from pathlib import Path
+                from hnet.job.cores import Lease
+                lease = Lease(frozenset({{0, 1, 2, 3}}), Path({str(d)!r}))
+                print(lease.path, flush=True)
+                time.sleep(600)
+            """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        child_lease = child.stdout.readline().strip()
+        a = Lease(FOUR, d)
+        assert a.share() == 2
+        assert os.path.exists(child_lease)
+    finally:
+        child.kill()
+        child.wait()
+    assert a.share() == 4
+    assert not os.path.exists(child_lease)
+
+
+def test_an_unreadable_live_lease_counts_as_a_neighbour(tmp_path):
+    d = tmp_path / "leases"
+    a = Lease(FOUR, d)
+    odd = d / "12345-garbage.lease"
+    odd.write_text("not json")
+    fd = os.open(odd, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # held, as its job would
+    try:
+        assert a.share() == 2
+    finally:
+        os.close(fd)
+    assert a.share() == 4  # released: a dead job's lease
+    assert not odd.exists()
+
+
+def test_a_default_thread_job_follows_its_share_and_records_it(tmp_path):
+    share = CoreShare(0)
+    other = CoreShare(2)  # a count fixed by hand: kept, but it holds a lease
+    try:
+        torch.set_num_threads(4)
+        share.update(0, 0)
+        assert torch.get_num_threads() == 2
+        other.update(0, 0)
+        assert torch.get_num_threads() == 2  # the fixed job does not touch the threads
+        other.close()
+        share.update(0, 1)  # within the recheck interval: not counted again
+        assert torch.get_num_threads() == 2
+        share.next_check = 0.0
+        share.update(1, 5)
+        assert torch.get_num_threads() == 4
+        assert share.changes == [[0, 0, 2], [1, 5, 4]]
+    finally:
+        share.close()
+        other.close()
+    assert list((tmp_path / "leases").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("threads", "env"),
+    [(2, {}), (0, {"SLURM_JOB_ID": "7"}), (0, {"HNET_DEDICATED_CORES": "1"})],
+)
+def test_granted_or_fixed_threads_are_kept(monkeypatch, threads, env):
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    neighbour = CoreShare(0)
+    share = CoreShare(threads)
+    try:
+        torch.set_num_threads(3)
+        share.update(0, 0)
+        assert torch.get_num_threads() == 3
+        assert share.changes == []
+    finally:
+        share.close()
+        neighbour.close()
+
+
+def test_without_a_usable_directory_the_job_says_so_and_keeps_its_threads(
+    monkeypatch, tmp_path, capsys
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("HNET_CORES_DIR", str(blocker / "leases"))
+    share = CoreShare(0)
+    torch.set_num_threads(3)
+    share.update(0, 0)
+    assert torch.get_num_threads() == 3
+    assert "cannot share this machine's cores" in capsys.readouterr().err
+    share.close()
+
+
+@pytest.mark.parametrize("seeds", [[0], [0, 1]], ids=["job", "packed"])
+def test_a_job_beside_another_runs_its_share_and_says_so_in_metrics(tmp_path, seeds):
+    """One lease per process, packed or not; the job gives way from its first step and the
+    thread counts it ran with are in each seed's metrics.json."""
+    from hnet import config
+    from hnet.job.packed import run_packed
+
+    neighbour = Lease(FOUR, tmp_path / "leases")  # another job on the same cores
+    torch.set_num_threads(4)
+    cfgs = [
+        config.resolve("split_digits", "hnet", seed=s, overrides={"train.iters": 20}) for s in seeds
+    ]
+    assert cfgs[0]["threads"] == 0
+    results = run_packed(cfgs, [tmp_path / f"s{s}" for s in seeds], progress=False)
+    neighbour.close()
+    for res in results:
+        assert res["threads"] == 2
+        assert res["threads_shared"] == [[0, 0, 2]]
+    assert [p.name for p in (tmp_path / "leases").iterdir()] == []  # the job's lease is gone
+
+
+def test_a_job_alone_keeps_its_threads_and_its_metrics_say_nothing(tmp_path):
+    from hnet import config
+    from hnet.job.run import run_job
+
+    torch.set_num_threads(4)
+    cfg = config.resolve("split_digits", "hnet", overrides={"train.iters": 20})
+    res = run_job(cfg, tmp_path / "run", progress=False)
+    assert res["threads"] == 4 and "threads_shared" not in res
