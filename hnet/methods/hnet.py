@@ -121,9 +121,12 @@ class HNET(Method):
 
     def forward(self, task: int, x: Tensor, train: bool = False) -> Tensor:
         """The target's outputs for ``task`` with its generated weights and its own statistics;
-        ``train`` turns on batch statistics (updating the task's set) and dropout."""
+        ``train`` turns on batch statistics (updating the task's set) and dropout. The weights
+        keep a chunked hypernetwork's padding until the target's split (one concatenation in the
+        backward instead of two)."""
+        weights = self.hnet(self.hnet.embeddings([task]), padded=True).squeeze(0)
         out = functional_forward(
-            self.target, self.weights(task), x, self.task_stats(task), train=train
+            self.target, weights, x, self.task_stats(task), train=train, pad=self.hnet.padding
         )
         return head_outputs(out, self.target, task)
 

@@ -187,8 +187,8 @@ class PackedHNET(Packed):
         hnet, target = m0.hnet, m0.target
 
         def task_loss(th: dict[str, Tensor], e: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
-            weights = functional_call(hnet, th, (e.unsqueeze(0),))[0]
-            out = functional_forward(target, weights, xs, None, train=True)
+            weights = functional_call(hnet, th, (e.unsqueeze(0),), {"padded": True})[0]
+            out = functional_forward(target, weights, xs, None, train=True, pad=hnet.padding)
             return m0.task_loss(head_outputs(out, target, task), ys)
 
         losses = vmap(task_loss)(theta, emb, x, y)  # (K,): one seed's loss each

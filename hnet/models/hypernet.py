@@ -132,6 +132,12 @@ class HyperNetwork(nn.Module):
         """``(n_chunks, chunk_size, length of the last chunk)``; a full hypernet is one chunk."""
         return 1, self.target_numel, self.target_numel
 
+    @property
+    def padding(self) -> int:
+        """Unused outputs after the target's weights in ``forward(..., padded=True)``."""
+        n_chunks, chunk_size, _ = self.layout()
+        return n_chunks * chunk_size - self.target_numel
+
     def embeddings(self, tasks: list[int] | Tensor) -> Tensor:
         """The embeddings of ``tasks`` (ids on the host), stacked; only these get gradients."""
         ids = tasks.tolist() if isinstance(tasks, Tensor) else tasks
@@ -155,8 +161,9 @@ class FullHypernet(HyperNetwork):
         self.net = wide_mlp([task_emb, *hidden, target_numel], act)
         self.reset_parameters()
 
-    def forward(self, embs: Tensor, features: bool = False) -> Tensor:
-        """Flat weights ``(E, N)``, or with ``features`` the output layer's input ``(E, 1, h)``."""
+    def forward(self, embs: Tensor, features: bool = False, padded: bool = False) -> Tensor:
+        """Flat weights ``(E, N)``, or with ``features`` the output layer's input ``(E, 1, h)``
+        (``padded``: no padding to leave on)."""
         if features:
             return self.net[:-1](embs).unsqueeze(1)
         return self.net(embs)
@@ -194,8 +201,11 @@ class ChunkedHypernet(HyperNetwork):
             self.target_numel - (self.n_chunks - 1) * self.chunk_size,
         )
 
-    def forward(self, embs: Tensor, features: bool = False) -> Tensor:
-        """Flat weights ``(E, N)``, or with ``features`` the output layer's input ``(E, C, h)``."""
+    def forward(self, embs: Tensor, features: bool = False, padded: bool = False) -> Tensor:
+        """Flat weights ``(E, N)``, or with ``features`` the output layer's input ``(E, C, h)``;
+        ``padded`` leaves the last chunk's unused outputs on, ``(E, N + padding)``, for a caller
+        that splits the weights up anyway (:func:`hnet.models.target.functional_forward`'s
+        ``pad``): one split, so one concatenation in the backward instead of two."""
         e, c = embs.shape[0], self.n_chunks
         inp = torch.cat(
             [embs.unsqueeze(1).expand(e, c, -1), self.chunk_embs.unsqueeze(0).expand(e, c, -1)],
@@ -212,7 +222,7 @@ class ChunkedHypernet(HyperNetwork):
         # zero-fills all of it and then copies the gradient in.
         out = self.net[-1](h.reshape(e * c, h.shape[-1])).reshape(e, c * self.chunk_size)
         pad = out.shape[1] - self.target_numel
-        return out.split([self.target_numel, pad], 1)[0] if pad else out
+        return out.split([self.target_numel, pad], 1)[0] if pad and not padded else out
 
 
 def build_hypernet(arch: dict, target_numel: int, n_tasks: int) -> HyperNetwork:

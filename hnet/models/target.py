@@ -75,23 +75,32 @@ def num_weights(net: nn.Module) -> int:
     return sum(math.prod(shape) for _, shape in param_shapes(net))
 
 
-def unflatten(net: nn.Module, flat: Tensor) -> dict[str, Tensor]:
-    """Flat ``(..., N)`` weights → ``{name: (..., *shape)}`` views (no copy).
+def unflatten(net: nn.Module, flat: Tensor, pad: int = 0) -> dict[str, Tensor]:
+    """Flat ``(..., N + pad)`` weights → ``{name: (..., *shape)}`` views (no copy); the last
+    ``pad`` entries are left out (a chunked hypernetwork's padding).
 
     One ``split`` rather than a slice per parameter: the backward of a split is a single
     concatenation, while each slice's backward would allocate and zero-fill a gradient of the
     whole flat vector and add them up (a large share of a small net's step time)."""
     shapes = param_shapes(net)
     sizes = [math.prod(shape) for _, shape in shapes]
-    if sum(sizes) != flat.shape[-1]:
-        raise ValueError(f"flat weights have {flat.shape[-1]} entries, the net needs {sum(sizes)}")
+    if sum(sizes) + pad != flat.shape[-1]:
+        raise ValueError(
+            f"flat weights have {flat.shape[-1]} entries, the net needs {sum(sizes)}"
+            + (f" plus {pad} of padding" if pad else "")
+        )
     lead = flat.shape[:-1]
-    parts = flat.split(sizes, dim=-1)
+    parts = flat.split([*sizes, pad] if pad else sizes, dim=-1)[: len(sizes)]
     return {name: t.reshape(*lead, *shape) for (name, shape), t in zip(shapes, parts, strict=True)}
 
 
 def functional_forward(
-    net: nn.Module, flat: Tensor, x: Tensor, stats: Tensor | None = None, train: bool = False
+    net: nn.Module,
+    flat: Tensor,
+    x: Tensor,
+    stats: Tensor | None = None,
+    train: bool = False,
+    pad: int = 0,
 ) -> Tensor:
     """Run ``net`` on ``x`` with generated weights.
 
@@ -106,24 +115,27 @@ def functional_forward(
     0.1), and dropout is active (independent masks per weight vector); in eval mode ``stats``
     is only read. Train mode with ``(E, N)`` weights and stats loops over the vectors instead of
     vmapping, because under ``vmap`` BatchNorm does not write its running statistics back.
+    ``pad``: ``flat`` ends with that many unused entries (:func:`unflatten`).
     """
     check_stats(net, flat, stats, train)
     was_training = net.training
     net.train(train)
     try:
         if flat.dim() == 1:
-            return _call(net, flat, stats, x)
+            return _call(net, flat, stats, x, pad)
         if train and stats is not None:  # vmap's batch-norm rule drops running-stat updates
-            return torch.stack([_call(net, w, s, x) for w, s in zip(flat, stats, strict=True)])
+            return torch.stack([_call(net, w, s, x, pad) for w, s in zip(flat, stats, strict=True)])
         stats_dim = None if stats is None or stats.dim() == 1 else 0
-        run = vmap(lambda w, s: _call(net, w, s, x), in_dims=(0, stats_dim), randomness="different")
+        run = vmap(
+            lambda w, s: _call(net, w, s, x, pad), in_dims=(0, stats_dim), randomness="different"
+        )
         return run(flat, stats)
     finally:
         net.train(was_training)
 
 
-def _call(net: nn.Module, flat: Tensor, stats: Tensor | None, x: Tensor) -> Tensor:
-    tensors = unflatten(net, flat)
+def _call(net: nn.Module, flat: Tensor, stats: Tensor | None, x: Tensor, pad: int = 0) -> Tensor:
+    tensors = unflatten(net, flat, pad)
     if stats is not None:
         tensors.update(unflatten_stats(net, stats))
     return functional_call(net, tensors, (x,))

@@ -46,6 +46,34 @@ def test_unflatten_rejects_wrong_length():
         net = MLP(3, [2], head_size=1)
     with pytest.raises(ValueError, match="needs"):
         unflatten(net, torch.zeros(num_weights(net) + 1))
+    with pytest.raises(ValueError, match="plus 2 of padding"):
+        unflatten(net, torch.zeros(num_weights(net) + 1), pad=2)
+
+
+def test_padded_weights_give_the_same_outputs_and_gradients():
+    """A chunked hypernetwork's padded output, split once by the target (``pad``), runs the
+    target exactly as the unpadded one and sends the hypernetwork the same gradients."""
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        net = MLP(6, [5], head_size=2, n_heads=2)
+    n = num_weights(net)
+    h = ChunkedHypernet(
+        target_numel=n, n_tasks=1, task_emb=3, hidden=[4], chunk_size=16, chunk_emb=2
+    )
+    assert h.padding == h.n_chunks * 16 - n > 0
+    x = torch.randn(7, 6)
+    grads, outs = [], []
+    for padded in (False, True):
+        h.zero_grad()
+        w = h(h.embeddings([0]), padded=padded)[0]
+        assert w.shape == (n + (h.padding if padded else 0),)
+        out = functional_forward(net, w, x, pad=h.padding if padded else 0)
+        out.square().sum().backward()
+        outs.append(out.detach())
+        grads.append({k: p.grad.clone() for k, p in h.named_parameters()})
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    for k in grads[0]:
+        torch.testing.assert_close(grads[0][k], grads[1][k], rtol=0, atol=0, msg=k)
 
 
 def test_head_outputs_and_mask_select_the_task_head():

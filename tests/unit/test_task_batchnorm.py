@@ -53,9 +53,9 @@ def spy(monkeypatch):
     seen: list[torch.Tensor | None] = []
     real = hnet_module.functional_forward
 
-    def record(net, flat, x, stats=None, train=False):
+    def record(net, flat, x, stats=None, train=False, **kw):
         seen.append(None if stats is None else stats.clone())
-        return real(net, flat, x, stats, train)
+        return real(net, flat, x, stats, train, **kw)
 
     monkeypatch.setattr(hnet_module, "functional_forward", record)
     return seen
