@@ -37,6 +37,7 @@ from hnet.job.environment import dedicated
 
 RECHECK_SECONDS = 2.0  # how often a sharing job counts its neighbours (a directory listing)
 SUFFIX = ".lease"
+STALE_TMP_SECONDS = 60.0  # an unnamed lease this old was left by a job that died making it
 
 
 def lease_dir(environ: Mapping[str, str] = os.environ) -> Path:
@@ -81,11 +82,11 @@ class Lease:
         """Live leases of other jobs whose cores overlap this one's (stale ones are removed)."""
         n = 0
         for path in self.dir.iterdir():
-            if path == self.path or not path.name.endswith((SUFFIX, ".tmp")):
-                continue
-            cores = live_cores(path)  # also removes a dead job's lease (or unnamed one)
-            if path.name.endswith(SUFFIX) and cores is not None and overlap(cores, self.cores):
-                n += 1
+            if path.name.endswith(SUFFIX) and path != self.path:
+                cores = live_cores(path)  # also removes a dead job's lease
+                n += cores is not None and overlap(cores, self.cores)
+            elif path.name.endswith(".tmp") and abandoned(path):
+                live_cores(path)  # removed if its job died between creating and naming it
         return n
 
     def share(self) -> int:
@@ -102,6 +103,17 @@ class Lease:
 def overlap(theirs: frozenset[int], ours: frozenset[int]) -> bool:
     """Empty ``theirs`` (a lease that could not be read) counts as overlapping: safe side."""
     return not theirs or bool(theirs & ours)
+
+
+def abandoned(path: Path, now: float | None = None) -> bool:
+    """An unnamed lease older than :data:`STALE_TMP_SECONDS`: a job makes, locks and names
+    one within microseconds, so a younger one may be between creation and lock and must not be
+    mistaken for a dead job's (taking its lock then would fail that job's lease)."""
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except OSError:
+        return False
+    return age > STALE_TMP_SECONDS
 
 
 def live_cores(path: Path) -> frozenset[int] | None:

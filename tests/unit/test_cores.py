@@ -8,11 +8,12 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
 
-from hnet.job.cores import CoreShare, Lease
+from hnet.job.cores import STALE_TMP_SECONDS, CoreShare, Lease
 from hnet.job.environment import DEDICATED
 
 FOUR = frozenset({0, 1, 2, 3})
@@ -78,6 +79,19 @@ def test_a_dead_jobs_lease_stops_counting_and_is_removed(tmp_path):
         child.wait()
     assert a.share() == 4
     assert not os.path.exists(child_lease)
+
+
+def test_an_unnamed_lease_is_left_alone_while_young_and_removed_when_abandoned(tmp_path):
+    """A job between creating its lease file and locking it must not lose it to a neighbour's
+    clean-up; one left by a job that died there goes once it is old."""
+    d = tmp_path / "leases"
+    a = Lease(FOUR, d)
+    young, old = d / ".1-aa.tmp", d / ".2-bb.tmp"
+    young.write_text("[0]")
+    old.write_text("[0]")
+    os.utime(old, (time.time() - 2 * STALE_TMP_SECONDS,) * 2)
+    assert a.share() == 4  # neither counts as a job
+    assert young.exists() and not old.exists()
 
 
 def test_an_unreadable_live_lease_counts_as_a_neighbour(tmp_path):
