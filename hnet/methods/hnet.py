@@ -111,9 +111,11 @@ class HNET(Method):
         train = self.cfg["train"]
         return adam([self.hnet.task_embs[task]], self.hp["emb_lr"] or train["lr"], self.cfg)
 
-    def weights(self, task: int) -> Tensor:
+    def weights(self, task: int, padded: bool = False) -> Tensor:
+        """Task ``task``'s flat target weights; ``padded`` keeps a chunked hypernetwork's padding
+        (``self.hnet.padding`` entries at the end) for a caller that splits them anyway."""
         # squeeze, not [0]: indexing would allocate and zero-fill a (1, N) gradient per step
-        return self.hnet(self.hnet.embeddings([task])).squeeze(0)
+        return self.hnet(self.hnet.embeddings([task]), padded=padded).squeeze(0)
 
     def task_stats(self, task: int) -> Tensor | None:
         """Task ``task``'s BatchNorm statistics (a view: train mode updates them in place)."""
@@ -124,10 +126,8 @@ class HNET(Method):
         ``train`` turns on batch statistics (updating the task's set) and dropout. The weights
         keep a chunked hypernetwork's padding until the target's split (one concatenation in the
         backward instead of two)."""
-        weights = self.hnet(self.hnet.embeddings([task]), padded=True).squeeze(0)
-        out = functional_forward(
-            self.target, weights, x, self.task_stats(task), train=train, pad=self.hnet.padding
-        )
+        weights, pad = self.weights(task, padded=True), self.hnet.padding
+        out = functional_forward(self.target, weights, x, self.task_stats(task), train, pad=pad)
         return head_outputs(out, self.target, task)
 
     def scale_lr(self, factor: float) -> None:

@@ -221,7 +221,7 @@ class ChunkedHypernet(HyperNetwork):
         # padded gradient once (one concatenation with zeros for the cut part), a slice's
         # zero-fills all of it and then copies the gradient in.
         out = self.net[-1](h.reshape(e * c, h.shape[-1])).reshape(e, c * self.chunk_size)
-        pad = out.shape[1] - self.target_numel
+        pad = self.padding
         return out.split([self.target_numel, pad], 1)[0] if pad and not padded else out
 
 
