@@ -35,8 +35,9 @@ from torch import Tensor
 class GramState:
     """What the ``gram`` term keeps during one task: ``W* W*ᵀ`` over the head columns
     ``[:last]`` and the tail ``[last:]`` (None if empty), and the ``(2w+1) × cs`` buffer of
-    ``A'`` whose first ``w`` rows hold ``W*`` (written once; each step rewrites the others in
-    place, and autograd's version check stops a backward that would read a later step's rows).
+    ``A'`` whose first ``w`` rows hold ``W*`` (written once). Each step writes the other rows
+    (:meth:`write_shift`, then the lookahead adds ``ΔW``, ``Δb`` into them in place), and
+    autograd's version check stops a backward that would read a later step's rows.
     Packed seeds (:mod:`hnet.methods.packed`) give every tensor a leading seed axis."""
 
     def __init__(self, frozen_w: Tensor, frozen_b: Tensor, last: int) -> None:
@@ -49,32 +50,30 @@ class GramState:
         self.a[..., :w, :] = frozen_w
         self.frozen_b = frozen_b
 
+    @torch.no_grad()
+    def write_shift(self, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+        """Write ``W − W*`` and ``b − b*`` into ``A'`` and return those rows (views), for the
+        lookahead to add ``ΔW`` and ``Δb`` to."""
+        w = weight.shape[-2]
+        rows_w, rows_b = self.a[..., w : 2 * w, :], self.a[..., 2 * w, :]
+        torch.sub(weight, self.a[..., :w, :], out=rows_w)
+        torch.sub(bias, self.frozen_b, out=rows_b)
+        return rows_w, rows_b
+
 
 class OutputGram(torch.autograd.Function):
     """``L`` above, differentiable in the features ``h`` ``(E, C, w)`` and the layer's ``weight``
-    ``(w, cs)`` and ``bias`` ``(cs,)``; everything else is a constant of the task. With a
-    leading seed axis on every tensor (``(K, E, C, w)``, ``(K, w, cs)``, …) it returns one ``L``
-    per seed, ``(K,)``."""
+    ``(w, cs)`` and ``bias`` ``(cs,)``; everything else is a constant of the task. ``weight``
+    and ``bias`` enter for their gradients only: their (shifted) values are the rows of
+    ``state.a`` that :meth:`GramState.write_shift` and the lookahead wrote before the call
+    (:func:`hnet.methods.regularizer.gram_loss`). With a leading seed axis on every tensor
+    (``(K, E, C, w)``, ``(K, w, cs)``, …) it returns one ``L`` per seed, ``(K,)``."""
 
     @staticmethod
     def forward(
-        ctx,
-        h: Tensor,
-        weight: Tensor,
-        bias: Tensor,
-        h0: Tensor,
-        state: GramState,
-        shift_w: Tensor | None,
-        shift_b: Tensor | None,
+        ctx, h: Tensor, weight: Tensor, bias: Tensor, h0: Tensor, state: GramState
     ) -> Tensor:
         w, a, last, star = weight.shape[-2], state.a, state.last, state.star
-        shifted, shifted_b = a[..., w : 2 * w, :], a[..., 2 * w, :]
-        torch.sub(weight, a[..., :w, :], out=shifted)  # A' = [W*; W − W* + ΔW; b − b* + Δb]
-        torch.sub(bias, state.frozen_b, out=shifted_b)
-        if shift_w is not None:
-            shifted.add_(shift_w)
-        if shift_b is not None:
-            shifted_b.add_(shift_b)
         z = torch.cat([h - h0, h, h.new_ones(*h.shape[:-1], 1)], -1)  # (…, E, C, 2w+1)
         full, end = z[..., :-1, :].flatten(-3, -2), z[..., -1, :]  # full chunks' rows, last's
         m_full = full.mT @ full
@@ -105,7 +104,7 @@ class OutputGram(torch.autograd.Function):
         grad_end = z[..., -1, :] @ (two * g_head)
         grad_z = torch.cat([grad_full, grad_end.unsqueeze(-2)], -2)
         grad_h = grad_z[..., :w] + grad_z[..., w : 2 * w]
-        return grad_h, grad_a[..., :w, :], grad_a[..., w, :], None, None, None, None
+        return grad_h, grad_a[..., :w, :], grad_a[..., w, :], None, None
 
 
 def _gram(cols: Tensor, star: Tensor, w: int) -> Tensor:

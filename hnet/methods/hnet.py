@@ -19,9 +19,9 @@ from torch import Tensor
 
 from hnet import rng
 from hnet.errors import ConfigError
+from hnet.methods import lookahead, optim
 from hnet.methods.base import METHODS, Method
 from hnet.methods.layout import upgrade_checkpoint
-from hnet.methods.lookahead import adam_lookahead
 from hnet.methods.optim import adam
 from hnet.methods.regularizer import IMPLEMENTATIONS, TARGET_MODES, OutputRegularizer
 from hnet.models.batchnorm import init_stats, num_stats
@@ -148,12 +148,12 @@ class HNET(Method):
         total = loss.detach()
         beta = self.hp["beta"]
         if task > 0 and beta > 0:
-            delta = adam_lookahead(self.opt, self.hnet.theta()) if self.hp["lookahead"] else None
-            reg = self.reg.loss(self.hnet, self.reg.select(self.gen), delta)
+            ahead = lookahead.adam(self.opt, self.hnet.theta()) if self.hp["lookahead"] else None
+            reg = self.reg.loss(self.hnet, self.reg.select(self.gen), ahead)
             (beta * reg).backward()
             total = total + beta * reg.detach()
-        self.opt.step()
-        self.emb_opt.step()
+        optim.step(self.opt)
+        optim.step(self.emb_opt)
         return total
 
     @torch.no_grad()

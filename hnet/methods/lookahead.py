@@ -3,25 +3,58 @@
 The paper evaluates the regularizer at Θ + ΔΘ rather than at Θ, so the protection anticipates
 where the task-loss step is about to move the hypernetwork. ΔΘ must come from a *copy* of the
 optimizer state: the real Adam state advances only once per training step.
+
+The regularizer asks for ΔΘ through a :data:`Lookahead`: a function that adds ΔΘ of some
+parameters into tensors it is given (the ``gram`` term's rows of ``W + ΔW − W*``, written in
+place: no ΔW tensor, no extra pass over the largest weight) and returns ΔΘ of the others.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 from torch import Tensor
-from torch.optim.adam import adam as adam_functional  # Adam's public functional form
+
+from hnet.methods.optim import fused_adam, plain_fused
+
+Lookahead = Callable[[dict[str, Tensor]], dict[str, Tensor]]
+"""``lookahead(into)``: adds ΔΘ of each parameter named in ``into`` to that tensor (in place)
+and returns ΔΘ of every other parameter that has one."""
+
+
+def adam(optimizer: torch.optim.Adam, params: dict[str, Tensor]) -> Lookahead:
+    """The :data:`Lookahead` of ``optimizer``'s next step on ``params`` (by name)."""
+    return partial(adam_lookahead, optimizer, params)
+
+
+def given(delta: dict[str, Tensor]) -> Lookahead:
+    """A :data:`Lookahead` of a ΔΘ computed elsewhere (tests, a fixed shift)."""
+
+    def lookahead(into: dict[str, Tensor]) -> dict[str, Tensor]:
+        for n, t in into.items():
+            if n in delta:
+                t.add_(delta[n])
+        return {n: d for n, d in delta.items() if n not in into}
+
+    return lookahead
 
 
 @torch.no_grad()
-def adam_lookahead(optimizer: torch.optim.Adam, params: dict[str, Tensor]) -> dict[str, Tensor]:
+def adam_lookahead(
+    optimizer: torch.optim.Adam, params: dict[str, Tensor], into: dict[str, Tensor] | None = None
+) -> dict[str, Tensor]:
     """ΔΘ the Adam ``optimizer`` would apply for the current ``.grad``s, without touching its state.
 
     Mirrors ``torch.optim.Adam`` (no weight decay, no amsgrad): the moments are advanced on
     copies, bias-corrected, and turned into the step. Parameters without a gradient get no entry.
+    ``into`` (see :data:`Lookahead`) takes ΔΘ of the parameters it names, added in place.
     With a fused Adam (:mod:`hnet.methods.optim`) the step comes from the same fused kernel;
     otherwise all parameters go through each elementwise operation at once
     (``torch._foreach_*``, as Adam's multi-tensor path does).
     """
+    into = into or {}
     group = optimizer.param_groups[0]
     lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
     if group.get("weight_decay", 0) or group.get("amsgrad", False):
@@ -34,10 +67,9 @@ def adam_lookahead(optimizer: torch.optim.Adam, params: dict[str, Tensor]) -> di
     started = {"exp_avg" in st for st in states}
     if len(started) > 1:
         raise ValueError("lookahead: some parameters have Adam moments, others not")
-    if optimizer.defaults.get("fused"):  # each moment advances with its own step counter, which
+    if plain_fused(optimizer):  # each moment advances with its own step counter, which
         # lives on the device: reading it would stall a GPU every training step
-        deltas = _fused_step(states, grads, started.pop(), lr, b1, b2, eps)
-        return dict(zip(names, deltas, strict=True))
+        return _fused_step(group, names, grads, states, started.pop(), into)
     steps = {float(st["step"]) if "step" in st else 0.0 for st in states}  # on the host here
     if len(steps) > 1 or started != {steps != {0.0}}:
         raise ValueError("lookahead: the parameters' Adam states are at different steps")
@@ -55,32 +87,50 @@ def adam_lookahead(optimizer: torch.optim.Adam, params: dict[str, Tensor]) -> di
     torch._foreach_add_(denom, eps)
     delta = torch._foreach_mul(m, -(lr / (1 - b1**step)))
     torch._foreach_div_(delta, denom)
-    return dict(zip(names, delta, strict=True))
+    return given(dict(zip(names, delta, strict=True)))(into)
 
 
 def _fused_step(
-    states: list[dict],
+    group: dict,
+    names: list[str],
     grads: list[Tensor],
+    states: list[dict],
     started: bool,
-    lr: float,
-    b1: float,
-    b2: float,
-    eps: float,
-) -> list[Tensor]:
-    """The same ΔΘ from Adam's fused kernel, run on zero "parameters" and copies of the moments:
-    one pass over the moments instead of nine elementwise ones (the lookahead's cost is memory
-    traffic over every hypernetwork weight)."""
-    deltas = [torch.zeros_like(g) for g in grads]
-    if started:
-        m = [st["exp_avg"].clone() for st in states]
-        v = [st["exp_avg_sq"].clone() for st in states]
-        steps = [st["step"].clone() for st in states]
+    into: dict[str, Tensor],
+) -> dict[str, Tensor]:
+    """The same ΔΘ from Adam's fused kernel, run on copies of the moments with the "parameters"
+    zeros (ΔΘ comes out) or, for ``into``'s tensors, those tensors themselves (ΔΘ is added in
+    place): one pass over the moments instead of nine elementwise ones (the lookahead's cost is
+    memory traffic over every hypernetwork weight)."""
+    targets = [_target(into.get(n), g) for n, g in zip(names, grads, strict=True)]
+    if started:  # × 1: copies of all moments in one call each
+        copies = [
+            {"exp_avg": m, "exp_avg_sq": v}
+            for m, v in zip(
+                torch._foreach_mul([st["exp_avg"] for st in states], 1.0),
+                torch._foreach_mul([st["exp_avg_sq"] for st in states], 1.0),
+                strict=True,
+            )
+        ]
+        steps = torch._foreach_add([st["step"] for st in states], 1)
     else:
-        m = [torch.zeros_like(g) for g in grads]
-        v = [torch.zeros_like(g) for g in grads]
-        steps = [torch.zeros((), dtype=torch.float32, device=g.device) for g in grads]
-    adam_functional(
-        deltas, grads, m, v, [], steps, fused=True, amsgrad=False, beta1=b1, beta2=b2, lr=lr,
-        weight_decay=0.0, eps=eps, maximize=False,
-    )  # fmt: skip
-    return deltas
+        copies = [
+            {"exp_avg": torch.zeros_like(g), "exp_avg_sq": torch.zeros_like(g)} for g in grads
+        ]
+        steps = [torch.ones((), dtype=torch.float32, device=g.device) for g in grads]
+    fused_adam(group, targets, grads, copies, steps)
+    delta = {}
+    for n, t in zip(names, targets, strict=True):
+        if n not in into:
+            delta[n] = t
+        elif t is not into[n]:  # a strided view the kernel cannot walk: added afterwards
+            into[n].add_(t)
+    return delta
+
+
+def _target(base: Tensor | None, grad: Tensor) -> Tensor:
+    """Where the kernel writes a parameter's ΔΘ: zeros, or ``base`` itself if the kernel can
+    update it in place (contiguous, like the gradient)."""
+    if base is not None and base.is_contiguous() and grad.is_contiguous():
+        return base
+    return torch.zeros_like(grad)

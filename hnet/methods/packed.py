@@ -7,7 +7,8 @@ steps on the stack with ``torch.func``: ``vmap`` over ``functional_call`` of the
 module structure, each seed on its own batch. The summed loss has disjoint parameters per seed,
 so its gradient for seed s is seed s's own. Adam is elementwise and all seeds step together
 (one ``step`` counter, the same bias correction), so one Adam over the stack is K per-seed Adams;
-the same holds for the hypernetwork's lookahead ΔΘ (:func:`adam_lookahead` on the stack).
+the same holds for the hypernetwork's lookahead ΔΘ (:func:`~hnet.methods.lookahead.adam` on the
+stack).
 
 The stack is authoritative during a task. At boundaries the job calls :meth:`Packed.store`
 (stack → per-seed methods: weights and optimizer state), uses the per-seed methods (begin/end a
@@ -26,11 +27,12 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from hnet.methods import lookahead, optim
 from hnet.methods.base import METHODS, Method
 from hnet.methods.finetune import Finetune
 from hnet.methods.gram import GramState
 from hnet.methods.hnet import HNET
-from hnet.methods.lookahead import adam_lookahead
+from hnet.methods.lookahead import Lookahead
 from hnet.methods.regularizer import direct_loss, gram_loss, shifted
 from hnet.methods.scratch import Scratch
 from hnet.models.target import functional_forward, head_outputs
@@ -142,7 +144,7 @@ class Packed:
 
     def step(self) -> None:
         for opt in self.opts.values():
-            opt.step()
+            optim.step(opt)
 
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         """One step of every seed on its batch ``x[s], y[s]``; the seeds' losses ``(K,)``."""
@@ -198,14 +200,15 @@ class PackedHNET(Packed):
         beta = m0.hp["beta"]
         if task > 0 and beta > 0:
             opt = self.opts["opt"]
-            delta = adam_lookahead(opt, theta) if m0.hp["lookahead"] else {}
-            reg = self.regularizer(theta, delta)
+            reg = self.regularizer(
+                theta, lookahead.adam(opt, theta) if m0.hp["lookahead"] else None
+            )
             (beta * reg.sum()).backward()
             total = total + beta * reg.detach()
         self.step()
         return total
 
-    def regularizer(self, theta: dict[str, Tensor], delta: dict[str, Tensor]) -> Tensor:
+    def regularizer(self, theta: dict[str, Tensor], ahead: Lookahead | None) -> Tensor:
         """Each seed's output regularizer ``(K,)``, drawing its subset from its own generator."""
         m0 = self.methods[0]
         hnet, device = m0.hnet, self.embs.device
@@ -215,11 +218,11 @@ class PackedHNET(Packed):
         if self.gram is not None:
             feats = vmap(lambda p, e: functional_call(hnet, p, (e,), {"features": True}))
             h0 = self.features[rows, tasks]  # (K, n, C, w)
-            total = gram_loss(hnet, theta, delta, lambda body: feats(body, embs), h0, self.gram)
+            total = gram_loss(hnet, theta, ahead, lambda body: feats(body, embs), h0, self.gram)
             return total / tasks.shape[1]
         assert self.targets is not None
         targets = self.targets[rows, tasks]  # (K, n, N)
-        params = shifted(theta, delta)
+        params = shifted(theta, ahead({}) if ahead else None)
         masks = m0.reg.masks
         if masks is None:
             return vmap(lambda p, e, t: direct_loss(hnet, p, e, t))(params, embs, targets)

@@ -34,6 +34,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from hnet.methods.gram import GramState, OutputGram
+from hnet.methods.lookahead import Lookahead
 from hnet.models.hypernet import HyperNetwork
 
 TARGET_MODES = ("stored", "online")
@@ -69,15 +70,17 @@ class OutputRegularizer:
             return False
         n_chunks, _, _ = hnet.layout()
         width = hnet.theta()[hnet.output_layer()[0]].shape[0]
-        big = n_tasks * hnet.target_numel >= 2**19  # below that, call overheads dominate
+        big = n_tasks * hnet.target_numel >= 2**18  # below that, call overheads dominate
         # Gram: two (w+1) × (2w+1) products over the chunk size forward and two backward,
         # ~8·w²·cs multiply-adds; direct: E·C·cs·w per product (three), plus several passes over
         # those E·C·cs floats (difference, loss, gradient, padding) that cost more than their
-        # arithmetic. Measured (hnet bench, interleaved, after the gram term became one autograd
-        # function): Gram loses at E·C < 2w and wins beyond: split_fmnist (w 10, C 12) E = 1
-        # 3.00 vs 2.70 ms, E = 2 3.42 vs 3.96; permuted_fmnist (w 25, C 28) E = 1 9.31 vs 8.46,
-        # E = 2 8.96 vs 17.35; split_digits (8,970 outputs) direct at every E.
-        return big and 2 * width < n_tasks * n_chunks
+        # arithmetic. Measured as whole training steps (hnet bench, alternating), since the
+        # lookahead writes its ΔW into the Gram buffer: at E = 1, split_fmnist (w 10, C 12)
+        # gram 5.56 / 5.43 vs direct 6.04 / 5.77 ms, permuted_fmnist (w 25, C 28) 19.2 / 19.6 vs
+        # 23.1 / 23.2 ms; split_digits (8,970 outputs, gram's 51 more operations) is below
+        # `big`: direct 1.74 / 1.75 vs gram 1.96 / 1.97 ms at E = 1, 1.82 / 1.87 vs 2.00 / 1.99
+        # at E = 4.
+        return big and width < n_tasks * n_chunks
 
     @torch.no_grad()
     def begin_task(self, hnet: HyperNetwork, task: int) -> None:
@@ -134,24 +137,25 @@ class OutputRegularizer:
         self,
         hnet: HyperNetwork,
         tasks: Tensor | None = None,
-        delta: dict[str, Tensor] | None = None,
+        lookahead: Lookahead | None = None,
     ) -> Tensor:
-        """Batched regularizer over ``tasks`` (default: all previous). ``delta`` is the detached
-        lookahead step ΔΘ added to Θ."""
+        """Batched regularizer over ``tasks`` (default: all previous), at Θ + ΔΘ for the
+        ``lookahead``'s detached step ΔΘ (:mod:`hnet.methods.lookahead`; None: at Θ)."""
         tasks = self.select() if tasks is None else tasks
         embs = hnet.embeddings(tasks).detach()
         if self.use_gram and self.masks is None:
-            return self._gram(hnet, tasks, embs, delta)
+            return self._gram(hnet, tasks, embs, lookahead)
         if "targets" in self.frozen:
             target = self._rows(self.frozen["targets"], tasks)
         else:
             with torch.no_grad():
                 target = functional_call(hnet, self._snapshot(), (embs,))
         masks = None if self.masks is None else self._rows(self.masks, tasks)
+        delta = lookahead({}) if lookahead else None
         return direct_loss(hnet, shifted(hnet.theta(), delta), embs, target, masks)
 
     def _gram(
-        self, hnet: HyperNetwork, tasks: Tensor, embs: Tensor, delta: dict[str, Tensor] | None
+        self, hnet: HyperNetwork, tasks: Tensor, embs: Tensor, lookahead: Lookahead | None
     ) -> Tensor:
         """The ``gram`` term (:mod:`hnet.methods.gram`): the body of the hypernetwork runs at
         Θ + ΔΘ up to the output layer's input; the output layer and its shift go in whole."""
@@ -169,18 +173,18 @@ class OutputRegularizer:
         def features(body: dict[str, Tensor]) -> Tensor:  # (E, C, width)
             return functional_call(hnet, body, (embs,), {"features": True})
 
-        total = gram_loss(hnet, hnet.theta(), delta, features, h0, self.gram)
+        total = gram_loss(hnet, hnet.theta(), lookahead, features, h0, self.gram)
         return total / len(tasks)
 
     def loss_loop(
         self,
         hnet: HyperNetwork,
         tasks: Tensor | None = None,
-        delta: dict[str, Tensor] | None = None,
+        lookahead: Lookahead | None = None,
     ) -> Tensor:
         """Reference: the same value as :meth:`loss`, one plain forward per task."""
         tasks = self.select() if tasks is None else tasks
-        params = shifted(hnet.theta(), delta)
+        params = shifted(hnet.theta(), lookahead({}) if lookahead else None)
         snap = self._snapshot() or None
         total = 0.0
         for t in tasks.tolist():
@@ -212,21 +216,21 @@ def shifted(
 def gram_loss(
     hnet: HyperNetwork,
     theta: dict[str, Tensor],
-    delta: dict[str, Tensor] | None,
+    lookahead: Lookahead | None,
     features: Callable[[dict[str, Tensor]], Tensor],
     h0: Tensor,
     state: GramState,
 ) -> Tensor:
     """The ``gram`` term summed over its tasks (:mod:`hnet.methods.gram`): ``features`` runs
-    the hypernetwork's body at Θ + ΔΘ up to the output layer's input; the output layer and its
-    shift go into the term whole. Shared with the packed seeds, whose ``features`` is vmapped
-    and whose tensors have a leading seed axis."""
+    the hypernetwork's body at Θ + ΔΘ up to the output layer's input; the output layer goes
+    into the term whole, its shift ``W + ΔW − W*`` written straight into the term's buffer
+    (the lookahead adds ``ΔW`` there in place). Shared with the packed seeds, whose
+    ``features`` is vmapped and whose tensors have a leading seed axis."""
     wname, bname = hnet.output_layer()
+    rows = state.write_shift(theta[wname], theta[bname])
+    delta = lookahead(dict(zip((wname, bname), rows, strict=True))) if lookahead else None
     h = features(shifted(theta, delta, skip=(wname, bname)))
-    delta = delta or {}
-    return OutputGram.apply(
-        h, theta[wname], theta[bname], h0, state, delta.get(wname), delta.get(bname)
-    )
+    return OutputGram.apply(h, theta[wname], theta[bname], h0, state)
 
 
 def direct_loss(

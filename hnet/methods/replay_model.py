@@ -27,8 +27,8 @@ from torch import Tensor
 
 from hnet import rng
 from hnet.errors import ConfigError
+from hnet.methods import lookahead, optim
 from hnet.methods.layout import upgrade_checkpoint
-from hnet.methods.lookahead import adam_lookahead
 from hnet.methods.optim import adam
 from hnet.methods.regularizer import OutputRegularizer
 from hnet.models.sizes import SIZES, is_valid_size, resolve_size
@@ -157,12 +157,11 @@ class ReplayModel:
         beta = self.hp["rp_beta"]
         if task > 0 and beta > 0:
             hnet = self.vae.hnet
-            delta = adam_lookahead(self.opts["theta"], hnet.theta())
-            reg = self.reg.loss(hnet, None, delta)
+            reg = self.reg.loss(hnet, None, lookahead.adam(self.opts["theta"], hnet.theta()))
             (beta * reg).backward()
             total = total + beta * reg.detach()
         for opt in self.opts.values():
-            opt.step()
+            optim.step(opt)
         return total
 
     # -- replay ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from hnet.job.packed import run_packed
 from hnet.job.run import TrainingDiverged, run_job
 from hnet.methods import METHODS
 from hnet.methods import packed as packed_methods
+from hnet.methods.lookahead import given
 from hnet.methods.packed import PACKERS, refusal
 
 FAST = {"train.iters": 30, "train.batch_size": 32, "train.log_every": 5}
@@ -258,11 +259,11 @@ def test_the_stacked_regularizer_is_each_seeds_own(impl):
     theta = packed.params["opt"]
     g = torch.Generator().manual_seed(0)
     delta = {n: 1e-3 * torch.randn(p.shape, generator=g) for n, p in theta.items()}
-    reg = packed.regularizer(theta, delta)
+    reg = packed.regularizer(theta, given(delta))
     reg.sum().backward()
     for s, m in enumerate(methods):
         m.hnet.zero_grad()
-        own = m.reg.loss(m.hnet, None, {n: d[s] for n, d in delta.items()})
+        own = m.reg.loss(m.hnet, None, given({n: d[s] for n, d in delta.items()}))
         own.backward()
         assert reg[s].item() == pytest.approx(own.item(), rel=1e-5) and own.item() > 0
         for n, p in m.hnet.theta().items():

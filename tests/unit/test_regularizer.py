@@ -5,8 +5,9 @@ import copy
 import pytest
 import torch
 
+from hnet.methods import lookahead
 from hnet.methods.gram import GramState, OutputGram
-from hnet.methods.lookahead import adam_lookahead
+from hnet.methods.lookahead import adam_lookahead, given
 from hnet.methods.regularizer import OutputRegularizer
 from hnet.models.hypernet import ChunkedHypernet, FullHypernet
 
@@ -49,7 +50,7 @@ def test_batched_equals_loop_in_loss_and_gradients(chunked, mode, use_delta, imp
     results = []
     for fn in (reg.loss, reg.loss_loop):
         h.zero_grad()
-        loss = fn(h, tasks, delta)
+        loss = fn(h, tasks, given(delta) if use_delta else None)
         loss.backward()
         results.append((loss.detach(), grads(h)))
     (lb, gb), (ll, gl) = results
@@ -124,6 +125,62 @@ def test_adam_lookahead_predicts_the_real_adam_step(fused):
             torch.testing.assert_close(p.detach() - before[n], delta[n], rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["foreach", "fused"])
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided"])
+def test_adam_lookahead_adds_into_the_tensors_it_is_given(fused, strided):
+    """``into``: ΔΘ of those parameters is added to the given tensors in place (the gram term's
+    rows), bit for bit what adding the returned ΔΘ gives; the others come back as ΔΘ. A strided
+    view (packed seeds' rows) cannot go through the fused kernel and is added afterwards."""
+    h = make_hnet()
+    opt = torch.optim.Adam(h.theta().values(), lr=1e-2, fused=fused or None)
+    for step in range(3):  # the first call (no moments yet) and later ones
+        h.zero_grad()
+        h(h.embeddings([0, 1])).pow(2).sum().backward()
+        if step:
+            opt.step()
+    theta = h.theta()
+    name = next(n for n, p in theta.items() if p.dim() == 2)
+    rows, cols = theta[name].shape
+    into = torch.randn(cols, rows).T if strided else torch.randn(rows, cols)
+    assert into.is_contiguous() != strided
+    before = into.clone()
+    delta = adam_lookahead(opt, theta)
+    rest = adam_lookahead(opt, theta, into={name: into})
+    assert rest.keys() == delta.keys() - {name}
+    torch.testing.assert_close(into, before + delta[name], rtol=0, atol=0)
+    for n, d in rest.items():
+        torch.testing.assert_close(d, delta[n], rtol=0, atol=0)
+
+
+def test_gram_with_the_adam_lookahead_equals_direct_with_its_delta():
+    """The gram term takes ΔW and Δb in its own buffer: same loss and gradients as the direct
+    term given the same ΔΘ as tensors."""
+    h = make_hnet(numel=2000)
+    opt = torch.optim.Adam(h.theta().values(), lr=1e-2, fused=True)
+    regs = [OutputRegularizer("stored", impl=i) for i in ("direct", "gram")]
+    for r in regs:
+        r.begin_task(h, 4)
+    for _ in range(2):
+        h.zero_grad()
+        h(h.embeddings([4])).pow(2).sum().backward()
+        opt.step()
+    h.zero_grad()
+    h(h.embeddings([4])).pow(2).sum().backward()
+    delta = adam_lookahead(opt, h.theta())
+    results = []
+    for reg, ahead in ((regs[0], given(delta)), (regs[1], lookahead.adam(opt, h.theta()))):
+        saved = {n: p.grad.clone() for n, p in h.theta().items()}
+        loss = reg.loss(h, None, ahead)
+        loss.backward()
+        results.append((loss.item(), {n: p.grad - saved[n] for n, p in h.theta().items()}))
+        for n, p in h.theta().items():
+            p.grad.copy_(saved[n])
+    (direct, g_direct), (gram, g_gram) = results
+    assert gram == pytest.approx(direct, rel=1e-5) and direct > 0
+    for n in g_direct:
+        assert rel_err(g_gram[n], g_direct[n]) < 1e-4, n
+
+
 def test_gram_subset_of_tasks_matches_direct():
     h = make_hnet()
     regs = [OutputRegularizer("stored", impl=i) for i in ("direct", "gram")]
@@ -155,9 +212,14 @@ def test_auto_picks_gram_only_when_it_saves_work():
     for task in range(1, 5):  # Split MNIST's official size: 12 chunks of width 10
         reg.begin_task(sm, task)
         picks.append(reg.use_gram)
-    # Gram from 2 previous tasks on (measured 3.42 vs 3.96 ms); at 1 direct is faster
-    # (2.70 vs 3.00 ms): 12 chunks are fewer than 2 × width.
-    assert picks == [False, True, True, True]
+    # Gram from the first previous task on: 12 chunks are more than the width (whole steps at
+    # 1 previous task measured 5.56 / 5.43 ms with gram, 6.04 / 5.77 ms with direct).
+    assert picks == [True, True, True, True]
+    wide = ChunkedHypernet(2**20, 12, task_emb=4, hidden=[40], chunk_size=2**15, chunk_emb=2)
+    reg.begin_task(wide, 1)  # 32 chunks of width 40: direct at 1 previous task, gram at 2
+    assert not reg.use_gram
+    reg.begin_task(wide, 2)
+    assert reg.use_gram
 
 
 @pytest.mark.parametrize("last", [7, 12], ids=["padded-last-chunk", "chunks-fit"])
@@ -172,11 +234,16 @@ def test_output_gram_backward_is_the_derivative_of_its_forward(last, shifted):
         return torch.randn(*shape, generator=g, dtype=torch.float64)
 
     frozen_w, frozen_b, h0 = rand(w, cs), rand(cs), rand(e, c, w)
-    shift = (0.1 * rand(w, cs), 0.1 * rand(cs)) if shifted else (None, None)
+    shift = (0.1 * rand(w, cs), 0.1 * rand(cs))
     inputs = [rand(*shape).requires_grad_() for shape in ((e, c, w), (w, cs), (cs,))]
 
-    def loss(*x):  # a fresh state per call: each forward rewrites its buffer (next test)
-        return OutputGram.apply(*x, h0, GramState(frozen_w, frozen_b, last), *shift)
+    def loss(h, weight, bias):  # a fresh state per call: each step rewrites its buffer
+        state = GramState(frozen_w, frozen_b, last)
+        rows = state.write_shift(weight, bias)  # A' = [W*; W − W* + ΔW; b − b* + Δb]
+        if shifted:
+            for row, d in zip(rows, shift, strict=True):
+                row.add_(d)
+        return OutputGram.apply(h, weight, bias, h0, state)
 
     assert torch.autograd.gradcheck(loss, inputs)
 
