@@ -74,10 +74,13 @@ class TaskData:
         gives the same batch on any device. It is only consumed when the task augments, and
         ``None`` falls back to torch's global CPU generator.
         """
-        rows = self.x_train[idx]
+        # index_select, not x[idx]: the same rows, without advanced indexing's general path
+        # (128 rows of 784 bytes: 4 µs instead of 29 µs, every step)
+        idx = idx.to(self.x_train.device)  # a no-op where the caller put it already
+        rows = self.x_train.index_select(0, idx)
         if self.augment is not None:
             rows = self.augment.crop_flip(rows, generator)
-        return self.inputs(rows), self.y_train[idx]
+        return self.inputs(rows), self.y_train.index_select(0, idx)
 
     def test_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         return self.eval_batches("test", batch_size)
