@@ -48,7 +48,38 @@ class WideLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(in_features, out_features))
         self.bias = nn.Parameter(torch.empty(out_features))
+        self.fold()
         self.reset_parameters()
+
+    @torch.no_grad()
+    def fold(self) -> None:
+        """Put the bias in memory right after the weight's last row, so ``[W; b]`` is one
+        ``(in + 1, out)`` matrix (:meth:`folded`): the forward is then one product of ``[x, 1]``
+        with it, and the backward one product for both gradients, instead of a product plus a
+        broadcast copy of the bias and a sum over the batch for its gradient (split_fmnist:
+        ≈ 0.1 ms of a 3–6 ms step). Called again after every move (``.to``, ``.double``); the
+        parameters stay two tensors, so checkpoints and optimizers see no difference."""
+        if self.folded() is None and self.weight.device == self.bias.device:
+            joint = torch.cat([self.weight.data, self.bias.data.to(self.weight.dtype)[None]])
+            self.weight.data, self.bias.data = joint[:-1], joint[-1]
+
+    def folded(self) -> Tensor | None:
+        """``[W; b]`` as one matrix (detached) if this layer computes with its own parameters
+        laid out by :meth:`fold`; None otherwise (``functional_call`` with other tensors, such
+        as ``Θ + ΔΘ`` or stacked seeds under ``vmap``: those take ``addmm``)."""
+        w, b = self.weight, self.bias
+        if type(w) is not nn.Parameter or type(b) is not nn.Parameter or w.dim() != 2:
+            return None
+        if not w.is_contiguous() or w.dtype != b.dtype or b.stride() != (1,):
+            return None
+        if b.data_ptr() != w.data_ptr() + w.numel() * w.element_size():
+            return None
+        return w.detach().as_strided((w.shape[0] + 1, w.shape[1]), w.stride())
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        self.fold()  # a move gives each parameter its own storage: join them again
+        return self
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -61,6 +92,9 @@ class WideLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() == 2:
+            joint = self.folded()
+            if joint is not None:
+                return FoldedLinear.apply(x, self.weight, self.bias, joint)
             return torch.addmm(self.bias, x, self.weight)
         return x @ self.weight + self.bias
 
@@ -73,6 +107,24 @@ class WideLinear(nn.Module):
             if old:
                 state_dict[key] = w.T
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+
+class FoldedLinear(torch.autograd.Function):
+    """``x W + b`` as ``[x, 1] · joint`` for ``joint = [W; b]`` (:meth:`WideLinear.folded`);
+    differentiable in ``x``, ``weight`` and ``bias``, whose values ``joint`` holds."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, joint: Tensor) -> Tensor:
+        x1 = torch.cat([x, x.new_ones(x.shape[0], 1)], 1)
+        ctx.save_for_backward(x1, weight)
+        return x1 @ joint
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x1, weight = ctx.saved_tensors
+        grad_x = grad @ weight.T if ctx.needs_input_grad[0] else None
+        grad_joint = x1.T @ grad  # the weight's and the bias's gradients in one product
+        return grad_x, grad_joint[:-1], grad_joint[-1], None
 
 
 def output_layer_transposed(hnet: HyperNetwork, state_dict: dict, prefix: str = "") -> bool:

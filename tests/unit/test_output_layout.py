@@ -39,6 +39,38 @@ def test_wide_linear_is_a_transposed_linear():
     torch.testing.assert_close(wide.bias.grad, lin.bias.grad)
 
 
+def test_the_folded_product_is_the_linear_layer_and_survives_moves():
+    """With its own parameters the layer computes ``[x, 1] · [W; b]`` (bias stored after the
+    weight's last row): same outputs and gradients as ``addmm`` (the path other tensors take,
+    e.g. Θ + ΔΘ through ``functional_call``), gradients in the parameters' layout; a move
+    (``.double()``) joins the two parameters again; the state dict keeps two tensors."""
+    torch.manual_seed(0)
+    wide = WideLinear(6, 500)
+    with torch.no_grad():
+        wide.bias.normal_()  # initialised to zero: give the bias something to carry
+    assert wide.folded() is not None
+    assert torch.equal(wide.folded(), torch.cat([wide.weight, wide.bias[None]]))
+    x = torch.randn(9, 6, requires_grad=True)
+    g = torch.randn(9, 500)
+    wide(x).backward(g)
+    grads = [t.grad.clone() for t in (x, wide.weight, wide.bias)]
+    params = {n: p.detach().clone().requires_grad_() for n, p in wide.named_parameters()}
+    xx = x.detach().clone().requires_grad_()
+    out = torch.func.functional_call(wide, params, (xx,))  # other tensors: addmm
+    out.backward(g)
+    torch.testing.assert_close(wide(x), out)
+    for got, want in zip(grads, (xx.grad, params["weight"].grad, params["bias"].grad), strict=True):
+        torch.testing.assert_close(got, want)
+    assert wide.weight.grad.stride() == wide.weight.stride()
+    wide.double()
+    assert wide.weight.dtype == torch.float64 and wide.folded() is not None
+    torch.testing.assert_close(wide(x.double()), out.double(), rtol=1e-5, atol=1e-5)
+    assert list(wide.state_dict()) == ["weight", "bias"]
+    loaded = WideLinear(6, 500).double()
+    loaded.load_state_dict(wide.state_dict())
+    assert loaded.folded() is not None and torch.equal(loaded.folded(), wide.folded())
+
+
 def test_initial_weights_are_those_of_the_linear_layout(monkeypatch):
     """The same seed gives the same initial hypernetwork as with ``nn.Linear`` as output layer
     (the weight is drawn in the (out, in) layout and stored transposed)."""
