@@ -7,22 +7,31 @@ import torch
 
 from hnet.methods import optim
 
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+    ),
+]
 
-def model_and_loss(seed=0):
+
+def model_and_loss(seed=0, device="cpu"):
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
-    unused = torch.nn.Parameter(torch.randn(4))  # never gets a gradient: Adam skips it
-    x = torch.randn(8, 6)
+    net.to(device)
+    unused = torch.nn.Parameter(torch.randn(4, device=device))  # no gradient: Adam skips it
+    x = torch.randn(8, 6, device=device)
     return net, unused, lambda: net(x).pow(2).mean()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("fused", [True, None], ids=["fused", "default"])
-def test_step_is_bitwise_the_optimizers_own(fused):
+def test_step_is_bitwise_the_optimizers_own(fused, device):
     """Over several steps, a learning-rate change and a parameter without gradient, the direct
     call leaves parameters, moments and step counts bit for bit where ``opt.step()`` does."""
     runs = []
     for direct in (False, True):
-        net, unused, loss = model_and_loss()
+        net, unused, loss = model_and_loss(device=device)
         opt = torch.optim.Adam([*net.parameters(), unused], lr=1e-2, fused=fused)
         for i in range(5):
             if i == 3:
