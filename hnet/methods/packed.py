@@ -216,7 +216,7 @@ class PackedHNET(Packed):
         rows = torch.arange(self.k, device=device).unsqueeze(1)
         embs = self.embs[rows, tasks]  # (K, n, d)
         if self.gram is not None:
-            feats = vmap(lambda p, e: functional_call(hnet, p, (e,), {"features": True}))
+            feats = vmap(lambda p, e: hnet.features(e, p))
             h0 = self.features[rows, tasks]  # (K, n, C, w)
             total = gram_loss(hnet, theta, ahead, lambda body: feats(body, embs), h0, self.gram)
             return total / tasks.shape[1]

@@ -165,13 +165,13 @@ class OutputRegularizer:
         else:
             snap = self._snapshot()
             with torch.no_grad():
-                h0 = functional_call(hnet, snap, (embs,), {"features": True})
+                h0 = hnet.features(embs, snap)
             w0, b0 = (snap[n] for n in hnet.output_layer())
         if self.gram is None:  # W* (and W* W*ᵀ) are constant during a task
             self.gram = GramState(w0, b0, hnet.layout()[2])
 
         def features(body: dict[str, Tensor]) -> Tensor:  # (E, C, width)
-            return functional_call(hnet, body, (embs,), {"features": True})
+            return hnet.features(embs, body)
 
         total = gram_loss(hnet, hnet.theta(), lookahead, features, h0, self.gram)
         return total / len(tasks)

@@ -164,6 +164,29 @@ def test_hypernet_shapes_counts_and_init(chunked):
     assert not torch.allclose(out[0], out[1])
 
 
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "full"])
+def test_features_with_given_parameters_equal_functional_call(chunked):
+    """``features(embs, params)`` (the regularizer's Θ + ΔΘ) computes what ``functional_call``
+    with the same tensors computes, bit for bit, and differentiates into the given tensors."""
+    torch.manual_seed(0)
+    if chunked:
+        h = ChunkedHypernet(100, 3, task_emb=3, hidden=[4, 5], chunk_size=30, chunk_emb=2)
+    else:
+        h = FullHypernet(100, 3, task_emb=3, hidden=[4, 5])
+    embs = h.embeddings([0, 2]).detach()
+    params = {
+        n: (p + 0.1 * torch.randn_like(p)).detach().requires_grad_() for n, p in h.theta().items()
+    }
+    mine = h.features(embs, params)
+    ref = torch.func.functional_call(h, params, (embs,), {"features": True})
+    torch.testing.assert_close(mine, ref, rtol=0, atol=0)
+    assert mine.shape == (2, h.layout()[0], 5)
+    mine.square().sum().backward()
+    output_layer = set(h.output_layer())
+    assert all((p.grad is None) == (n in output_layer) for n, p in params.items())
+    torch.testing.assert_close(h.features(embs), h(embs, features=True), rtol=0, atol=0)
+
+
 def test_chunked_hypernet_batches_all_chunks_of_all_tasks():
     h = ChunkedHypernet(
         target_numel=100, n_tasks=2, task_emb=3, hidden=[4], chunk_size=30, chunk_emb=2
