@@ -98,7 +98,7 @@ class FlatMLP(torch.autograd.Function):
     of the weights' ``split`` then concatenated: one more pass over all target weights (2 MB on
     split_fmnist, 7 MB on PM-10) and a dozen autograd nodes per step. The same products in the
     same order: the gradients are bitwise those of the ``functional_call`` path
-    (``tests/unit/test_target.py``)."""
+    (``tests/unit/test_models.py``)."""
 
     @staticmethod
     def forward(ctx, flat: Tensor, x: Tensor, layout: tuple, n: int) -> Tensor:
