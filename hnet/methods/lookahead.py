@@ -69,7 +69,8 @@ def adam_lookahead(
         raise ValueError("lookahead: some parameters have Adam moments, others not")
     if plain_fused(optimizer):  # each moment advances with its own step counter, which
         # lives on the device: reading it would stall a GPU every training step
-        return _fused_step(group, names, grads, states, started.pop(), into)
+        delta = _fused_step(group, names, grads, states, started.pop(), into)
+        return given(delta)(into)
     steps = {float(st["step"]) if "step" in st else 0.0 for st in states}  # on the host here
     if len(steps) > 1 or started != {steps != {0.0}}:
         raise ValueError("lookahead: the parameters' Adam states are at different steps")
@@ -101,7 +102,9 @@ def _fused_step(
     """The same ΔΘ from Adam's fused kernel, run on copies of the moments with the "parameters"
     zeros (ΔΘ comes out) or, for ``into``'s tensors, those tensors themselves (ΔΘ is added in
     place): one pass over the moments instead of nine elementwise ones (the lookahead's cost is
-    memory traffic over every hypernetwork weight)."""
+    memory traffic over every hypernetwork weight). Returns ΔΘ of every parameter it did not
+    add in place (the others, and ``into``'s strided views, which the kernel cannot walk and
+    :func:`given` adds to afterwards)."""
     targets = [_target(into.get(n), g) for n, g in zip(names, grads, strict=True)]
     if started:  # × 1: copies of all moments in one call each
         copies = [
@@ -119,13 +122,7 @@ def _fused_step(
         ]
         steps = [torch.ones((), dtype=torch.float32, device=g.device) for g in grads]
     fused_adam(group, targets, grads, copies, steps)
-    delta = {}
-    for n, t in zip(names, targets, strict=True):
-        if n not in into:
-            delta[n] = t
-        elif t is not into[n]:  # a strided view the kernel cannot walk: added afterwards
-            into[n].add_(t)
-    return delta
+    return {n: t for n, t in zip(names, targets, strict=True) if t is not into.get(n)}
 
 
 def _target(base: Tensor | None, grad: Tensor) -> Tensor:

@@ -77,6 +77,12 @@ class MLP(nn.Module):
                 offset += out * inp + out
         return tuple(layers)
 
+    @functools.cached_property
+    def relu_only(self) -> bool:
+        """Whether every activation of the body is a ReLU (what :class:`FlatMLP` computes);
+        asked every training step, so answered once."""
+        return all(type(m) is nn.ReLU for m in self.body.children() if not isinstance(m, nn.Linear))
+
 
 def flat_mlp_applies(net: nn.Module, flat: Tensor, x: Tensor) -> bool:
     """Whether :class:`FlatMLP` computes ``net`` on these tensors: a ReLU :class:`MLP`, one
@@ -86,7 +92,7 @@ def flat_mlp_applies(net: nn.Module, flat: Tensor, x: Tensor) -> bool:
         type(net) is MLP
         and flat.dim() == 1
         and not x.requires_grad
-        and all(type(m) is nn.ReLU for m in net.body.children() if not isinstance(m, nn.Linear))
+        and net.relu_only
         and not torch._C._functorch.is_functorch_wrapped_tensor(flat)
     )
 
