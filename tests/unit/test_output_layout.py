@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 from collections import OrderedDict
 
@@ -69,6 +70,23 @@ def test_the_folded_product_is_the_linear_layer_and_survives_moves():
     loaded = WideLinear(6, 500).double()
     loaded.load_state_dict(wide.state_dict())
     assert loaded.folded() is not None and torch.equal(loaded.folded(), wide.folded())
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "assign"])
+def test_the_fold_survives_copies_and_assigned_loads(how):
+    """Each of these gives the weight and the bias their own storage; the layer joins them
+    again, so a copied or reloaded hypernetwork keeps the folded product (not only ``addmm``)."""
+    torch.manual_seed(0)
+    wide = WideLinear(4, 300)
+    if how == "deepcopy":
+        other = copy.deepcopy(wide)
+    else:
+        other = WideLinear(4, 300)
+        state = {n: t.clone() for n, t in wide.state_dict().items()}
+        other.load_state_dict(state, assign=True)
+    assert other.folded() is not None
+    assert other.weight.data_ptr() != wide.weight.data_ptr()
+    assert torch.equal(other.folded(), wide.folded())
 
 
 def test_initial_weights_are_those_of_the_linear_layout(monkeypatch):
