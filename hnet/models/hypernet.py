@@ -51,7 +51,6 @@ class WideLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(out_features))
         self.fold()
         self.reset_parameters()
-        self.register_load_state_dict_post_hook(_refold)  # load_state_dict(assign=True)
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
@@ -113,12 +112,7 @@ class WideLinear(nn.Module):
             if old:
                 state_dict[key] = w.T
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
-
-
-def _refold(module: WideLinear, incompatible_keys) -> None:
-    """After ``load_state_dict``: with ``assign=True`` the loaded tensors replaced the folded
-    ones; join them again (a no-op after an ordinary load, which copies in place)."""
-    module.fold()
+        self.fold()  # assign=True replaced the folded tensors (an ordinary load copies in place)
 
 
 class FoldedLinear(torch.autograd.Function):
