@@ -45,7 +45,7 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
         "iters_per_task": None,  # derived (never set): the steps of every task when epochs > 0
         "batch_size": 128,
         "lr": 1e-3,
-        "lr_schedule": "none",  # none | resnet_cifar (see hnet.methods.schedule)
+        "lr_schedule": "none",  # none | resnet_cifar (see hnet.methods.common.schedule)
         "adam_betas": [0.9, 0.999],
         "bn_per_task": False,  # baselines: one set of BatchNorm statistics per task (CL1)
         "eval_batch_size": 2000,
@@ -362,7 +362,7 @@ def validate(cfg: dict, spec: Any, mcls: Any) -> None:
 
 def validate_training(cfg: dict) -> None:
     """The learning-rate schedule and the baselines' BatchNorm option."""
-    from hnet.methods.schedule import LR_SCHEDULES
+    from hnet.methods.common.schedule import LR_SCHEDULES
 
     train = cfg["train"]
     if train["lr_schedule"] not in LR_SCHEDULES:

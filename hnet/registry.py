@@ -18,8 +18,10 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Maps names to registered objects; unknown names give a message with close matches."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, name_attr: str | None = None) -> None:
+        """``name_attr``: the attribute in which a registered object learns its name (methods'
+        ``name``), so the decorator is the one place a name is written."""
+        self.kind, self.name_attr = kind, name_attr
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -27,6 +29,8 @@ class Registry(Generic[T]):
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._items[name] = obj
+            if self.name_attr is not None:
+                setattr(obj, self.name_attr, name)
             return obj
 
         return add

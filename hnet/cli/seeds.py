@@ -3,9 +3,9 @@
 The seeds' run directories come from one ``--out`` template with a ``{seed}`` field, so a
 Snakemake rule can declare every seed's ``metrics.json`` as an output of one job. Each directory
 is written exactly as ``hnet train --seed S --out DIR/seedS`` would write it. A packable method
-(:func:`hnet.methods.packed.refusal`) trains the seeds still missing in one process, parameters
-stacked on a seed axis (:mod:`hnet.job.packed`); any other method, or ``--no-pack``, runs one
-``hnet train`` process per seed, one after the other.
+(:func:`hnet.methods.common.packed.refusal`) trains the seeds still missing in one process,
+parameters stacked on a seed axis (:mod:`hnet.job.packed`); any other method, or
+``--no-pack``, runs one ``hnet train`` process per seed, one after the other.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def run_seeds(args: argparse.Namespace) -> int:
         one = copy.copy(args)
         one.seed = s
         cfgs.append(resolve_job(one)[0])
-    from hnet.methods.packed import refusal
+    from hnet.methods.common.packed import refusal
 
     why = "--no-pack" if args.no_pack else refusal(cfgs[0])
     if why is not None:

@@ -32,12 +32,13 @@ import torch
 from hnet import rng
 from hnet.data import load_benchmark
 from hnet.errors import ConfigError
+from hnet.fast.cpu import tune_allocator
 from hnet.job.breakdown import measure_ops, print_breakdown
-from hnet.job.environment import apply_threads, peak_rss_mb, resolve_device, tune_allocator
+from hnet.job.environment import apply_threads, peak_rss_mb, resolve_device
 from hnet.job.limits import matmul_peak, memory_bandwidth, sync_device
 from hnet.job.roofline import Machine, by_name, count_ops, roofline
 from hnet.methods import METHODS
-from hnet.methods.regularizer import OutputRegularizer
+from hnet.methods.common.regularizer import OutputRegularizer
 
 
 def _timed(fn, device: torch.device) -> float:

@@ -6,7 +6,7 @@ losses.jsonl, state/ckpt.pt (+ ckpt.prev.pt) and metrics.json, same keys and sam
 the report, ``hnet sync`` and an unpacked resume cannot tell the difference. Each seed is an
 ordinary :class:`~hnet.job.run.Job` (its own data, sampler, augmentation stream, method built
 under its seed, checkpoints, evaluation); only the steps are taken together, on parameters
-stacked over seeds (:mod:`hnet.methods.packed`).
+stacked over seeds (:mod:`hnet.methods.common.packed`).
 
 - A seed whose run directory is finished is skipped; the pack trains the others (a single
   seed left trains as the plain job: packing one seed only adds vmap's overhead).
@@ -39,8 +39,8 @@ from hnet.job.integrity import prepare_run
 from hnet.job.result import scratch_reference, write_result
 from hnet.job.run import Job, Listener, TrainingDiverged, log_line, record_failure
 from hnet.job.signals import StopFlag
-from hnet.methods.packed import Packed, pack
-from hnet.methods.schedule import lr_factor
+from hnet.methods.common.packed import Packed, pack
+from hnet.methods.common.schedule import lr_factor
 from hnet.rundir import FAILED, LOSSES
 
 
@@ -52,8 +52,8 @@ def run_packed(
     on_event: list[Listener | None] | None = None,
 ) -> list[dict[str, Any] | None]:
     """Train the seeds of ``cfgs`` (one config, several seeds; the method must be packable,
-    :func:`hnet.methods.packed.refusal`) into ``outs``; return each seed's metrics (None for a
-    seed that failed; the first failure is raised after the others are done)."""
+    :func:`hnet.methods.common.packed.refusal`) into ``outs``; return each seed's metrics (None for
+    a seed that failed; the first failure is raised after the others are done)."""
     k = len(cfgs)
     scratch = scratch or [None] * k
     on_event = on_event or [None] * k

@@ -24,7 +24,7 @@ from hnet.data import Benchmark
 from hnet.errors import HnetError
 from hnet.files import write_atomic, write_json
 from hnet.job.environment import git_commit, peak_rss_mb, process_age, versions
-from hnet.methods.base import Method
+from hnet.methods.common.base import Method
 from hnet.rundir import METRICS, SAMPLES
 
 

@@ -30,16 +30,17 @@ from hnet import metrics, rng
 from hnet.config import run_key, task_iters
 from hnet.data import BENCHMARKS, Benchmark, load_benchmark
 from hnet.errors import DataError, HnetError, JobInterrupted
+from hnet.fast.cpu import tune_allocator
 from hnet.files import write_json
 from hnet.job import state as ckpt
 from hnet.job.cores import CoreShare, shared_cores
-from hnet.job.environment import apply_threads, process_age, resolve_device, tune_allocator
+from hnet.job.environment import apply_threads, process_age, resolve_device
 from hnet.job.integrity import prepare_run
 from hnet.job.result import scratch_reference, write_result
 from hnet.job.sampler import Sampler
 from hnet.job.signals import StopFlag
 from hnet.methods import METHODS
-from hnet.methods.schedule import lr_factor
+from hnet.methods.common.schedule import lr_factor
 from hnet.rundir import CKPT, CKPT_PREV, CONFIG, FAILED, LOSSES, METRICS
 
 Listener = Callable[[str, dict[str, Any]], None]

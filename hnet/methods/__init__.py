@@ -15,6 +15,6 @@ from hnet.methods import (  # noqa: F401
     scratch,
     si,
 )
-from hnet.methods.base import METHODS
+from hnet.methods.common.base import METHODS
 
 __all__ = ["METHODS"]

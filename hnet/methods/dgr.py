@@ -22,18 +22,17 @@ from torch import Tensor
 
 from hnet import rng
 from hnet.errors import ConfigError
-from hnet.methods.base import METHODS
-from hnet.methods.distill import distill_loss
-from hnet.methods.finetune import Baseline
+from hnet.methods.common.base import METHODS
+from hnet.methods.common.baseline import Baseline
+from hnet.methods.common.distill import distill_loss
+from hnet.methods.common.optim import adam
+from hnet.methods.common.replay_model import GRID_SAMPLES, PIXEL_BENCHMARKS, grid_arrays
 from hnet.methods.hnet_r import frozen_copy
-from hnet.methods.optim import adam
-from hnet.methods.replay_model import GRID_SAMPLES, PIXEL_BENCHMARKS, grid_arrays
 from hnet.models.vae import VAE
 
 
 @METHODS.register("dgr_distill")
 class DGRDistill(Baseline):
-    name = "dgr_distill"
     summary = "DGR+distill: classifier + VAE generator, replay from frozen copies, distilled"
     scenarios = ("cl1", "cl2", "cl3")
     benchmarks = PIXEL_BENCHMARKS

@@ -32,8 +32,8 @@ from torch.func import functional_call, jacrev, vmap
 
 from hnet import rng
 from hnet.errors import ConfigError
-from hnet.methods.base import METHODS
-from hnet.methods.finetune import Baseline
+from hnet.methods.common.base import METHODS
+from hnet.methods.common.baseline import Baseline
 
 _BUDGET = 2**25  # floats of per-sample gradients held at once (128 MB in float32)
 
@@ -105,7 +105,6 @@ def fisher_one(f: Callable, params: dict[str, Tensor], x: Tensor, regression: bo
 
 @METHODS.register("ewc")
 class EWC(Baseline):
-    name = "ewc"
     summary = "Elastic Weight Consolidation: Fisher-weighted penalty per task (Kirkpatrick 2017)"
     online: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {
@@ -160,7 +159,6 @@ class EWC(Baseline):
 
 @METHODS.register("online_ewc")
 class OnlineEWC(EWC):
-    name = "online_ewc"
     summary = "Online EWC: one running Fisher and anchor (Schwarz et al. 2018)"
     online = True
     tuned_as = "ewc"

@@ -2,7 +2,8 @@
 
 The target network has no weights of its own; the hypernetwork generates all of them from the
 current task's embedding. From the second task on, the output regularizer keeps the
-hypernetwork's outputs for earlier embeddings where they were (:mod:`hnet.methods.regularizer`).
+hypernetwork's outputs for earlier embeddings where they were
+(:mod:`hnet.methods.common.regularizer`).
 
 A target with BatchNorm (ResNet-32) also has running statistics, which are estimated rather
 than generated: each task owns one set, a row of ``self.stats`` (T, S), updated only while that
@@ -19,11 +20,11 @@ from torch import Tensor
 
 from hnet import rng
 from hnet.errors import ConfigError
-from hnet.methods import lookahead, optim
-from hnet.methods.base import METHODS, Method
-from hnet.methods.layout import upgrade_checkpoint
-from hnet.methods.optim import adam
-from hnet.methods.regularizer import IMPLEMENTATIONS, TARGET_MODES, OutputRegularizer
+from hnet.fast.output_layer import upgrade_checkpoint
+from hnet.methods.common import lookahead, optim
+from hnet.methods.common.base import METHODS, Method
+from hnet.methods.common.optim import adam
+from hnet.methods.common.regularizer import IMPLEMENTATIONS, TARGET_MODES, OutputRegularizer
 from hnet.models.batchnorm import init_stats, num_stats
 from hnet.models.hypernet import build_hypernet
 from hnet.models.sizes import resolve_size
@@ -38,11 +39,10 @@ from hnet.models.target import (
 
 @METHODS.register("hnet")
 class HNET(Method):
-    name = "hnet"
     summary = "task-conditioned hypernetwork with output regularizer"
     scenarios = ("cl1", "cl2", "cl3")
     sized: ClassVar[bool] = True
-    packable: ClassVar[bool] = True  # hnet.methods.packed.PackedHNET
+    packable: ClassVar[bool] = True  # hnet.methods.common.packed.PackedHNET
     defaults: ClassVar[dict[str, Any]] = {
         "beta": 0.01,  # regularizer strength β (benchmarks override with their official value)
         "lookahead": True,  # ΔΘ lookahead in the regularizer, as in the paper

@@ -1,11 +1,12 @@
 """HNET+R: a plain classifier protected by generative replay from a hypernetwork-protected VAE
 (von Oswald et al. 2020, the replay variant of their CL2/CL3 results).
 
-The hypernetwork protects only the replay model (:mod:`hnet.methods.replay_model`); the
+The hypernetwork protects only the replay model (:mod:`hnet.methods.common.replay_model`); the
 classifier is an ordinary network with the scenario's heads that, from the second task on,
 learns each batch of the current task together with generated samples of every earlier task,
 labelled by a frozen copy of itself taken when the task began (distillation,
-:mod:`hnet.methods.distill`). It needs no task identity at test time, so it answers CL2 and CL3
+:mod:`hnet.methods.common.distill`). It needs no task identity at test time, so it answers CL2 and
+CL3
 like any baseline: with the argmax over its (active) outputs.
 """
 
@@ -18,10 +19,10 @@ import torch
 from torch import Tensor
 
 from hnet.errors import ConfigError
-from hnet.methods.base import METHODS
-from hnet.methods.distill import distill_loss, head_of_each
-from hnet.methods.finetune import Baseline
-from hnet.methods.replay_model import (
+from hnet.methods.common.base import METHODS
+from hnet.methods.common.baseline import Baseline
+from hnet.methods.common.distill import distill_loss, head_of_each
+from hnet.methods.common.replay_model import (
     PIXEL_BENCHMARKS,
     REPLAY_MODEL_DEFAULTS,
     ReplayModel,
@@ -38,7 +39,6 @@ def frozen_copy(net: torch.nn.Module) -> torch.nn.Module:
 
 @METHODS.register("hnet_r")
 class HNETR(Baseline):
-    name = "hnet_r"
     summary = "HNET+R: classifier + replay from a hypernetwork-protected VAE, distilled"
     scenarios = ("cl1", "cl2", "cl3")
     benchmarks = PIXEL_BENCHMARKS

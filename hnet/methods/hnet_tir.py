@@ -6,7 +6,7 @@ add is the question *which* embedding to use for a test input. HNET+ENT answers 
 lowest predictive entropy; here a separate task-inference network answers it, trained
 class-incrementally over tasks: real inputs of the current task labelled with its index, and
 generated inputs of every earlier task (from the hypernetwork-protected replay model,
-:mod:`hnet.methods.replay_model`) labelled with theirs. At test time its argmax picks the
+:mod:`hnet.methods.common.replay_model`) labelled with theirs. At test time its argmax picks the
 embedding (and head); the inferred ids are returned, so the job records the task-inference
 accuracy as for ENT.
 
@@ -23,21 +23,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hnet.errors import ConfigError
-from hnet.methods.base import METHODS
-from hnet.methods.hnet import HNET
-from hnet.methods.optim import adam
-from hnet.methods.replay_model import (
+from hnet.methods.common.base import METHODS
+from hnet.methods.common.optim import adam
+from hnet.methods.common.replay_model import (
     PIXEL_BENCHMARKS,
     REPLAY_MODEL_DEFAULTS,
     ReplayModel,
     check_replay_model_config,
 )
+from hnet.methods.hnet import HNET
 from hnet.models.target import MLP, functional_forward, head_outputs
 
 
 @METHODS.register("hnet_tir")
 class HNETTIR(HNET):
-    name = "hnet_tir"
     summary = "HNET+TIR: hnet classifier, task inferred by a replay-trained network"
     scenarios = ("cl2", "cl3")
     sized: ClassVar[bool] = True

@@ -21,8 +21,8 @@ from torch import Tensor
 
 from hnet import rng
 from hnet.errors import ConfigError
-from hnet.methods.base import METHODS
-from hnet.methods.finetune import Baseline
+from hnet.methods.common.base import METHODS
+from hnet.methods.common.baseline import Baseline
 from hnet.methods.replay import mixed_loss
 
 SAMPLINGS = ("uniform", "per_task")
@@ -30,7 +30,6 @@ SAMPLINGS = ("uniform", "per_task")
 
 @METHODS.register("joint")
 class Joint(Baseline):
-    name = "joint"
     summary = "joint training on the union of all tasks so far (upper bound)"
     defaults: ClassVar[dict[str, Any]] = {"sampling": "uniform"}  # or per_task
 

@@ -24,9 +24,9 @@ from torch import Tensor
 from torch.func import grad
 
 from hnet.errors import ConfigError
-from hnet.methods.base import METHODS
+from hnet.methods.common.base import METHODS
+from hnet.methods.common.baseline import Baseline
 from hnet.methods.ewc import flat_params, sample_mean
-from hnet.methods.finetune import Baseline
 
 
 def sensitivity_one(f: Callable, params: dict[str, Tensor], x: Tensor) -> dict[str, Tensor]:
@@ -37,7 +37,6 @@ def sensitivity_one(f: Callable, params: dict[str, Tensor], x: Tensor) -> dict[s
 
 @METHODS.register("mas")
 class MAS(Baseline):
-    name = "mas"
     summary = "Memory Aware Synapses: output-sensitivity penalty (Aljundi et al. 2018)"
     defaults: ClassVar[dict[str, Any]] = {
         "lambda": 1.0,  # penalty strength λ (Aljundi et al.'s value)

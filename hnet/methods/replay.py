@@ -24,8 +24,8 @@ from torch import Tensor
 
 from hnet import rng
 from hnet.errors import ConfigError
-from hnet.methods.base import METHODS
-from hnet.methods.finetune import Baseline
+from hnet.methods.common.base import METHODS
+from hnet.methods.common.baseline import Baseline
 
 SELECTIONS = ("reservoir", "class_balanced")
 WEIGHTINGS = ("tasks", "equal")
@@ -46,7 +46,6 @@ def mixed_loss(m: Baseline, x: Tensor, y: Tensor, tids: Tensor) -> Tensor:
 
 @METHODS.register("replay")
 class Replay(Baseline):
-    name = "replay"
     summary = "experience replay from a fixed per-task buffer of stored samples"
     defaults: ClassVar[dict[str, Any]] = {
         # 100 samples per class × 2 classes per task: the splitMNIST budget of van de Ven et al.

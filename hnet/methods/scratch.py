@@ -20,15 +20,14 @@ from typing import ClassVar
 import torch
 
 from hnet import rng
-from hnet.methods.base import METHODS
-from hnet.methods.finetune import Baseline
+from hnet.methods.common.base import METHODS
+from hnet.methods.common.baseline import Baseline
 
 
 @METHODS.register("scratch")
 class Scratch(Baseline):
-    name = "scratch"
     summary = "fresh network and optimizer per task (reference for transfer)"
-    packable: ClassVar[bool] = True  # hnet.methods.packed.PackedFinetune
+    packable: ClassVar[bool] = True  # hnet.methods.common.packed.PackedFinetune
 
     def begin_task(self, task: int) -> None:
         super().begin_task(task)

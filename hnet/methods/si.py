@@ -26,9 +26,9 @@ import torch
 from torch import Tensor
 
 from hnet.errors import ConfigError
-from hnet.methods.base import METHODS
+from hnet.methods.common.base import METHODS
+from hnet.methods.common.baseline import Baseline
 from hnet.methods.ewc import flat_params
-from hnet.methods.finetune import Baseline
 
 
 def flat_grad(net: torch.nn.Module) -> Tensor:
@@ -40,7 +40,6 @@ def flat_grad(net: torch.nn.Module) -> Tensor:
 
 @METHODS.register("si")
 class SI(Baseline):
-    name = "si"
     summary = "Synaptic Intelligence: path-integral importance penalty (Zenke et al. 2017)"
     defaults: ClassVar[dict[str, Any]] = {
         "c": 1.0,  # penalty strength c (tuned per benchmark: tuned/si.yaml)

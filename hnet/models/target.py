@@ -19,7 +19,6 @@ generated but kept per task by the caller and passed to :func:`functional_forwar
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 
@@ -28,6 +27,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from hnet.errors import ConfigError
+from hnet.fast import flat_mlp
 from hnet.models.batchnorm import has_batchnorm, unflatten_stats
 from hnet.models.resnet import ResNet32
 from hnet.models.zenke import ZenkeNet
@@ -64,73 +64,6 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x.flatten(1)))
-
-    @functools.cached_property
-    def flat_layout(self) -> tuple[tuple[int, int, int, int], ...]:
-        """Per layer ``(weight offset, out, in, bias offset)`` in a flat weight vector
-        (:func:`param_shapes` order: each layer's weight, then its bias)."""
-        layers, offset = [], 0
-        for layer in [*self.body.children(), self.head]:
-            if isinstance(layer, nn.Linear):
-                out, inp = layer.weight.shape
-                layers.append((offset, out, inp, offset + out * inp))
-                offset += out * inp + out
-        return tuple(layers)
-
-    @functools.cached_property
-    def relu_only(self) -> bool:
-        """Whether every activation of the body is a ReLU (what :class:`FlatMLP` computes);
-        asked every training step, so answered once."""
-        return all(type(m) is nn.ReLU for m in self.body.children() if not isinstance(m, nn.Linear))
-
-
-def flat_mlp_applies(net: nn.Module, flat: Tensor, x: Tensor) -> bool:
-    """Whether :class:`FlatMLP` computes ``net`` on these tensors: a ReLU :class:`MLP`, one
-    weight vector, inputs without gradient, no ``torch.func`` transform (``vmap`` of the
-    packed seeds and of task inference) around the call."""
-    return (
-        type(net) is MLP
-        and flat.dim() == 1
-        and not x.requires_grad
-        and net.relu_only
-        and not torch._C._functorch.is_functorch_wrapped_tensor(flat)
-    )
-
-
-class FlatMLP(torch.autograd.Function):
-    """A ReLU :class:`MLP` on one flat weight vector, with its backward written out so that
-    every weight's gradient is written straight into one flat gradient (``out=`` views). Through
-    ``functional_call`` the layers' gradients came back as separate tensors that the backward
-    of the weights' ``split`` then concatenated: one more pass over all target weights (2 MB on
-    split_fmnist, 7 MB on PM-10) and a dozen autograd nodes per step. The same products in the
-    same order: the gradients are bitwise those of the ``functional_call`` path
-    (``tests/unit/test_models.py``)."""
-
-    @staticmethod
-    def forward(ctx, flat: Tensor, x: Tensor, layout: tuple, n: int) -> Tensor:
-        h, inputs = x.flatten(1), []
-        for i, (w, out, inp, b) in enumerate(layout):
-            inputs.append(h)
-            h = torch.addmm(flat[b : b + out], h, flat[w : w + out * inp].view(out, inp).t())
-            if i < len(layout) - 1:
-                h = h.relu_()  # ReLU's backward needs only its output: keep one tensor
-        ctx.save_for_backward(flat, *inputs)
-        ctx.layout, ctx.n = layout, n
-        return h
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        flat, *inputs = ctx.saved_tensors
-        out_grad = torch.empty_like(flat)
-        out_grad[ctx.n :].zero_()  # a chunked hypernetwork's padding
-        for i in reversed(range(len(ctx.layout))):
-            w, out, inp, b = ctx.layout[i]
-            torch.mm(grad.t(), inputs[i], out=out_grad[w : w + out * inp].view(out, inp))
-            torch.sum(grad, 0, out=out_grad[b : b + out])
-            if i > 0:  # through the layer and the ReLU before it (no gradient for x)
-                grad = grad @ flat[w : w + out * inp].view(out, inp)
-                grad = torch.ops.aten.threshold_backward(grad, inputs[i], 0)
-        return out_grad, None, None, None
 
 
 def param_shapes(net: nn.Module) -> list[tuple[str, torch.Size]]:
@@ -207,10 +140,9 @@ def functional_forward(
 
 
 def _call(net: nn.Module, flat: Tensor, stats: Tensor | None, x: Tensor, pad: int = 0) -> Tensor:
-    if flat_mlp_applies(net, flat, x):
-        _, out, _, b = net.flat_layout[-1]  # the head's bias ends the weights
-        check_length(flat, b + out, pad)
-        return FlatMLP.apply(flat, x, net.flat_layout, b + out)
+    if type(net) is MLP and flat_mlp.applies(net, flat, x):  # the same function, faster
+        check_length(flat, flat_mlp.numel(net), pad)
+        return flat_mlp.forward(net, flat, x)
     tensors = unflatten(net, flat, pad)
     if stats is not None:
         tensors.update(unflatten_stats(net, stats))

@@ -91,7 +91,7 @@ def is_sized(method: str) -> bool:
 def is_packable(method: str) -> bool:
     """Can one process train several seeds of ``method`` at once (``pack_seeds``)? (Unknown:
     no.) A packable method may still fall back to one seed after another for some configs
-    (hnet.methods.packed.refusal); the results are the same either way."""
+    (hnet.methods.common.packed.refusal); the results are the same either way."""
     meta = load()["methods"].get(method)
     return bool(meta and meta.get("packable"))
 

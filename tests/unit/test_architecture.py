@@ -15,6 +15,7 @@ PACKAGE = ROOT / "hnet"
 # Bottom → top. A module may import its own layer or lower ones, never a higher one.
 LAYERS = [
     {"errors", "registry", "scenarios", "files", "rng", "metrics", "rundir"},
+    {"fast"},  # performance-only code: imports no other hnet module
     {"data", "models"},
     {"methods"},
     {"config"},

@@ -89,7 +89,7 @@ def test_cli_lets_openmp_threads_spin_unless_fixed_by_hand_on_shared_cores(
 def test_allocator_tuning_applies_on_glibc_and_yields_to_user_settings(monkeypatch):
     import platform
 
-    from hnet.job.environment import tune_allocator
+    from hnet.fast.cpu import tune_allocator
 
     for k in [k for k in os.environ if k.startswith("MALLOC_")]:
         monkeypatch.delenv(k)

@@ -11,7 +11,7 @@ from steps import at_second_task
 
 from hnet.job.roofline import count_ops
 from hnet.methods import METHODS
-from hnet.methods.packed import pack
+from hnet.methods.common.packed import pack
 
 READ_BACK = "_local_scalar_dense"
 

@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from hnet.errors import ConfigError
-from hnet.models import target
+from hnet.fast import flat_mlp
 from hnet.models.hypernet import ChunkedHypernet, FullHypernet, build_hypernet
 from hnet.models.sizes import SIZES, count_params, resolve_size
 from hnet.models.target import (
     MLP,
-    flat_mlp_applies,
     functional_forward,
     head_outputs,
     num_weights,
@@ -80,27 +79,29 @@ def test_padded_weights_give_the_same_outputs_and_gradients():
 
 @pytest.mark.parametrize("hidden", [[], [8, 6]], ids=["head-only", "two-hidden"])
 @pytest.mark.parametrize("pad", [0, 5])
-def test_flat_mlp_is_the_functional_call_path_bit_for_bit(monkeypatch, hidden, pad):
+def test_flat_mlp_is_the_functional_call_path(monkeypatch, hidden, pad):
     """The ReLU MLP's hand-written backward (one flat gradient, padding zero) gives the same
-    outputs and weight gradients as ``functional_call`` over the split weights, bit for bit."""
+    outputs and weight gradients as ``functional_call`` over the split weights."""
     with torch.device("meta"):
         net = MLP(12, hidden, head_size=3, n_heads=4)
     n = num_weights(net)
     g = torch.Generator().manual_seed(0)
     flat = torch.randn(n + pad, generator=g)
     x, dout = torch.randn(9, 12, generator=g), torch.randn(9, 12, generator=g)
-    assert flat_mlp_applies(net, flat, x)
+    assert flat_mlp.applies(net, flat, x)
     results = []
     for flat_path in (True, False):
         if not flat_path:
-            monkeypatch.setattr(target, "flat_mlp_applies", lambda *a: False)
+            monkeypatch.setattr(flat_mlp, "applies", lambda *a: False)
         w = flat.clone().requires_grad_()
         out = functional_forward(net, w, x, pad=pad)
         out.backward(dout)
         results.append((out.detach(), w.grad))
     (out_flat, grad_flat), (out_ref, grad_ref) = results
     torch.testing.assert_close(out_flat, out_ref, rtol=0, atol=0)
-    torch.testing.assert_close(grad_flat, grad_ref, rtol=0, atol=0)
+    # the same products in the same order; BLAS may still pick another kernel for a transposed
+    # operand (bitwise on the Intel machines it was written on, 1 ulp apart on AMD EPYC)
+    torch.testing.assert_close(grad_flat, grad_ref, rtol=1e-6, atol=1e-6)
     assert not grad_flat[n:].any()
 
 
@@ -111,12 +112,12 @@ def test_flat_mlp_only_where_it_applies():
         relu, tanh = MLP(4, [3], head_size=2), MLP(4, [3], head_size=2, activation_name="tanh")
     n = num_weights(relu)
     flat, x = torch.randn(n), torch.randn(5, 4)
-    assert flat_mlp_applies(relu, flat, x)
-    assert not flat_mlp_applies(tanh, flat, x)
-    assert not flat_mlp_applies(relu, flat, x.clone().requires_grad_())
-    assert not flat_mlp_applies(relu, torch.randn(2, n), x)
+    assert flat_mlp.applies(relu, flat, x)
+    assert not flat_mlp.applies(tanh, flat, x)
+    assert not flat_mlp.applies(relu, flat, x.clone().requires_grad_())
+    assert not flat_mlp.applies(relu, torch.randn(2, n), x)
     seen = []
-    torch.func.vmap(lambda w: seen.append(flat_mlp_applies(relu, w, x)) or w.sum())(
+    torch.func.vmap(lambda w: seen.append(flat_mlp.applies(relu, w, x)) or w.sum())(
         torch.randn(3, n)
     )
     assert seen == [False]

@@ -1,11 +1,13 @@
-"""``hnet.methods.optim.step``: the fused Adam kernel called directly is ``Optimizer.step``."""
+"""``hnet.methods.common.optim.step``: the fused Adam kernel called directly
+(:func:`hnet.fast.adam.direct_step`) is ``Optimizer.step``."""
 
 import copy
 
 import pytest
 import torch
 
-from hnet.methods import optim
+from hnet.fast import adam as fast_adam
+from hnet.methods.common import optim
 
 DEVICES = [
     "cpu",
@@ -53,7 +55,7 @@ def test_step_is_bitwise_the_optimizers_own(fused, device):
 
 def test_only_a_plain_fused_adam_is_stepped_directly():
     net, _, _ = model_and_loss()
-    assert optim.plain_fused(torch.optim.Adam(net.parameters(), fused=True))
+    assert fast_adam.plain_fused(torch.optim.Adam(net.parameters(), fused=True))
     for opt in (
         torch.optim.Adam(net.parameters()),  # not fused
         torch.optim.Adam(net.parameters(), fused=True, weight_decay=1e-4),
@@ -61,7 +63,7 @@ def test_only_a_plain_fused_adam_is_stepped_directly():
         torch.optim.AdamW(net.parameters(), fused=True),
         torch.optim.SGD(net.parameters(), lr=0.1),
     ):
-        assert not optim.plain_fused(opt), opt
+        assert not fast_adam.plain_fused(opt), opt
 
 
 def test_step_falls_back_to_the_optimizer_for_anything_else():

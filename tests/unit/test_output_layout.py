@@ -14,9 +14,10 @@ from torch import nn
 
 from hnet import config, rng
 from hnet.data import load_benchmark
+from hnet.fast.output_layer import WideLinear, output_layer_transposed
 from hnet.methods import METHODS
 from hnet.models import hypernet
-from hnet.models.hypernet import ChunkedHypernet, WideLinear, output_layer_transposed
+from hnet.models.hypernet import ChunkedHypernet
 
 CPU = torch.device("cpu")
 
@@ -94,7 +95,7 @@ def test_initial_weights_are_those_of_the_linear_layout(monkeypatch):
     (the weight is drawn in the (out, in) layout and stored transposed)."""
     torch.manual_seed(3)
     new = ChunkedHypernet(100, 2, task_emb=3, hidden=[4], chunk_size=30, chunk_emb=2)
-    monkeypatch.setattr(hypernet, "wide_mlp", hypernet.mlp)  # the layout before
+    monkeypatch.setattr(hypernet, "WideLinear", nn.Linear)  # the plain output layer
     torch.manual_seed(3)
     old = ChunkedHypernet(100, 2, task_emb=3, hidden=[4], chunk_size=30, chunk_emb=2)
     assert isinstance(old.net.fc1, nn.Linear) and isinstance(new.net.fc1, WideLinear)

@@ -26,9 +26,9 @@ from hnet.errors import ConfigError, JobInterrupted
 from hnet.job.packed import run_packed
 from hnet.job.run import TrainingDiverged, run_job
 from hnet.methods import METHODS
-from hnet.methods import packed as packed_methods
-from hnet.methods.lookahead import given
-from hnet.methods.packed import PACKERS, refusal
+from hnet.methods.common import packed as packed_methods
+from hnet.methods.common.lookahead import given
+from hnet.methods.common.packed import PACKERS, refusal
 
 FAST = {"train.iters": 30, "train.batch_size": 32, "train.log_every": 5}
 PARAM_TOL, ACC_TOL, LOSS_TOL = 1e-4, 1.0, 1e-4

@@ -5,10 +5,10 @@ import copy
 import pytest
 import torch
 
-from hnet.methods import lookahead
-from hnet.methods.gram import GramState, OutputGram
-from hnet.methods.lookahead import adam_lookahead, given
-from hnet.methods.regularizer import OutputRegularizer
+from hnet.fast.gram import GramState, OutputGram
+from hnet.methods.common import lookahead
+from hnet.methods.common.lookahead import adam_lookahead, given
+from hnet.methods.common.regularizer import OutputRegularizer
 from hnet.models.hypernet import ChunkedHypernet, FullHypernet
 
 

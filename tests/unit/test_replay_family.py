@@ -16,8 +16,8 @@ from hnet import config, rng
 from hnet.data import load_benchmark
 from hnet.job.sampler import Sampler
 from hnet.methods import METHODS
-from hnet.methods.distill import distill_loss, head_of_each
-from hnet.methods.replay_model import grid_arrays
+from hnet.methods.common.distill import distill_loss, head_of_each
+from hnet.methods.common.replay_model import grid_arrays
 from hnet.models.hypernet import mlp
 from hnet.models.vae import batched_mlp, mlp_numel, vae_loss
 

@@ -17,7 +17,7 @@ from hnet.config import NEUTRAL_KEYS, global_step, identity_config, run_key, tas
 from hnet.data import BENCHMARKS, load_benchmark
 from hnet.errors import ConfigError
 from hnet.job.run import run_job
-from hnet.methods.schedule import lr_factor
+from hnet.methods.common.schedule import lr_factor
 
 
 def test_epochs_become_steps_per_task_from_the_declared_sizes():

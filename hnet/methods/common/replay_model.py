@@ -3,9 +3,9 @@ hypernetwork-protected conditional VAE (:class:`hnet.models.vae.HyperVAE`).
 
 Why a hypernetwork for the generator: a generator that must replay every earlier task forgets
 like any network. Generating its decoder from a task embedding and protecting the generated
-weights with the output regularizer (:mod:`hnet.methods.regularizer`, with the Adam lookahead of
-:mod:`hnet.methods.lookahead`) keeps each earlier task's decoder fixed at the cost of one
-embedding per task, and no stored data (docs/method.md, "The replay family").
+weights with the output regularizer (:mod:`hnet.methods.common.regularizer`, with the Adam
+lookahead of :mod:`hnet.methods.common.lookahead`) keeps each earlier task's decoder fixed at
+the cost of one embedding per task, and no stored data (docs/method.md, "The replay family").
 
 Schedule. The paper trains the replay model on task t after the classifier, for every task but
 the last (never replayed). Here both train in the same job step on the same real batch — the
@@ -27,10 +27,10 @@ from torch import Tensor
 
 from hnet import rng
 from hnet.errors import ConfigError
-from hnet.methods import lookahead, optim
-from hnet.methods.layout import upgrade_checkpoint
-from hnet.methods.optim import adam
-from hnet.methods.regularizer import OutputRegularizer
+from hnet.fast.output_layer import upgrade_checkpoint
+from hnet.methods.common import lookahead, optim
+from hnet.methods.common.optim import adam
+from hnet.methods.common.regularizer import OutputRegularizer
 from hnet.models.sizes import SIZES, is_valid_size, resolve_size
 from hnet.models.vae import HyperVAE, image_side, mlp_numel
 

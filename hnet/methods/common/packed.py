@@ -7,8 +7,8 @@ steps on the stack with ``torch.func``: ``vmap`` over ``functional_call`` of the
 module structure, each seed on its own batch. The summed loss has disjoint parameters per seed,
 so its gradient for seed s is seed s's own. Adam is elementwise and all seeds step together
 (one ``step`` counter, the same bias correction), so one Adam over the stack is K per-seed Adams;
-the same holds for the hypernetwork's lookahead ΔΘ (:func:`~hnet.methods.lookahead.adam` on the
-stack).
+the same holds for the hypernetwork's lookahead ΔΘ (:func:`~hnet.methods.common.lookahead.adam`
+on the stack).
 
 The stack is authoritative during a task. At boundaries the job calls :meth:`Packed.store`
 (stack → per-seed methods: weights and optimizer state), uses the per-seed methods (begin/end a
@@ -27,13 +27,13 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from hnet.methods import lookahead, optim
-from hnet.methods.base import METHODS, Method
+from hnet.fast.gram import GramState
+from hnet.methods.common import lookahead, optim
+from hnet.methods.common.base import METHODS, Method
+from hnet.methods.common.lookahead import Lookahead
+from hnet.methods.common.regularizer import direct_loss, gram_loss, shifted
 from hnet.methods.finetune import Finetune
-from hnet.methods.gram import GramState
 from hnet.methods.hnet import HNET
-from hnet.methods.lookahead import Lookahead
-from hnet.methods.regularizer import direct_loss, gram_loss, shifted
 from hnet.methods.scratch import Scratch
 from hnet.models.target import functional_forward, head_outputs
 

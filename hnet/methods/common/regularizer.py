@@ -17,7 +17,7 @@ Two exact implementations of the batched term:
             ``A' = [W*; W − W*; b − b*]`` and ``z' = [h − h*; h; 1]`` per chunk row: a
             ``(2h+1)²`` Gram matrix over the chunk size, independent of the number of tasks,
             and stored targets shrink from O(T·N) to O(T·chunks·h). One autograd function with
-            its own backward (:mod:`hnet.methods.gram`); the last chunk's padding is excluded
+            its own backward (:mod:`hnet.fast.gram`); the last chunk's padding is excluded
             exactly.
 
 ``auto`` picks ``gram`` when it does less work (and no head mask is used), else ``direct``;
@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from hnet.methods.gram import GramState, OutputGram
-from hnet.methods.lookahead import Lookahead
+from hnet.fast.gram import GramState, OutputGram
+from hnet.methods.common.lookahead import Lookahead
 from hnet.models.hypernet import HyperNetwork
 
 TARGET_MODES = ("stored", "online")
@@ -140,7 +140,7 @@ class OutputRegularizer:
         lookahead: Lookahead | None = None,
     ) -> Tensor:
         """Batched regularizer over ``tasks`` (default: all previous), at Θ + ΔΘ for the
-        ``lookahead``'s detached step ΔΘ (:mod:`hnet.methods.lookahead`; None: at Θ)."""
+        ``lookahead``'s detached step ΔΘ (:mod:`hnet.methods.common.lookahead`; None: at Θ)."""
         tasks = self.select() if tasks is None else tasks
         embs = hnet.embeddings(tasks).detach()
         if self.use_gram and self.masks is None:
@@ -157,7 +157,7 @@ class OutputRegularizer:
     def _gram(
         self, hnet: HyperNetwork, tasks: Tensor, embs: Tensor, lookahead: Lookahead | None
     ) -> Tensor:
-        """The ``gram`` term (:mod:`hnet.methods.gram`): the body of the hypernetwork runs at
+        """The ``gram`` term (:mod:`hnet.fast.gram`): the body of the hypernetwork runs at
         Θ + ΔΘ up to the output layer's input; the output layer and its shift go in whole."""
         if "features" in self.frozen:
             h0 = self._rows(self.frozen["features"], tasks)
@@ -221,7 +221,7 @@ def gram_loss(
     h0: Tensor,
     state: GramState,
 ) -> Tensor:
-    """The ``gram`` term summed over its tasks (:mod:`hnet.methods.gram`): ``features`` runs
+    """The ``gram`` term summed over its tasks (:mod:`hnet.fast.gram`): ``features`` runs
     the hypernetwork's body at Θ + ΔΘ up to the output layer's input; the output layer goes
     into the term whole, its shift ``W + ΔW − W*`` written straight into the term's buffer
     (the lookahead adds ``ΔW`` there in place). Shared with the packed seeds, whose
@@ -242,7 +242,7 @@ def direct_loss(
 ) -> Tensor:
     """The ``direct`` term: the hypernetwork at ``params`` on ``embs`` (E, d) against the
     targets (E, N), optionally masked (E, N), summed and divided by E. A pure function of its
-    tensors, so the packed seeds (:mod:`hnet.methods.packed`) vmap it over a seed axis."""
+    tensors, so the packed seeds (:mod:`hnet.methods.common.packed`) vmap it over a seed axis."""
     out = functional_call(hnet, params, (embs,))
     if masks is None:
         return F.mse_loss(out, target, reduction="sum") / embs.shape[0]

@@ -38,7 +38,7 @@ class GramState:
     ``A'`` whose first ``w`` rows hold ``W*`` (written once). Each step writes the other rows
     (:meth:`write_shift`, then the lookahead adds ``ΔW``, ``Δb`` into them in place), and
     autograd's version check stops a backward that would read a later step's rows.
-    Packed seeds (:mod:`hnet.methods.packed`) give every tensor a leading seed axis."""
+    Packed seeds (:mod:`hnet.methods.common.packed`) give every tensor a leading seed axis."""
 
     def __init__(self, frozen_w: Tensor, frozen_b: Tensor, last: int) -> None:
         w, cs = frozen_w.shape[-2:]
@@ -66,7 +66,7 @@ class OutputGram(torch.autograd.Function):
     ``(w, cs)`` and ``bias`` ``(cs,)``; everything else is a constant of the task. ``weight``
     and ``bias`` enter for their gradients only: their (shifted) values are the rows of
     ``state.a`` that :meth:`GramState.write_shift` and the lookahead wrote before the call
-    (:func:`hnet.methods.regularizer.gram_loss`). With a leading seed axis on every tensor
+    (:func:`hnet.methods.common.regularizer.gram_loss`). With a leading seed axis on every tensor
     (``(K, E, C, w)``, ``(K, w, cs)``, …) it returns one ``L`` per seed, ``(K,)``."""
 
     @staticmethod

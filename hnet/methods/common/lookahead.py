@@ -17,7 +17,7 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from hnet.methods.optim import fused_adam, plain_fused
+from hnet.fast import adam as fast_adam
 
 Lookahead = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 """``lookahead(into)``: adds ΔΘ of each parameter named in ``into`` to that tensor (in place)
@@ -50,7 +50,8 @@ def adam_lookahead(
     Mirrors ``torch.optim.Adam`` (no weight decay, no amsgrad): the moments are advanced on
     copies, bias-corrected, and turned into the step. Parameters without a gradient get no entry.
     ``into`` (see :data:`Lookahead`) takes ΔΘ of the parameters it names, added in place.
-    With a fused Adam (:mod:`hnet.methods.optim`) the step comes from the same fused kernel;
+    With a fused Adam (:mod:`hnet.methods.common.optim`) the step comes from the same fused
+    kernel (:func:`hnet.fast.adam.lookahead`);
     otherwise all parameters go through each elementwise operation at once
     (``torch._foreach_*``, as Adam's multi-tensor path does).
     """
@@ -67,9 +68,9 @@ def adam_lookahead(
     started = {"exp_avg" in st for st in states}
     if len(started) > 1:
         raise ValueError("lookahead: some parameters have Adam moments, others not")
-    if plain_fused(optimizer):  # each moment advances with its own step counter, which
+    if fast_adam.plain_fused(optimizer):  # each moment advances with its own step counter, which
         # lives on the device: reading it would stall a GPU every training step
-        delta = _fused_step(group, names, grads, states, started.pop(), into)
+        delta = fast_adam.lookahead(group, names, grads, states, started.pop(), into)
         return given(delta)(into)
     steps = {float(st["step"]) if "step" in st else 0.0 for st in states}  # on the host here
     if len(steps) > 1 or started != {steps != {0.0}}:
@@ -89,45 +90,3 @@ def adam_lookahead(
     delta = torch._foreach_mul(m, -(lr / (1 - b1**step)))
     torch._foreach_div_(delta, denom)
     return given(dict(zip(names, delta, strict=True)))(into)
-
-
-def _fused_step(
-    group: dict,
-    names: list[str],
-    grads: list[Tensor],
-    states: list[dict],
-    started: bool,
-    into: dict[str, Tensor],
-) -> dict[str, Tensor]:
-    """The same ΔΘ from Adam's fused kernel, run on copies of the moments with the "parameters"
-    zeros (ΔΘ comes out) or, for ``into``'s tensors, those tensors themselves (ΔΘ is added in
-    place): one pass over the moments instead of nine elementwise ones (the lookahead's cost is
-    memory traffic over every hypernetwork weight). Returns ΔΘ of every parameter it did not
-    add in place (the others, and ``into``'s strided views, which the kernel cannot walk and
-    :func:`given` adds to afterwards)."""
-    targets = [_target(into.get(n), g) for n, g in zip(names, grads, strict=True)]
-    if started:  # × 1: copies of all moments in one call each
-        copies = [
-            {"exp_avg": m, "exp_avg_sq": v}
-            for m, v in zip(
-                torch._foreach_mul([st["exp_avg"] for st in states], 1.0),
-                torch._foreach_mul([st["exp_avg_sq"] for st in states], 1.0),
-                strict=True,
-            )
-        ]
-        steps = torch._foreach_add([st["step"] for st in states], 1)
-    else:
-        copies = [
-            {"exp_avg": torch.zeros_like(g), "exp_avg_sq": torch.zeros_like(g)} for g in grads
-        ]
-        steps = [torch.ones((), dtype=torch.float32, device=g.device) for g in grads]
-    fused_adam(group, targets, grads, copies, steps)
-    return {n: t for n, t in zip(names, targets, strict=True) if t is not into.get(n)}
-
-
-def _target(base: Tensor | None, grad: Tensor) -> Tensor:
-    """Where the kernel writes a parameter's ΔΘ: zeros, or ``base`` itself if the kernel can
-    update it in place (contiguous, like the gradient)."""
-    if base is not None and base.is_contiguous() and grad.is_contiguous():
-        return base
-    return torch.zeros_like(grad)

@@ -20,11 +20,11 @@ from hnet.data.base import Benchmark
 from hnet.registry import Registry
 from hnet.scenarios import n_heads
 
-METHODS: Registry = Registry("method")
+METHODS: Registry = Registry("method", name_attr="name")
 
 
 class Method:
-    name: ClassVar[str] = ""
+    name: ClassVar[str] = ""  # set by @METHODS.register(name)
     summary: ClassVar[str] = ""
     scenarios: ClassVar[tuple[str, ...]] = ("cl1",)
     # Does the hypernetwork size axis (presets, cr<ratio>) apply? Study grids multiply only
@@ -40,7 +40,7 @@ class Method:
     # report draws.
     generative: ClassVar[bool] = False
     # Can one process train several seeds of it at once, parameters stacked on a seed axis
-    # (hnet.methods.packed)? Declared per class: a subclass that changes the step says False.
+    # (hnet.methods.common.packed)? Declared per class: a subclass that changes the step says False.
     packable: ClassVar[bool] = False
 
     def __init__(self, cfg: dict[str, Any], bench: Benchmark, device: torch.device) -> None:
