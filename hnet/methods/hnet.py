@@ -13,10 +13,11 @@ task trains and used whenever that task (or, in task inference, its embedding) i
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor
+from torch.func import functional_call
 
 from hnet import rng
 from hnet.errors import ConfigError
@@ -35,6 +36,28 @@ from hnet.models.target import (
     num_weights,
     other_heads_mask,
 )
+
+StepParams = tuple[dict[str, Tensor], Tensor]
+"""Θ (by name) and the current task's embedding as tensors of their own (one seed of a pack)."""
+
+
+class HnetStep(Protocol):
+    """What :meth:`HNET.train_step` steps: an HNET itself, or a pack of seeds
+    (:class:`hnet.methods.common.packed.PackedHNET`) whose losses carry a seed axis."""
+
+    opt: torch.optim.Optimizer  # Θ's Adam (the lookahead reads its moments)
+
+    def theta(self) -> dict[str, Tensor]: ...
+    def task_losses(self, task: int, x: Tensor, y: Tensor) -> Tensor: ...
+    def regularizer(self, ahead: lookahead.Lookahead | None) -> Tensor: ...
+    def zero_grad(self) -> None: ...
+    def step(self) -> None: ...
+
+
+def summed(loss: Tensor) -> Tensor:
+    """A loss to call ``backward`` on: itself, or the sum over a seed axis (the seeds'
+    parameters are disjoint, so each seed's gradient is its own loss's)."""
+    return loss if loss.dim() == 0 else loss.sum()
 
 
 @METHODS.register("hnet")
@@ -111,9 +134,14 @@ class HNET(Method):
         train = self.cfg["train"]
         return adam([self.hnet.task_embs[task]], self.hp["emb_lr"] or train["lr"], self.cfg)
 
-    def weights(self, task: int, padded: bool = False) -> Tensor:
-        """Task ``task``'s flat target weights; ``padded`` keeps a chunked hypernetwork's padding
-        (``self.hnet.padding`` entries at the end) for a caller that splits them anyway."""
+    def weights(self, task: int, padded: bool = False, params: StepParams | None = None) -> Tensor:
+        """Task ``task``'s flat target weights ``f_h(e_task, Θ)``; ``padded`` keeps a chunked
+        hypernetwork's padding (``self.hnet.padding`` entries at the end) for a caller that
+        splits them anyway. ``params``: Θ and e_task as tensors of their own (a functional
+        call, as under ``vmap`` for packed seeds) instead of the module's parameters."""
+        if params is not None:
+            theta, emb = params
+            return functional_call(self.hnet, theta, (emb.unsqueeze(0),), {"padded": padded})[0]
         # squeeze, not [0]: indexing would allocate and zero-fill a (1, N) gradient per step
         return self.hnet(self.hnet.embeddings([task]), padded=padded).squeeze(0)
 
@@ -121,12 +149,14 @@ class HNET(Method):
         """Task ``task``'s BatchNorm statistics (a view: train mode updates them in place)."""
         return None if self.stats is None else self.stats[task]
 
-    def forward(self, task: int, x: Tensor, train: bool = False) -> Tensor:
+    def forward(
+        self, task: int, x: Tensor, train: bool = False, params: StepParams | None = None
+    ) -> Tensor:
         """The target's outputs for ``task`` with its generated weights and its own statistics;
         ``train`` turns on batch statistics (updating the task's set) and dropout. The weights
         keep a chunked hypernetwork's padding until the target's split (one concatenation in the
         backward instead of two)."""
-        weights, pad = self.weights(task, padded=True), self.hnet.padding
+        weights, pad = self.weights(task, padded=True, params=params), self.hnet.padding
         out = functional_forward(self.target, weights, x, self.task_stats(task), train, pad=pad)
         return head_outputs(out, self.target, task)
 
@@ -139,22 +169,59 @@ class HNET(Method):
             for g in self.emb_opt.param_groups:
                 g["lr"] = (self.hp["emb_lr"] or train["lr"]) * factor
 
-    def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
-        out = self.forward(task, x, train=True)
-        loss = self.task_loss(out, y)
+    # -- the training step -------------------------------------------------------------------------
+    def train_step(self, task: int, x: Tensor, y: Tensor, on: HnetStep | None = None) -> Tensor:
+        """One step on ``L_task(Θ, e_T) + β · R(Θ + ΔΘ)`` (the paper's Eq. 2):
+
+        1. the task loss of the current batch, backward: gradients of Θ and e_T;
+        2. ΔΘ, the step Adam would take on the task loss alone (``hnet.lookahead``);
+        3. the output regularizer R over earlier tasks at Θ + ΔΘ, backward (adds to Θ's
+           gradient);
+        4. one Adam step for Θ and one for e_T.
+
+        ``on`` takes the step on other tensors: :class:`hnet.methods.common.packed.PackedHNET`
+        passes its stack of seeds, whose losses have a seed axis ``(K,)``. This is the one
+        place the loss is put together, for a single seed and for packed seeds alike."""
+        on = on or self
+        loss = on.task_losses(task, x, y)
+        on.zero_grad()
+        summed(loss).backward()
+        total = loss.detach()
+        beta = self.regularizer_weight(task)
+        if task > 0 and beta > 0:
+            ahead = lookahead.adam(on.opt, on.theta()) if self.hp["lookahead"] else None
+            reg = on.regularizer(ahead)
+            summed(beta * reg).backward()
+            total = total + beta * reg.detach()
+        on.step()
+        return total
+
+    def regularizer_weight(self, task: int) -> float:
+        """β of the regularizer while learning ``task`` (the same for every task)."""
+        return self.hp["beta"]
+
+    def task_losses(
+        self, task: int, x: Tensor, y: Tensor, params: StepParams | None = None
+    ) -> Tensor:
+        """The task loss of a batch with the current embedding's generated weights (with
+        ``params``: of one seed of a pack, see :meth:`weights`)."""
+        return self.task_loss(self.forward(task, x, train=True, params=params), y)
+
+    def theta(self) -> dict[str, Tensor]:
+        """Θ, the hypernetwork's weights (by name) that the lookahead shifts."""
+        return self.hnet.theta()
+
+    def regularizer(self, ahead: lookahead.Lookahead | None) -> Tensor:
+        """R over the earlier tasks (a random subset with ``reg_tasks``) at Θ + ΔΘ."""
+        return self.reg.loss(self.hnet, self.reg.select(self.gen), ahead)
+
+    def zero_grad(self) -> None:
         self.opt.zero_grad(set_to_none=True)
         self.emb_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        total = loss.detach()
-        beta = self.hp["beta"]
-        if task > 0 and beta > 0:
-            ahead = lookahead.adam(self.opt, self.hnet.theta()) if self.hp["lookahead"] else None
-            reg = self.reg.loss(self.hnet, self.reg.select(self.gen), ahead)
-            (beta * reg).backward()
-            total = total + beta * reg.detach()
+
+    def step(self) -> None:
         optim.step(self.opt)
         optim.step(self.emb_opt)
-        return total
 
     @torch.no_grad()
     def predict(self, x: Tensor, task: int) -> tuple[Tensor, Tensor | None]:

@@ -134,9 +134,11 @@ class Replay(Baseline):
             return 1 / (task + 1), task / (task + 1)
         return 1.0, 1.0
 
-    def loss_on(self, x: Tensor, y: Tensor, task: int) -> Tensor:
+    def loss_on(
+        self, x: Tensor, y: Tensor, task: int, params: dict[str, Tensor] | None = None
+    ) -> Tensor:
         """The current batch's loss, down-weighted once there is something to replay."""
-        loss = super().loss_on(x, y, task)
+        loss = super().loss_on(x, y, task, params)
         return loss * self.weights(task)[0] if len(self.buf_t) else loss
 
     def extra_loss(self, task: int) -> Tensor | None:

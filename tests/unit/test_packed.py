@@ -259,7 +259,7 @@ def test_the_stacked_regularizer_is_each_seeds_own(impl):
     theta = packed.params["opt"]
     g = torch.Generator().manual_seed(0)
     delta = {n: 1e-3 * torch.randn(p.shape, generator=g) for n, p in theta.items()}
-    reg = packed.regularizer(theta, given(delta))
+    reg = packed.regularizer(given(delta))
     reg.sum().backward()
     for s, m in enumerate(methods):
         m.hnet.zero_grad()
@@ -268,3 +268,25 @@ def test_the_stacked_regularizer_is_each_seeds_own(impl):
         assert reg[s].item() == pytest.approx(own.item(), rel=1e-5) and own.item() > 0
         for n, p in m.hnet.theta().items():
             torch.testing.assert_close(theta[n].grad[s], p.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_a_change_to_hnets_loss_reaches_single_and_packed_seeds(tmp_path, monkeypatch):
+    """``HNET.train_step`` is the one place HNET's loss is put together, for a single seed and
+    for a pack (which passes itself as the step's ``on``): a different regularizer weighting,
+    made there alone, changes a single-seed run and the packed run alike."""
+    from hnet.methods.hnet import HNET
+
+    seeds = [0, 1]
+    cs = cfgs("hnet", seeds, **{"train.iters": 15})
+    run_job(cs[0], tmp_path / "before", progress=False)
+    monkeypatch.setattr(HNET, "regularizer_weight", lambda self, task: 50 * self.hp["beta"])
+    run_job(cs[0], tmp_path / "single", progress=False)
+    run_packed(cs, [tmp_path / f"p{s}" for s in seeds], progress=False)
+    assert_same_run(tmp_path / "p0", tmp_path / "single", "hnet")  # both see the change
+
+    def reg_losses(out):  # logged losses after task 1 include β · R
+        return [r["loss"] for r in losses(out) if r["task"] > 0]
+
+    before, after = reg_losses(tmp_path / "before"), reg_losses(tmp_path / "single")
+    assert losses(tmp_path / "before")[0] == losses(tmp_path / "single")[0]  # task 1: no R
+    assert max(abs(a - b) for a, b in zip(after, before, strict=True)) > 10 * LOSS_TOL

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
+from torch.func import functional_call
 
 from hnet.methods.common.base import Method
 from hnet.methods.common.optim import adam
@@ -88,10 +89,18 @@ class Baseline(Method):
         return adam(self.net.parameters(), self.cfg["train"]["lr"], self.cfg)
 
     # -- scenario-aware outputs ------------------------------------------------------------------
-    def logits(self, x: Tensor, task: int, n_active: int | None = None) -> Tensor:
+    def logits(
+        self,
+        x: Tensor,
+        task: int,
+        n_active: int | None = None,
+        params: dict[str, Tensor] | None = None,
+    ) -> Tensor:
         """Outputs used for ``task``: its head (CL1), the shared head (CL2), or the heads of the
-        first ``n_active`` tasks side by side (CL3, global class ids)."""
-        return self.select_logits(self.net(x), task, n_active)
+        first ``n_active`` tasks side by side (CL3, global class ids). ``params``: the net's
+        parameters as tensors of their own (one seed of a pack, under ``vmap``)."""
+        out = self.net(x) if params is None else functional_call(self.net, params, (x,))
+        return self.select_logits(out, task, n_active)
 
     def select_logits(self, out: Tensor, task: int, n_active: int | None = None) -> Tensor:
         """The part of the net's outputs ``out`` (…, outputs) that :meth:`logits` uses."""
@@ -99,9 +108,11 @@ class Baseline(Method):
             return out[..., : (n_active or task + 1) * self.bench.head_size]
         return head_outputs(out, self.net, task)
 
-    def loss_on(self, x: Tensor, y: Tensor, task: int) -> Tensor:
+    def loss_on(
+        self, x: Tensor, y: Tensor, task: int, params: dict[str, Tensor] | None = None
+    ) -> Tensor:
         """Task loss of a batch of ``task`` (CL3: over the classes of all tasks seen so far)."""
-        out = self.logits(x, task, self.seen if self.scenario == "cl3" else None)
+        out = self.logits(x, task, self.seen if self.scenario == "cl3" else None, params)
         return self.task_loss(out, self.scenario_labels(y, task))
 
     # -- hooks for subclasses --------------------------------------------------------------------

@@ -25,17 +25,16 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
+from torch.func import vmap
 
 from hnet.fast.gram import GramState
-from hnet.methods.common import lookahead, optim
+from hnet.methods.common import optim
 from hnet.methods.common.base import METHODS, Method
 from hnet.methods.common.lookahead import Lookahead
 from hnet.methods.common.regularizer import direct_loss, gram_loss, shifted
 from hnet.methods.finetune import Finetune
 from hnet.methods.hnet import HNET
 from hnet.methods.scratch import Scratch
-from hnet.models.target import functional_forward, head_outputs
 
 
 def refusal(cfg: dict[str, Any]) -> str | None:
@@ -184,33 +183,29 @@ class PackedHNET(Packed):
             self.targets = torch.stack([f["targets"] for f in frozen])  # (K, n_prev, N)
 
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
+        """:meth:`HNET.train_step` itself, taken on the stack (this object is its ``on``)."""
+        return self.methods[0].train_step(task, x, y, on=self)
+
+    @property
+    def opt(self) -> torch.optim.Optimizer:
+        """The stacked Θ's Adam (the lookahead reads its moments)."""
+        return self.opts["opt"]
+
+    def theta(self) -> dict[str, Tensor]:
+        return self.params["opt"]
+
+    def task_losses(self, task: int, x: Tensor, y: Tensor) -> Tensor:
+        """:meth:`HNET.task_losses` vmapped over the seeds, each on its own batch: ``(K,)``."""
         m0 = self.methods[0]
-        theta, emb = self.params["opt"], self.params["emb_opt"]["emb"]
-        hnet, target = m0.hnet, m0.target
 
-        def task_loss(th: dict[str, Tensor], e: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
-            weights = functional_call(hnet, th, (e.unsqueeze(0),), {"padded": True})[0]
-            out = functional_forward(target, weights, xs, None, train=True, pad=hnet.padding)
-            return m0.task_loss(head_outputs(out, target, task), ys)
+        def one_seed(theta: dict[str, Tensor], emb: Tensor, xs: Tensor, ys: Tensor) -> Tensor:
+            return m0.task_losses(task, xs, ys, params=(theta, emb))
 
-        losses = vmap(task_loss)(theta, emb, x, y)  # (K,): one seed's loss each
-        self.zero_grad()
-        losses.sum().backward()
-        total = losses.detach()
-        beta = m0.hp["beta"]
-        if task > 0 and beta > 0:
-            opt = self.opts["opt"]
-            reg = self.regularizer(
-                theta, lookahead.adam(opt, theta) if m0.hp["lookahead"] else None
-            )
-            (beta * reg.sum()).backward()
-            total = total + beta * reg.detach()
-        self.step()
-        return total
+        return vmap(one_seed)(self.theta(), self.params["emb_opt"]["emb"], x, y)
 
-    def regularizer(self, theta: dict[str, Tensor], ahead: Lookahead | None) -> Tensor:
+    def regularizer(self, ahead: Lookahead | None) -> Tensor:
         """Each seed's output regularizer ``(K,)``, drawing its subset from its own generator."""
-        m0 = self.methods[0]
+        m0, theta = self.methods[0], self.theta()
         hnet, device = m0.hnet, self.embs.device
         tasks = torch.stack([m.reg.select(m.gen) for m in self.methods]).to(device)  # (K, n)
         rows = torch.arange(self.k, device=device).unsqueeze(1)
@@ -243,16 +238,14 @@ class PackedFinetune(Packed):
         return {"opt": dict(m.net.named_parameters())}
 
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
+        """:meth:`Baseline.loss_on` vmapped over the seeds, each on its own batch; one step."""
         m0 = self.methods[0]
-        net = m0.net
-        net.train()
-        n_active = m0.seen if m0.scenario == "cl3" else None
+        m0.net.train()
 
-        def task_loss(p: dict[str, Tensor], xs: Tensor, ys: Tensor) -> Tensor:
-            out = m0.select_logits(functional_call(net, p, (xs,)), task, n_active)
-            return m0.task_loss(out, m0.scenario_labels(ys, task))
+        def one_seed(params: dict[str, Tensor], xs: Tensor, ys: Tensor) -> Tensor:
+            return m0.loss_on(xs, ys, task, params=params)
 
-        losses = vmap(task_loss)(self.params["opt"], x, y)  # (K,): one seed's loss each
+        losses = vmap(one_seed)(self.params["opt"], x, y)  # (K,): one seed's loss each
         self.zero_grad()
         losses.sum().backward()
         self.step()
