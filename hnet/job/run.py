@@ -14,13 +14,12 @@ computed from stored matrices afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,25 +28,20 @@ from tqdm.auto import tqdm
 from hnet import metrics, rng
 from hnet.config import run_key, task_iters
 from hnet.data import BENCHMARKS, Benchmark, load_benchmark
-from hnet.errors import DataError, HnetError, JobInterrupted
+from hnet.errors import DataError, JobInterrupted
 from hnet.fast.cpu import tune_allocator
 from hnet.files import write_json
 from hnet.job import state as ckpt
 from hnet.job.cores import CoreShare, shared_cores
-from hnet.job.environment import apply_threads, process_age, resolve_device
+from hnet.job.environment import apply_threads, resolve_device
 from hnet.job.integrity import prepare_run
+from hnet.job.loop import TrainingLoop, record_failure
 from hnet.job.result import scratch_reference, write_result
 from hnet.job.sampler import Sampler
-from hnet.job.signals import StopFlag
 from hnet.methods import METHODS
-from hnet.methods.common.schedule import lr_factor
 from hnet.rundir import CKPT, CKPT_PREV, CONFIG, FAILED, LOSSES, METRICS
 
 Listener = Callable[[str, dict[str, Any]], None]
-
-
-class TrainingDiverged(HnetError):
-    """The loss became NaN or infinite."""
 
 
 def check_task_sizes(cfg: dict[str, Any], bench: Benchmark) -> None:
@@ -101,30 +95,6 @@ def run_job(
         raise
     (out / FAILED).unlink(missing_ok=True)
     return result
-
-
-def record_failure(out: Path, e: Exception) -> None:
-    """Best effort: on a full disk the original error matters, not this file."""
-    if out.is_dir():
-        with contextlib.suppress(OSError):
-            write_json(
-                out / FAILED,
-                {
-                    "error": type(e).__name__,
-                    "message": str(e),
-                    "exit_code": 2 if isinstance(e, HnetError) else 1,
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                },
-            )
-
-
-def log_line(log: IO[bytes], record: dict[str, Any]) -> None:
-    """One line of the loss log; a failed write (a full disk) names the file."""
-    try:
-        log.write((json.dumps(record) + "\n").encode())
-    except OSError as e:
-        e.filename = e.filename or log.name
-        raise
 
 
 class Validation:
@@ -266,65 +236,11 @@ class Job:
             self.resumed = self.restore()
             if not self.resumed:
                 self.evaluate_row(None)
-            with StopFlag() as stop, open(self.out / LOSSES, "a+b", buffering=0) as log:
-                log.truncate(self.log_offset)  # drop what was logged after the checkpoint
-                log.seek(self.log_offset)
-                for t in range(self.task, self.bench.n_tasks):
-                    first = self.step if t == self.task else 0
-                    self.train_task(t, first, stop, log)
-                    self.finish_task(t, stop, log)
+            loop = TrainingLoop([self])
+            loop.run()
+            if loop.errors:
+                raise loop.errors[0]
         return write_result(self, r_scratch)
-
-    def train_task(self, t: int, first: int, stop: StopFlag, log: IO[bytes]) -> None:
-        """Steps ``first..iters-1`` of task ``t``; on a stop signal checkpoint and raise."""
-        iters, bs = self.iters[t], self.cfg["train"]["batch_size"]
-        schedule, factor = self.cfg["train"]["lr_schedule"], None
-        task = self.bench.tasks[t]
-        if first == 0:
-            self.method.begin_task(t)
-            self.sampler.start_task(task.n_train)
-        t0 = time.perf_counter()
-        self.bar = bar = self.progress_bar(t, first, iters)
-        # Finiteness is tracked on the device and read only where a log line is due (or a
-        # checkpoint would be written): a per-step read would wait for every step to finish.
-        bad = torch.zeros((), dtype=torch.bool, device=self.device)
-        log_every = self.cfg["train"]["log_every"]
-        for step in bar:
-            if self.startup_seconds is None:
-                self.startup_seconds = process_age()
-            self.cores.update(t, step)  # this job's share of the cores (hnet.job.cores)
-            if schedule != "none" and factor != (new := lr_factor(schedule, step, iters)):
-                factor = new
-                self.method.scale_lr(factor)
-            idx = self.sampler.next(bs).to(self.device)
-            x, y = task.train_batch(idx, self.augment_gen)
-            out = self.method.train_step(t, x, y)
-            torch.logical_or(bad, ~torch.isfinite(out), out=bad)
-            if step % log_every == 0 or step == iters - 1:
-                loss = float(out)
-                self.check_finite(bad, t, step)
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-                log_line(log, {"task": t, "step": step, "loss": loss})
-                self.emit("loss", {"task": t, "step": step, "loss": loss})
-            if stop.signum is not None and step + 1 < iters:
-                self.check_finite(bad, t, step)  # never checkpoint a diverged state
-                self.train_seconds += time.perf_counter() - t0
-                self.save_checkpoint(t, step + 1, log.tell())
-                stop.interrupt(f"at task {t + 1}, step {step + 1}", self.saved_in())
-        self.method.end_task(t)
-        self.train_seconds += time.perf_counter() - t0
-
-    def finish_task(self, t: int, stop: StopFlag, log: IO[bytes]) -> None:
-        """Evaluate all tasks after task ``t``, report the row, checkpoint; stop if signalled."""
-        self.evaluate_row(t)
-        self.emit("row", {"task": t, "scores": self.R[t].tolist()})
-        self.bar.write(
-            f"task {t + 1}/{self.bench.n_tasks}: score on tasks 1..{t + 1} = "
-            + " ".join(f"{v:.2f}" for v in self.R[t, : t + 1])
-        )
-        self.save_checkpoint(t + 1, 0, log.tell())
-        if stop.signum is not None and t + 1 < self.bench.n_tasks:
-            stop.interrupt(f"after task {t + 1}", self.saved_in())
 
     def saved_in(self) -> str:
         """Where a stopped job's checkpoint is, for its message."""
@@ -342,14 +258,3 @@ class Job:
             dynamic_ncols=True,
             disable=None if self.progress is None else not self.progress,  # None: TTY only
         )
-
-    def check_finite(self, bad: torch.Tensor, t: int, step: int) -> None:
-        """Raise if any loss of this task up to ``step`` was NaN or infinite (``bad``)."""
-        if bool(bad):
-            raise TrainingDiverged(
-                f"Training diverged: the loss became NaN or infinite in task {t + 1}, step "
-                f"{step + 1} or earlier (checked every train.log_every steps) "
-                f"({self.cfg['method']} on {self.cfg['benchmark']}). The last good checkpoint "
-                f"is kept. Lower train.lr or the regularizer strength and run again "
-                f"with --restart."
-            )

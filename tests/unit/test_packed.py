@@ -23,8 +23,9 @@ from hnet import config
 from hnet.cli import build_parser
 from hnet.cli.seeds import FLAGS, PARSER, PASSED, PER_SEED, parse_seeds, seed_argv
 from hnet.errors import ConfigError, JobInterrupted
+from hnet.job.loop import TrainingDiverged
 from hnet.job.packed import run_packed
-from hnet.job.run import TrainingDiverged, run_job
+from hnet.job.run import run_job
 from hnet.methods import METHODS
 from hnet.methods.common import packed as packed_methods
 from hnet.methods.common.lookahead import given

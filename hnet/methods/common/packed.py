@@ -125,7 +125,8 @@ class Packed:
         """Take seed ``s`` out of the pack (its training diverged); returns its method."""
         self.store()
         m = self.methods.pop(s)
-        self.refresh()
+        if self.methods:
+            self.refresh()
         return m
 
     def scale_lr(self, factor: float) -> None:
@@ -145,9 +146,36 @@ class Packed:
         for opt in self.opts.values():
             optim.step(opt)
 
+    def step_on(self, task: int, xs: list[Tensor], ys: list[Tensor]) -> Tensor:
+        """One step of every seed on its own batch; the seeds' losses ``(K,)``."""
+        return self.train_step(task, torch.stack(xs), torch.stack(ys))
+
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         """One step of every seed on its batch ``x[s], y[s]``; the seeds' losses ``(K,)``."""
         raise NotImplementedError
+
+
+class Solo:
+    """One method, stepped as it is: the trainer :func:`pack` gives a single job, with the
+    interface of :class:`Packed` and nothing stacked (store and refresh have nothing to do)."""
+
+    def __init__(self, methods: list[Method]) -> None:
+        self.methods = methods
+
+    def step_on(self, task: int, xs: list[Tensor], ys: list[Tensor]) -> Tensor:
+        return self.methods[0].train_step(task, xs[0], ys[0])
+
+    def scale_lr(self, factor: float) -> None:
+        self.methods[0].scale_lr(factor)
+
+    def store(self) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def drop(self, s: int) -> Method:
+        return self.methods.pop(s)
 
 
 class PackedHNET(Packed):
@@ -259,6 +287,9 @@ PACKERS: dict[type, type[Packed]] = {
 }
 
 
-def pack(methods: list[Method]) -> Packed:
-    """The packed trainer of ``methods`` (one config, several seeds)."""
+def pack(methods: list[Method]) -> Packed | Solo:
+    """The trainer of ``methods`` (one config, one or several seeds): the method itself for one,
+    its packer (parameters stacked over seeds) for several."""
+    if len(methods) == 1:
+        return Solo(methods)
     return PACKERS[type(methods[0])](methods)
