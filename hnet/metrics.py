@@ -228,7 +228,6 @@ METRICS: tuple[Metric, ...] = (
     Metric("n_params_target", "target params", 0, summarized=False, printed=False),
     Metric("train_seconds", "train s", -1),
 )
-BY_NAME = {m.name: m for m in METRICS}
 
 
 # -- validation metrics ---------------------------------------------------------------------------

@@ -69,19 +69,6 @@ def _folder_state(
     return files, missing, broken
 
 
-def read_folder(directory: Path, layout: CifarLayout, check_counts: bool = True) -> Arrays | None:
-    """The dataset in ``directory`` (torchvision's extracted folder); None if it holds none of
-    the files, DataError if it is incomplete or anything is broken."""
-    files, missing, broken = _folder_state(directory, layout)
-    if not files and not broken:
-        return None
-    if broken:
-        raise DataError(" ".join(broken.values()))
-    if missing:
-        raise incomplete(directory, missing)
-    return stack(layout, files, directory, check_counts)
-
-
 def read_archive(
     archive: Path, layout: CifarLayout, check_counts: bool = True, broken: Iterable[str] = ()
 ) -> Arrays | None:

@@ -66,11 +66,6 @@ APT_PACKAGES = {"FashionMNIST": "dataset-fashion-mnist"}
 IMAGE_SHAPE = (28, 28)
 
 
-def data_root(data_cfg: dict[str, Any]) -> Path:
-    """``data.dir`` if set, else ``$HNET_DATA``, else ``~/.cache/hnet/data``."""
-    return resolve_root(data_cfg).path
-
-
 Counts = dict[str, int] | None  # expected samples per split, None = not checked
 # file name → (split, kind) of the four idx files
 KINDS = {
