@@ -37,28 +37,6 @@ from hnet.models.target import (
     other_heads_mask,
 )
 
-StepParams = tuple[dict[str, Tensor], Tensor]
-"""Θ (by name) and the current task's embedding as tensors of their own (one seed of a pack)."""
-
-
-class HnetStep(Protocol):
-    """What :meth:`HNET.train_step` steps: an HNET itself, or a pack of seeds
-    (:class:`hnet.methods.common.packed.PackedHNET`) whose losses carry a seed axis."""
-
-    opt: torch.optim.Optimizer  # Θ's Adam (the lookahead reads its moments)
-
-    def theta(self) -> dict[str, Tensor]: ...
-    def task_losses(self, task: int, x: Tensor, y: Tensor) -> Tensor: ...
-    def regularizer(self, ahead: lookahead.Lookahead | None) -> Tensor: ...
-    def zero_grad(self) -> None: ...
-    def step(self) -> None: ...
-
-
-def summed(loss: Tensor) -> Tensor:
-    """A loss to call ``backward`` on: itself, or the sum over a seed axis (the seeds'
-    parameters are disjoint, so each seed's gradient is its own loss's)."""
-    return loss if loss.dim() == 0 else loss.sum()
-
 
 @METHODS.register("hnet")
 class HNET(Method):
@@ -292,3 +270,26 @@ class HNET(Method):
             "compression_ratio": self.hnet.compression_ratio(),
             "hnet_arch": self.arch,
         }
+
+
+StepParams = tuple[dict[str, Tensor], Tensor]
+"""Θ (by name) and the current task's embedding as tensors of their own (one seed of a pack)."""
+
+
+class HnetStep(Protocol):
+    """What :meth:`HNET.train_step` steps: an HNET itself, or a pack of seeds
+    (:class:`hnet.methods.common.packed.PackedHNET`) whose losses carry a seed axis."""
+
+    opt: torch.optim.Optimizer  # Θ's Adam (the lookahead reads its moments)
+
+    def theta(self) -> dict[str, Tensor]: ...
+    def task_losses(self, task: int, x: Tensor, y: Tensor) -> Tensor: ...
+    def regularizer(self, ahead: lookahead.Lookahead | None) -> Tensor: ...
+    def zero_grad(self) -> None: ...
+    def step(self) -> None: ...
+
+
+def summed(loss: Tensor) -> Tensor:
+    """A loss to call ``backward`` on: itself, or the sum over a seed axis (the seeds'
+    parameters are disjoint, so each seed's gradient is its own loss's)."""
+    return loss if loss.dim() == 0 else loss.sum()
