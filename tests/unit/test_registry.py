@@ -144,3 +144,34 @@ def test_every_method_runs_with_each_conv_target(tmp_path, tiny_data_root, metho
     assert res["n_params_target"] == {"resnet32": 468_540, "zenke": 1_276_508}[kind] - 4 * (
         10 * (64 if kind == "resnet32" else 512) + 10
     )  # 2 of the 6 heads
+
+
+def test_methods_package_holds_one_module_per_method_and_names_come_from_the_decorator():
+    """``hnet/methods/*.py`` are methods only (each registers at least one; the shared parts
+    live in ``hnet.methods.common``), and a method's name is written once, in its
+    ``@METHODS.register`` decorator: no class there assigns ``name`` itself."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    import hnet.methods as package
+
+    registered = {cls.__module__ for _, cls in METHODS.items()}
+    for path in sorted(Path(package.__file__).parent.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        module = f"hnet.methods.{path.stem}"
+        importlib.import_module(module)
+        assert module in registered, f"{module} registers no method: move it to methods/common"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                assigned = {
+                    t.id
+                    for stmt in node.body
+                    if isinstance(stmt, ast.Assign | ast.AnnAssign)
+                    for t in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target])
+                    if isinstance(t, ast.Name)
+                }
+                assert "name" not in assigned, f"{module}.{node.name} sets name itself"
+    for name, cls in METHODS.items():
+        assert cls.name == name
