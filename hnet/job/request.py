@@ -1,9 +1,9 @@
 """What one ``hnet train`` call asks for, typed and fixed once: :class:`TrainRequest`.
 
-The command line builds it from its arguments (:func:`hnet.cli.train.request_from_args`) and
-hands it to the launcher (:mod:`hnet.launch`), which decides from it alone whether a run
-directory is reused or moved aside, whether the seeds are packed, and where the MLflow mirror
-goes; nothing below the command line sees an ``argparse.Namespace``. A request is also what one
+The command line builds it once from its arguments and hands it to the launcher
+(:mod:`hnet.launch`), which decides from it alone whether a run directory is reused or moved
+aside, whether the seeds are packed, and where the MLflow mirror goes; nothing below the command
+line sees an ``argparse.Namespace``. A request is also what one
 seed's own ``hnet train`` process is started with: :meth:`TrainRequest.argv` writes it back as
 arguments, :meth:`TrainRequest.for_seed` narrows it to one seed.
 """
