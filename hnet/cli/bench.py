@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
-from hnet.cli.common import add_job_args, resolve_job
+from hnet.cli.common import add_job_args, job_spec
 
 
 def add_parser(sub: Any) -> None:
@@ -46,13 +47,12 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from hnet.job.bench import compare_steps, run_bench
 
+    spec = job_spec(args)
     if args.compare:
-        cfgs = [
-            resolve_job(argparse.Namespace(**{**vars(args), "method": m}))[0] for m in args.compare
-        ]
+        cfgs = [dataclasses.replace(spec, method=m).config(args.seed)[0] for m in args.compare]
         compare_steps(cfgs, steps=args.steps)
         return 0
-    cfg, _ = resolve_job(args)
+    cfg, _ = spec.config(args.seed)
     run_bench(
         cfg, prev_tasks=args.prev_tasks, steps=args.steps, repeats=args.repeats, top_ops=args.ops
     )

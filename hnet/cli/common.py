@@ -1,11 +1,10 @@
-"""Arguments every job-shaped subcommand shares (``train``, ``bench``), their resolution, and
-what ``train`` with one seed and with ``--seeds`` share (tracking destination, reuse checks)."""
+"""Arguments every job-shaped subcommand shares (``train``, ``bench``), and the job they name."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
+
+from hnet.job.request import JobSpec
 
 
 def add_job_args(p: argparse.ArgumentParser) -> None:
@@ -39,44 +38,20 @@ def add_job_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_job(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
-    """The resolved job config of the parsed arguments, and where each value came from."""
-    from hnet.config import parse_set, resolve_with_sources
-
-    overrides = parse_set(args.overrides)
-    if args.data_dir:
-        overrides["data.dir"] = str(Path(args.data_dir).expanduser().resolve())
-    return resolve_with_sources(
-        args.benchmark,
-        args.method,
-        scenario=args.scenario,
-        seed=args.seed,
-        size=args.size,
-        overrides=overrides,
-        device=args.device,
-        threads=args.threads,
-    )
+def job_fields(args: argparse.Namespace) -> dict[str, object]:
+    """The fields of :class:`hnet.job.request.JobSpec` from the arguments of
+    :func:`add_job_args` (the seed aside: train may give several)."""
+    return {
+        "benchmark": args.benchmark,
+        "method": args.method,
+        "scenario": args.scenario,
+        "size": args.size,
+        "overrides": tuple(args.overrides),
+        "device": args.device,
+        "threads": args.threads,
+        "data_dir": args.data_dir,
+    }
 
 
-def printable(metric: Any, res: dict[str, Any]) -> bool:
-    return metric.printed and res.get(metric.name) is not None
-
-
-def tracking_destination(args: argparse.Namespace) -> tuple[str | None, str]:
-    """(MLflow URI or None for no live mirror, experiment) from the arguments."""
-    from hnet.tracking.store import read_destination, resolve_uri
-
-    if args.no_tracking:
-        return None, args.experiment
-    if args.tracking_file:
-        dest = read_destination(args.tracking_file)
-        return (dest["uri"] if dest["live"] else None), dest["experiment"]
-    return resolve_uri(args.tracking_uri), args.experiment
-
-
-def config_changed(out: Path, cfg: dict) -> bool:
-    """Does ``out`` hold a run of a different experiment (machine-only keys aside), according
-    to its config.json, its metrics.json or its checkpoints?"""
-    from hnet.job.integrity import inspect_run
-
-    return bool(inspect_run(out, cfg).changed)
+def job_spec(args: argparse.Namespace) -> JobSpec:
+    return JobSpec(**job_fields(args))  # type: ignore[arg-type]

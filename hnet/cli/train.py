@@ -1,22 +1,21 @@
-"""``hnet train``: run one job (one grid cell) into a run directory."""
+"""``hnet train``: run one job (one grid cell) into a run directory, or several seeds of it.
+
+The arguments become one :class:`hnet.job.request.TrainRequest`; the launcher
+(:func:`hnet.launch.launch`) decides reuse, packing and tracking and runs it; this module prints.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
-from hnet.cli.common import (
-    add_job_args,
-    config_changed,
-    printable,
-    resolve_job,
-    tracking_destination,
-)
-from hnet.errors import HnetError
-from hnet.metrics import METRICS
-from hnet.rundir import move_aside
+from hnet.cli.common import add_job_args, job_fields
+from hnet.job.request import Tracking, TrainRequest, parse_seeds
+
+if TYPE_CHECKING:
+    from hnet.launch import SeedRun
 
 
 def add_parser(sub: Any) -> None:
@@ -76,38 +75,69 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def request_from_args(args: argparse.Namespace) -> TrainRequest:
+    """The request of the parsed ``hnet train`` arguments (a bad --seeds list: ConfigError)."""
+    seed_list = args.seeds is not None
+    return TrainRequest(
+        **job_fields(args),  # type: ignore[arg-type]
+        seeds=parse_seeds(args.seeds) if seed_list else (args.seed,),
+        seed_list=seed_list,
+        out=args.out,
+        scratch=args.scratch,
+        restart=args.restart,
+        if_changed=args.if_changed,
+        tracking=Tracking(
+            uri=args.tracking_uri,
+            experiment=args.experiment,
+            file=args.tracking_file,
+            off=args.no_tracking,
+        ),
+        quiet=args.quiet,
+        pack=not args.no_pack,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from hnet.config import format_with_sources
+    from hnet.launch import launch, plan
 
-    if args.seeds is not None and not args.print_config:
-        from hnet.cli.seeds import run_seeds
-
-        return run_seeds(args)
-    cfg, sources = resolve_job(args)
+    request = request_from_args(args)
     if args.print_config:
+        cfg, sources = request.config(request.seeds[0])
         print(format_with_sources(cfg, sources), end="")
         return 0
-    if args.out is None:
-        raise HnetError("hnet train needs --out DIR (the run directory to write).")
-    out = Path(args.out)
-    if out.exists() and (
-        args.restart or (args.if_changed == "restart" and config_changed(out, cfg))
-    ):
-        move_aside(out)
-    res = train_with_mirror(args, cfg, out)
-    print(" ".join(f"{m.name}={res[m.name]:.4g}" for m in METRICS if printable(m, res)))
-    print(f"wrote {out / 'metrics.json'}")
-    return 0
+    p = plan(request)
+    if p.why_not_packed is not None:
+        print(
+            f"hnet train: not packing seeds {args.seeds} ({p.why_not_packed}); "
+            "one process per seed",
+            file=sys.stderr,
+        )
+    return report(launch(p), per_seed=request.seed_list)
 
 
-def train_with_mirror(args: argparse.Namespace, cfg: dict, out: Path) -> dict[str, Any]:
-    from hnet.job.run import run_job
+def report(runs: list[SeedRun], per_seed: bool) -> int:
+    """Print each seed's metrics (those trained in this process) and return the exit status:
+    the first failed seed process's, 0 if none failed."""
+    from hnet.metrics import METRICS
+    from hnet.rundir import METRICS as METRICS_JSON
 
-    uri, experiment = tracking_destination(args)
-    progress = False if args.quiet else None
-    if uri is None:
-        return run_job(cfg, out, progress=progress, scratch=args.scratch)
-    from hnet.tracking.mirror import Mirror
+    status = 0
+    for r in runs:
+        if r.result is None:
+            if r.status != 0:
+                print(
+                    f"hnet train: seed {r.seed} failed with exit status {r.status}", file=sys.stderr
+                )
+                status = status or r.status
+            continue
+        line = " ".join(
+            f"{m.name}={r.result[m.name]:.4g}" for m in METRICS if printable(m, r.result)
+        )
+        print(f"seed {r.seed}: {line}" if per_seed else line)
+        print(f"wrote {r.out / METRICS_JSON}")
+    return status
 
-    with Mirror(uri, experiment, cfg, out) as mirror:
-        return run_job(cfg, out, progress=progress, scratch=args.scratch, on_event=mirror.on_event)
+
+def printable(metric: Any, res: dict[str, Any]) -> bool:
+    return metric.printed and res.get(metric.name) is not None

@@ -22,7 +22,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import torch
 
@@ -33,9 +33,6 @@ from hnet.job.signals import StopFlag
 from hnet.methods.common.packed import pack
 from hnet.methods.common.schedule import lr_factor
 from hnet.rundir import FAILED, LOSSES
-
-if TYPE_CHECKING:
-    from hnet.job.run import Job
 
 
 class TrainingDiverged(HnetError):
@@ -73,13 +70,14 @@ class TrainingLoop:
     to the end. Afterwards :attr:`errors` holds a divergence per job that failed and
     :attr:`failed` those jobs; the caller raises."""
 
-    def __init__(self, jobs: list[Job]) -> None:
+    def __init__(self, jobs: list[Any]) -> None:
+        """``jobs``: :class:`hnet.job.run.Job` objects (not imported: run.py drives this loop)."""
         self.jobs = list(jobs)
         self.several = len(jobs) > 1  # messages name the seeds
         self.cores = jobs[0].cores  # the process's one lease
         self.logs: list[IO[bytes]] = []
         self.errors: list[Exception] = []
-        self.failed: list[Job] = []
+        self.failed: list[Any] = []
 
     def run(self) -> None:
         first_job = self.jobs[0]

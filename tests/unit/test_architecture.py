@@ -21,6 +21,7 @@ LAYERS = [
     {"config"},
     {"job"},
     {"tracking"},
+    {"launch"},  # hnet train's launcher: wires the job layer to the tracking mirror
     {"study"},
     {"report"},
     {"cli", "__main__"},

@@ -97,3 +97,24 @@ def test_allocator_tuning_applies_on_glibc_and_yields_to_user_settings(monkeypat
     assert tune_allocator() is glibc
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # the user tunes malloc: hnet keeps out
     assert tune_allocator() is False
+
+
+def test_subnormal_flushing_changes_only_values_below_the_normal_range(monkeypatch):
+    """``flush_denormals`` (hnet.fast.cpu) turns subnormal results into 0 and leaves every
+    normal float as it is; ``HNET_DENORMALS=keep`` opts out."""
+    from hnet.fast.cpu import flush_denormals
+
+    monkeypatch.setenv("HNET_DENORMALS", "keep")
+    assert flush_denormals() is False
+    monkeypatch.delenv("HNET_DENORMALS")
+    normal = torch.tensor([2e-38, 3.0, -2e-30])  # all in float32's normal range
+    torch.set_flush_denormal(False)
+    try:
+        kept = (normal[:1] * 0.01).item()  # 2e-40: subnormal
+    finally:
+        applied = flush_denormals()  # the mode hnet jobs run in, as before this test
+    if not applied:
+        pytest.skip("this CPU has no flush-to-zero mode")
+    assert kept != 0.0
+    assert (normal[:1] * 0.01).item() == 0.0  # the same product, flushed
+    assert torch.equal(normal * 1.0, normal)  # normal values are untouched

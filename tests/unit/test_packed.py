@@ -21,10 +21,11 @@ from steps import at_second_task
 
 from hnet import config
 from hnet.cli import build_parser
-from hnet.cli.seeds import FLAGS, PARSER, PASSED, PER_SEED, parse_seeds, seed_argv
+from hnet.cli.train import request_from_args
 from hnet.errors import ConfigError, JobInterrupted
 from hnet.job.loop import TrainingDiverged
 from hnet.job.packed import run_packed
+from hnet.job.request import parse_seeds
 from hnet.job.run import run_job
 from hnet.methods import METHODS
 from hnet.methods.common import packed as packed_methods
@@ -227,7 +228,7 @@ def test_refusals_name_the_reason():
 
 
 def test_seeds_and_per_seed_arguments():
-    assert parse_seeds("0-2,7") == [0, 1, 2, 7]
+    assert parse_seeds("0-2,7") == (0, 1, 2, 7)
     with pytest.raises(ConfigError):
         parse_seeds("0,0")
     argv = [
@@ -235,18 +236,12 @@ def test_seeds_and_per_seed_arguments():
         "--set", "train.iters=3", "--threads", "1", "--size", "full", "--restart", "-q",
         "--tracking-file", "m.json", "--if-changed", "restart", "--scratch", "s/seed{seed}",
     ]  # fmt: skip
-    args = build_parser().parse_args(argv)
-    one = build_parser().parse_args(["train", *seed_argv(args, 1, "r/seed1", "s/seed1")])
-    for dest, value in vars(args).items():  # every argument is passed on or set per seed
-        assert dest in PASSED or dest in PER_SEED or dest in FLAGS or dest in PARSER
-        if dest not in PER_SEED | PARSER:
-            assert getattr(one, dest) == value, dest
-    assert (one.seed, one.out, one.scratch, one.overrides) == (
-        1,
-        "r/seed1",
-        "s/seed1",
-        args.overrides,
-    )
+    request = request_from_args(build_parser().parse_args(argv))
+    one = request.for_seed(1)  # what seed 1's own process is started with
+    assert (one.seeds, one.seed_list, one.out, one.scratch) == ((1,), False, "r/seed1", "s/seed1")
+    again = request_from_args(build_parser().parse_args(["train", *one.argv()]))
+    assert again == one  # every field of the request is passed on
+    assert request_from_args(build_parser().parse_args(["train", *request.argv()])) == request
 
 
 @pytest.mark.parametrize("impl", ["direct", "gram"])

@@ -1,6 +1,6 @@
 """The interface every continual-learning method implements.
 
-The job loop (:mod:`hnet.job.run`) owns data order, evaluation schedule and bookkeeping; a method
+The training loop (:mod:`hnet.job.loop`) owns data order, evaluation schedule and bookkeeping; a method
 only says how to take one optimisation step on the current task and how to produce outputs for
 a task. Each method declares its name, the scenarios it supports and its hyperparameters with
 defaults (they become the ``<method>`` section of the job config), so adding a method is one
