@@ -181,7 +181,7 @@ def test_the_layout_list_names_every_module():
     missing = sorted(package_files() - listed)
     assert not missing, (
         "docs/design.md's 'Package layout' list lacks these modules; add a line "
-        "\"- `hnet/…/name.py`: purpose\" for each: " + ", ".join(missing)
+        '"- `hnet/…/name.py`: purpose" for each: ' + ", ".join(missing)
     )
 
 
