@@ -2,7 +2,7 @@
 
 A job started by hand runs as many threads as it has cores, and lets OpenMP's idle threads spin
 for a moment between operations instead of sleeping: the fast choice when the job is alone (a
-Split Fashion-MNIST job took 21.7 s spinning against 31.3 s sleeping, docs/development.md,
+Split Fashion-MNIST job took 21.7 s spinning against 31.3 s sleeping, docs/performance.md,
 "Jobs side by side"). Two such jobs on the same two cores, though, would spin four threads on
 them and each take several times as long. So while it trains, every job holds a *lease*: a file
 in one directory all hnet jobs of the machine use, naming the cores the job runs on, locked

@@ -53,7 +53,7 @@ def omp_wait_policy(environ: Mapping[str, str], threads: int | None) -> str | No
     With passive waiting every parallel operation wakes its threads through the kernel: a
     default-thread Split Fashion-MNIST job alone on 2 cores took 31.3 s against 21.7 s with
     OpenMP's default. Spinning threads, though, steal the cores of any other job on them (two
-    jobs side by side: 82 s each against 21.6 s passive; docs/development.md, "Jobs side by
+    jobs side by side: 82 s each against 21.6 s passive; docs/performance.md, "Jobs side by
     side"). So a job spins where its cores are its own (:func:`dedicated`) or where it shares
     them with the other hnet jobs on them (default ``threads``, 0 or None: :mod:`hnet.job.cores`),
     and waits passively with a thread count fixed by hand (``--threads N``), which cannot make

@@ -157,3 +157,50 @@ def test_docs_links_resolve():
             if not (doc.parent / target).exists():
                 broken.append(f"{doc.relative_to(ROOT)} → {target}")
     assert not broken, "\n".join(broken)
+
+
+# docs/design.md, "Package layout": one list item per module, "- `hnet/…/name.py`: purpose".
+DESIGN = ROOT / "docs" / "design.md"
+LISTED = re.compile(r"^- `(hnet/[\w/]+\.py)`: \S")
+# Modules listed in the layout while they are being written on another branch; drop a name here
+# once its file exists.
+PLANNED: set[str] = set()  # modules the layout may name before they exist
+
+
+def layout_list(text: str) -> list[str]:
+    """The module paths named by the list under "## Package layout" (up to the next "## ")."""
+    section = text.split("\n## Package layout\n", 1)[1].split("\n## ", 1)[0]
+    return [m.group(1) for line in section.splitlines() if (m := LISTED.match(line))]
+
+
+def package_files() -> set[str]:
+    return {p.relative_to(ROOT).as_posix() for p in PACKAGE.rglob("*.py")}
+
+
+def test_the_layout_list_names_every_module():
+    listed = set(layout_list(DESIGN.read_text()))
+    missing = sorted(package_files() - listed)
+    assert not missing, (
+        "docs/design.md's 'Package layout' list lacks these modules; add a line "
+        '"- `hnet/…/name.py`: purpose" for each: ' + ", ".join(missing)
+    )
+
+
+def test_the_layout_list_names_only_modules_that_exist():
+    listed = layout_list(DESIGN.read_text())
+    gone = sorted(set(listed) - package_files() - PLANNED)
+    twice = sorted({m for m in listed if listed.count(m) > 1})
+    assert not gone, "docs/design.md's 'Package layout' lists modules that do not exist: " + (
+        ", ".join(gone)
+    )
+    assert not twice, "docs/design.md's 'Package layout' lists these twice: " + ", ".join(twice)
+
+
+def test_the_layout_list_check_reads_the_list():
+    """The parser finds list items in the section only, so a module named elsewhere in the page
+    does not count as listed."""
+    text = (
+        "# D\n\n- `hnet/a.py`: before\n\n## Package layout\n\n- `hnet/b.py`: one\n"
+        "- `hnet/c/d.py`: two\nprose naming `hnet/e.py`\n\n## Next\n\n- `hnet/f.py`: after\n"
+    )
+    assert layout_list(text) == ["hnet/b.py", "hnet/c/d.py"]
