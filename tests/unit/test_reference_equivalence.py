@@ -218,3 +218,165 @@ def test_regularizer_is_calc_fix_target_reg(chunked, mode, impl, with_lookahead)
     grads = {n: p.grad for n, p in ours.theta().items()}
     assert_close(grads, as_theta([p.grad for p in ref.unconditional_params], ours), rtol=1e-9,
                  atol=1e-12)  # fmt: skip
+
+
+# -- the regularizer moved by a known amount (sanity: a penalty of 0 would pass unnoticed) ------
+@pytest.mark.parametrize("impl", ["direct", "gram"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["full", "chunked"])
+def test_regularizer_of_a_known_shift_is_its_sum_of_squares(chunked, impl):
+    """Shift the output bias by d and the lookahead by d': every generated weight at position i
+    moves by (d + d')[i mod chunk], for every task: R = Σ_i (d + d')²[i mod chunk], > 0."""
+    _, ours = pair(chunked)
+    reg = OutputRegularizer("stored", impl=impl)
+    reg.begin_task(ours, T)
+    _, bias = ours.output_layer()
+    d, d2 = (torch.randn_like(ours.theta()[bias]) for _ in range(2))
+    with torch.no_grad():
+        ours.theta()[bias].add_(d)
+    shift = (d + d2).repeat(ours.layout()[0])[:NUMEL]
+    for ahead, moved in ((None, d.repeat(5)[:NUMEL]), (lookahead.given({bias: d2}), shift)):
+        got = reg.loss(ours, torch.arange(T), ahead)
+        assert got.item() > 1.0
+        assert_close(got, moved.pow(2).sum(), rtol=1e-9, atol=0)
+
+
+# -- (c) EWC, Online EWC, SI and MAS against their formulas, by hand ----------------------------
+def baseline(name, **over):
+    """The method on split_digits CL1 with a linear target net: head.weight (10, 64) and
+    head.bias (10), task t on units 2t, 2t + 1."""
+    from hnet import config
+    from hnet.data import load_benchmark
+    from hnet.methods import METHODS
+
+    over = {"target.hidden": [], **over}
+    cfg = config.resolve("split_digits", name, scenario="cl1", seed=0, overrides=over)
+    bench = load_benchmark("split_digits", cfg["data"], 0)
+    torch.manual_seed(0)
+    m = METHODS.get(name)(cfg, bench, torch.device("cpu"))
+    assert [n for n, _ in m.net.named_parameters()] == ["head.weight", "head.bias"]
+    return m
+
+
+def put(m, weight, bias):
+    with torch.no_grad():
+        m.net.head.weight.copy_(weight)
+        m.net.head.bias.copy_(bias)
+
+
+def flat(weight, bias):
+    return torch.cat([weight.reshape(-1), bias])
+
+
+def bias_only(task, values):
+    """W = 0 and the given bias on ``task``'s two units: p(c|x) = softmax(values) for all x."""
+    b = torch.zeros(10)
+    b[2 * task : 2 * task + 2] = torch.tensor(values)
+    return torch.zeros(10, 64), b
+
+
+def inputs(m, task):
+    d = m.bench.tasks[task]
+    return d.inputs(d.x_train)  # all training inputs (the estimates below use all of them)
+
+
+def expected_fisher(m, task, values):
+    """Expected Fisher at W = 0, b = bias_only(task, values), by hand: with z = W x + b,
+    ∂ log p_c/∂W_kj = (δ_ck − p_k) x_j, so Σ_c p_c (∂ log p_c/∂W_kj)² = p_k (1 − p_k) x_j²,
+    averaged over x; for b_k the same without x_j."""
+    p = torch.softmax(torch.tensor(values), 0)
+    fw, fb = torch.zeros(10, 64), torch.zeros(10)
+    rows = slice(2 * task, 2 * task + 2)
+    fw[rows] = (p * (1 - p))[:, None] * inputs(m, task).pow(2).mean(0)
+    fb[rows] = p * (1 - p)
+    return flat(fw, fb)
+
+
+B0, B1 = [0.3, -0.9], [1.2, 0.1]  # the heads' biases at the end of tasks 1 and 2
+
+
+def consolidate_two_tasks(m):
+    """End tasks 1 and 2 (no training: the parameters are set), at bias_only(t, B_t)."""
+    anchors = []
+    for t, values in enumerate((B0, B1)):
+        put(m, *bias_only(t, values))
+        m.begin_task(t)
+        anchors.append(flat(*bias_only(t, values)))
+        m.end_task(t)
+    return anchors
+
+
+@pytest.mark.parametrize("name", ["ewc", "online_ewc"])
+def test_ewc_penalties_are_their_formulas_by_hand(name):
+    """EWC: λ/2 · Σ_t Σ_i F_t,i (θ_i − θ*_t,i)², one term per task (van de Ven's
+    ``ewc_loss`` offline); Online EWC: λ/2 · Σ_i γ F_i (θ_i − θ*_i)² with F = γ F_1 + F_2 and
+    θ* the latest solution (``ewc_loss`` online: ``fisher = self.gamma * fisher``)."""
+    lam, gamma = 3.0, 0.7
+    over = {f"{name}.lambda": lam, f"{name}.fisher_samples": 10_000}
+    if name == "online_ewc":
+        over[f"{name}.gamma"] = gamma
+    m = baseline(name, **over)
+    a0, a1 = consolidate_two_tasks(m)
+    f0, f1 = expected_fisher(m, 0, B0), expected_fisher(m, 1, B1)
+    theta = a1 + 0.1 * torch.randn(a1.shape, generator=torch.Generator().manual_seed(3))
+    torch.nn.utils.vector_to_parameters(theta, m.net.parameters())
+    if name == "ewc":
+        expected = lam / 2 * ((f0 * (theta - a0) ** 2).sum() + (f1 * (theta - a1) ** 2).sum())
+    else:
+        expected = lam / 2 * (gamma * (gamma * f0 + f1) * (theta - a1) ** 2).sum()
+    got = m.penalty()
+    assert got.item() > 1e-3  # θ left θ*: never 0 (Avalanche once shipped an EWC penalty of 0)
+    assert_close(got, expected, rtol=1e-5, atol=0)
+
+
+def test_si_penalty_is_its_formula_by_hand():
+    """SI (Zenke et al.; van de Ven's ``update_importance_estimates``/``update_omega``/
+    ``surrogate_loss``): ω_i = −Σ_steps g_i Δθ_i, Ω_i = ω_i / ((θ_i − θ_i(start))² + ξ),
+    penalty c · Σ_i Ω_i (θ_i − θ*_i)². Two real Adam steps on task 1, gradients by hand."""
+    c, xi = 2.0, 0.1
+    m = baseline("si", **{"si.c": c, "si.xi": xi})
+    put(m, *bias_only(0, B0))
+    m.begin_task(0)  # θ(start) = this
+    start = flat(*bias_only(0, B0))
+    d = m.bench.tasks[0]
+    omega = torch.zeros_like(start)
+    for idx in (torch.arange(0, 16), torch.arange(16, 40)):
+        x, y = d.train_batch(idx)
+        before = flat(m.net.head.weight.detach(), m.net.head.bias.detach())
+        w, b = m.net.head.weight.detach()[:2], m.net.head.bias.detach()[:2]
+        p = torch.softmax(x @ w.T + b, 1)  # task 1's head: units 0, 1
+        err = (p - torch.nn.functional.one_hot(y, 2)) / len(y)  # ∂ mean CE / ∂z
+        gw, gb = torch.zeros(10, 64), torch.zeros(10)
+        gw[:2], gb[:2] = err.T @ x, err.sum(0)
+        m.train_step(0, x, y)
+        after = flat(m.net.head.weight.detach(), m.net.head.bias.detach())
+        omega -= flat(gw, gb) * (after - before)
+    end = after
+    assert omega.max() > 1e-4
+    m.end_task(0)
+    big_omega = omega / ((end - start) ** 2 + xi)
+    theta = end + 0.1 * torch.randn(end.shape, generator=torch.Generator().manual_seed(3))
+    torch.nn.utils.vector_to_parameters(theta, m.net.parameters())
+    got = m.penalty()
+    assert got.item() > 1e-6
+    assert_close(got, c * (big_omega * (theta - end) ** 2).sum(), rtol=1e-4, atol=0)
+
+
+def test_mas_penalty_is_its_formula_by_hand():
+    """MAS (Aljundi et al.): Ω_i = mean_x |∂‖f(x)‖²/∂θ_i|, summed over tasks, penalty
+    λ · Σ_i Ω_i (θ_i − θ*_i)² with θ* the latest solution. At W = 0 the head's outputs are its
+    bias b: ∂‖f‖²/∂W_kj = 2 b_k x_j, ∂‖f‖²/∂b_k = 2 b_k (inputs are ≥ 0)."""
+    lam = 3.0
+    m = baseline("mas", **{"mas.lambda": lam, "mas.samples": 10_000})
+    a0, a1 = consolidate_two_tasks(m)
+    omega = torch.zeros_like(a0)
+    for t, values in enumerate((B0, B1)):
+        ow, ob = torch.zeros(10, 64), torch.zeros(10)
+        f = torch.tensor(values).abs()
+        ow[2 * t : 2 * t + 2] = 2 * f[:, None] * inputs(m, t).mean(0)
+        ob[2 * t : 2 * t + 2] = 2 * f
+        omega += flat(ow, ob)
+    theta = a1 + 0.1 * torch.randn(a1.shape, generator=torch.Generator().manual_seed(3))
+    torch.nn.utils.vector_to_parameters(theta, m.net.parameters())
+    got = m.penalty()
+    assert got.item() > 1e-3
+    assert_close(got, lam * (omega * (theta - a1) ** 2).sum(), rtol=1e-5, atol=0)
