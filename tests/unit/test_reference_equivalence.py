@@ -220,26 +220,6 @@ def test_regularizer_is_calc_fix_target_reg(chunked, mode, impl, with_lookahead)
                  atol=1e-12)  # fmt: skip
 
 
-# -- the regularizer moved by a known amount (sanity: a penalty of 0 would pass unnoticed) ------
-@pytest.mark.parametrize("impl", ["direct", "gram"])
-@pytest.mark.parametrize("chunked", [False, True], ids=["full", "chunked"])
-def test_regularizer_of_a_known_shift_is_its_sum_of_squares(chunked, impl):
-    """Shift the output bias by d and the lookahead by d': every generated weight at position i
-    moves by (d + d')[i mod chunk], for every task: R = Σ_i (d + d')²[i mod chunk], > 0."""
-    _, ours = pair(chunked)
-    reg = OutputRegularizer("stored", impl=impl)
-    reg.begin_task(ours, T)
-    _, bias = ours.output_layer()
-    d, d2 = (torch.randn_like(ours.theta()[bias]) for _ in range(2))
-    with torch.no_grad():
-        ours.theta()[bias].add_(d)
-    shift = (d + d2).repeat(ours.layout()[0])[:NUMEL]
-    for ahead, moved in ((None, d.repeat(5)[:NUMEL]), (lookahead.given({bias: d2}), shift)):
-        got = reg.loss(ours, torch.arange(T), ahead)
-        assert got.item() > 1.0
-        assert_close(got, moved.pow(2).sum(), rtol=1e-9, atol=0)
-
-
 # -- (c) EWC, Online EWC, SI and MAS against their formulas, by hand ----------------------------
 def baseline(name, **over):
     """The method on split_digits CL1 with a linear target net: head.weight (10, 64) and
