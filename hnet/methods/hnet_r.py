@@ -67,6 +67,12 @@ class HNETR(Baseline):
             self.teacher = frozen_copy(self.net) if task > 0 else None
             self.rm.begin_task(task)
 
+    def scale_lr(self, factor: float) -> None:
+        """Learning-rate schedule: the classifier's rate and the replay model's, each its own
+        configured rate times ``factor``."""
+        super().scale_lr(factor)
+        self.rm.scale_lr(factor)
+
     def replay_loss(self, task: int) -> Tensor:
         """Distillation on generated samples of every earlier task: each on its own head (CL1),
         the shared head (CL2), or the classes of the earlier tasks padded with zero probability

@@ -80,6 +80,16 @@ class HNETTIR(HNET):
     def infer_optimizer(self) -> torch.optim.Adam:
         return adam(self.infer_net.parameters(), self.cfg["train"]["lr"], self.cfg)
 
+    def scale_lr(self, factor: float) -> None:
+        """Learning-rate schedule: the classifier's Θ and embedding (as HNET), the
+        task-inference network and the replay model, each its own configured rate times
+        ``factor``."""
+        super().scale_lr(factor)
+        if self.infer_opt is not None:
+            for g in self.infer_opt.param_groups:
+                g["lr"] = self.cfg["train"]["lr"] * factor
+        self.rm.scale_lr(factor)
+
     def inference_step(self, task: int, x: Tensor) -> Tensor:
         """One step of the task-inference network: real inputs → ``task``, generated inputs of
         each earlier task r → r (hard labels), over the tasks seen so far, weighted 0.5 / 0.5."""

@@ -107,3 +107,26 @@ def test_a_resumed_hnet_continues_exactly_across_the_next_task_start(reset):
 def test_reset_optimizer_shows_its_source():
     _, sources = config.resolve_with_sources("split_digits", "hnet", "cl1")
     assert sources["hnet.reset_optimizer"] == "hnet default"
+
+
+# -- 6. the learning-rate schedule scales every optimizer --------------------------------------
+
+
+@pytest.mark.parametrize(("method", "scenario"), [("hnet_r", "cl3"), ("hnet_tir", "cl3")])
+def test_scale_lr_scales_replay_model_and_task_inference_optimizers(method, scenario):
+    """Each optimizer goes to its own configured rate times the factor: rp_lr for the replay
+    model, train.lr for the classifier and the task-inference network."""
+    over = {"train.lr": 0.002, f"{method}.rp_lr": 0.0005, "train.batch_size": 16}
+    m = make(method, scenario, **over)
+    train(m, [0], 2)
+    m.begin_task(1)
+    m.scale_lr(0.1)
+    opts = {f"rm.{name}": opt for name, opt in m.rm.opts.items()}
+    opts["classifier"] = m.opt
+    if method == "hnet_tir":
+        opts.update(embedding=m.emb_opt, inference=m.infer_opt)
+    rates = {k: [g["lr"] for g in o.param_groups] for k, o in opts.items()}
+    want = {k: [pytest.approx(5e-5 if k.startswith("rm.") else 2e-4)] for k in opts}
+    assert rates == want
+    m.scale_lr(1.0)
+    assert [g["lr"] for g in m.rm.opts["theta"].param_groups] == [pytest.approx(5e-4)]

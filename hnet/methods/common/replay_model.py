@@ -144,6 +144,13 @@ class ReplayModel:
             "embedding": adam([hnet.task_embs[task]], self.lr, self.cfg),
         }
 
+    def scale_lr(self, factor: float) -> None:
+        """Learning-rate schedule: every optimizer of the VAE at ``rp_lr`` (or train.lr) times
+        ``factor`` (nothing to scale while the VAE does not train)."""
+        for opt in (self.opts or {}).values():
+            for g in opt.param_groups:
+                g["lr"] = self.lr * factor
+
     def train_step(self, task: int, x: Tensor) -> Tensor:
         """One VAE step on real inputs of ``task``, with the decoder regularizer from task 2 on;
         returns the detached loss (0 when the VAE does not learn ``task``)."""
