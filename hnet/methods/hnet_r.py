@@ -21,7 +21,7 @@ from torch import Tensor
 from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
 from hnet.methods.common.baseline import Baseline
-from hnet.methods.common.distill import distill_loss, head_of_each
+from hnet.methods.common.distill import PAD_TARGETS, distill_loss, head_of_each
 from hnet.methods.common.replay_model import (
     PIXEL_BENCHMARKS,
     REPLAY_MODEL_DEFAULTS,
@@ -46,6 +46,9 @@ class HNETR(Baseline):
     defaults: ClassVar[dict[str, Any]] = {
         **REPLAY_MODEL_DEFAULTS,
         "temperature": 2.0,  # distillation temperature of the replayed samples
+        # CL3: the teacher lacks the new task's classes; logits: pad its logits with 0 before
+        # the softmax (hypercl's HNET+R); probabilities: pad its softmax with probability 0
+        "pad_targets": "logits",
     }
 
     @classmethod
@@ -54,6 +57,11 @@ class HNETR(Baseline):
         check_replay_model_config(cls.name, hp)
         if hp["temperature"] <= 0:
             raise ConfigError(f"{cls.name}.temperature must be > 0, got {hp['temperature']!r}.")
+        if hp["pad_targets"] not in PAD_TARGETS:
+            raise ConfigError(
+                f"{cls.name}.pad_targets must be one of {', '.join(PAD_TARGETS)}, "
+                f"got {hp['pad_targets']!r}."
+            )
 
     def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
         super().__init__(cfg, bench, device)
@@ -75,8 +83,9 @@ class HNETR(Baseline):
 
     def replay_loss(self, task: int) -> Tensor:
         """Distillation on generated samples of every earlier task: each on its own head (CL1),
-        the shared head (CL2), or the classes of the earlier tasks padded with zero probability
-        for the new task's classes (CL3)."""
+        the shared head (CL2), or over the classes of tasks 1..t with the teacher's outputs of
+        the earlier tasks padded for the new task's classes (CL3; ``pad_targets``: logit 0, as
+        the authors, or probability 0)."""
         x, tids = self.rm.replay(task)
         out = self.net(x)
         with torch.no_grad():
@@ -87,7 +96,7 @@ class HNETR(Baseline):
         else:
             student = head_of_each(out, self.net.n_heads, hs, tids)
             target = head_of_each(target, self.net.n_heads, hs, tids)
-        return distill_loss(student, target, self.hp["temperature"])
+        return distill_loss(student, target, self.hp["temperature"], self.hp["pad_targets"])
 
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         self.opt.zero_grad(set_to_none=True)

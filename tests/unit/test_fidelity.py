@@ -8,11 +8,13 @@ import io
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hnet import config, rng
 from hnet.data import load_benchmark
 from hnet.job.sampler import Sampler
 from hnet.methods import METHODS
+from hnet.methods.common.distill import distill_loss
 
 CPU = torch.device("cpu")
 _BENCH: dict = {}
@@ -130,3 +132,44 @@ def test_scale_lr_scales_replay_model_and_task_inference_optimizers(method, scen
     assert rates == want
     m.scale_lr(1.0)
     assert [g["lr"] for g in m.rm.opts["theta"].param_groups] == [pytest.approx(5e-4)]
+
+
+# -- 2. HNET+R in CL3 pads the teacher's logits with 0 -----------------------------------------
+
+
+def test_distillation_pads_logits_or_probabilities():
+    g = torch.Generator().manual_seed(1)
+    student, teacher = torch.randn(5, 6, generator=g), torch.randn(5, 4, generator=g)
+    T = 2.0
+    logq = F.log_softmax(student / T, -1)
+    padded = torch.cat([teacher, torch.zeros(5, 2)], -1)  # hypercl: zeros[:, :t*od] = logits
+    want = -(F.softmax(padded / T, -1) * logq).sum(-1).mean() * T**2
+    torch.testing.assert_close(distill_loss(student, teacher, T, "logits"), want)
+    p = F.softmax(teacher / T, -1)  # van de Ven's loss_fn_kd: probabilities padded with 0
+    want = -(p * logq[:, :4]).sum(-1).mean() * T**2
+    torch.testing.assert_close(distill_loss(student, teacher, T, "probabilities"), want)
+    torch.testing.assert_close(distill_loss(student, teacher, T), want)  # DGR+distill's
+
+
+@pytest.mark.parametrize("pad", [None, "probabilities"])
+def test_hnet_r_cl3_replay_targets_are_the_teachers_logits_padded_with_zero(pad):
+    over = {"train.batch_size": 16} | ({"hnet_r.pad_targets": pad} if pad else {})
+    m = make("hnet_r", "cl3", **over)
+    assert m.hp["pad_targets"] == (pad or "logits")
+    train(m, [0, 1], 5)
+    m.begin_task(2)
+    state = m.rm.gen.get_state()
+    got = m.replay_loss(2)
+    m.rm.gen.set_state(state)
+    x, _ = m.rm.replay(2)
+    hs, T = m.bench.head_size, m.hp["temperature"]
+    with torch.no_grad():
+        teacher = m.teacher(x)[:, : 2 * hs]
+    logq = F.log_softmax(m.net(x)[:, : 3 * hs] / T, -1)
+    if pad is None:
+        target = F.softmax(F.pad(teacher, (0, hs)) / T, -1)
+    else:
+        target = F.pad(F.softmax(teacher / T, -1), (0, hs))
+    torch.testing.assert_close(got, -(target * logq).sum(-1).mean() * T**2)
+    with pytest.raises(config.ConfigError, match=r"hnet_r\.pad_targets"):
+        make("hnet_r", "cl3", **{"hnet_r.pad_targets": "zeros"})
