@@ -27,6 +27,7 @@ from hnet.methods.common.replay_model import (
     REPLAY_MODEL_DEFAULTS,
     ReplayModel,
     check_replay_model_config,
+    initialise,
 )
 
 
@@ -67,6 +68,10 @@ class HNETR(Baseline):
         super().__init__(cfg, bench, device)
         self.rm = ReplayModel(self.hp, cfg, bench, device)
         self.teacher: torch.nn.Module | None = None
+
+    def build_net(self) -> torch.nn.Module:
+        """The classifier, initialised by ``init`` (Xavier with zero biases, as the authors)."""
+        return initialise(super().build_net(), self.hp["init"])
 
     def begin_task(self, task: int) -> None:
         super().begin_task(task)

@@ -30,6 +30,7 @@ from hnet.methods.common.replay_model import (
     REPLAY_MODEL_DEFAULTS,
     ReplayModel,
     check_replay_model_config,
+    initialise,
 )
 from hnet.methods.hnet import HNET
 from hnet.models.target import MLP, functional_forward, head_outputs
@@ -67,7 +68,8 @@ class HNETTIR(HNET):
         super().__init__(cfg, bench, device)
         self.rm = ReplayModel(self.hp, cfg, bench, device)
         # one output per task; only the tasks seen so far compete (softmax over them)
-        self.infer_net = MLP(bench.in_dim, list(self.hp["tir_hidden"]), bench.n_tasks).to(device)
+        infer_net = MLP(bench.in_dim, list(self.hp["tir_hidden"]), bench.n_tasks).to(device)
+        self.infer_net = initialise(infer_net, self.hp["init"])
         self.infer_opt: torch.optim.Adam | None = None
 
     def begin_task(self, task: int) -> None:

@@ -5,6 +5,7 @@ Every test fails when its fix is reverted."""
 from __future__ import annotations
 
 import io
+import math
 
 import pytest
 import torch
@@ -173,3 +174,39 @@ def test_hnet_r_cl3_replay_targets_are_the_teachers_logits_padded_with_zero(pad)
     torch.testing.assert_close(got, -(target * logq).sum(-1).mean() * T**2)
     with pytest.raises(config.ConfigError, match=r"hnet_r\.pad_targets"):
         make("hnet_r", "cl3", **{"hnet_r.pad_targets": "zeros"})
+
+
+# -- 3. Xavier-uniform weights and zero biases for the networks with weights of their own ------
+
+
+def linear_layers(m):
+    nets = {"encoder": m.rm.vae.encoder}
+    nets["classifier" if m.name == "hnet_r" else "inference"] = (
+        m.net if m.name == "hnet_r" else m.infer_net
+    )
+    return {
+        f"{k}.{name}": layer
+        for k, net in nets.items()
+        for name, layer in net.named_modules()
+        if isinstance(layer, torch.nn.Linear)
+    }
+
+
+@pytest.mark.parametrize(("method", "scenario"), [("hnet_r", "cl3"), ("hnet_tir", "cl2")])
+def test_replay_family_networks_start_xavier_uniform_with_zero_biases(method, scenario):
+    """hypercl mnist/train_utils.py generate_classifier and mnist/replay/train_utils_replay.py
+    generate_replay_networks: xavier_uniform_ for every matrix, constant 0 for every bias."""
+    m = make(method, scenario)
+    assert m.hp["init"] == "xavier"
+    layers = linear_layers(m)
+    assert len(layers) >= 4
+    for name, layer in layers.items():
+        fan_out, fan_in = layer.weight.shape
+        bound = math.sqrt(6 / (fan_in + fan_out))
+        assert not layer.bias.any(), name
+        w = layer.weight.abs()
+        assert w.max() <= bound and w.max() > 0.9 * bound, name  # torch's bound is 1/√fan_in
+    torch_init = linear_layers(make(method, scenario, **{f"{method}.init": "torch"}))
+    assert all(layer.bias.any() for layer in torch_init.values())
+    with pytest.raises(config.ConfigError, match=rf"{method}\.init"):
+        make(method, scenario, **{f"{method}.init": "kaiming"})

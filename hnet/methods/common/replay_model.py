@@ -57,7 +57,13 @@ REPLAY_MODEL_DEFAULTS: dict[str, Any] = {
     "rp_lr": None,  # learning rate of the replay model (None = train.lr)
     "replay": True,  # false: ablation without replay (no VAE is trained)
     "replay_batch_size": None,  # replayed samples per step over all earlier tasks (None = batch)
+    # initialisation of the networks with weights of their own (classifier of HNET+R, the
+    # task-inference network, the VAE encoder): xavier = Xavier-uniform weights and zero biases
+    # (hypercl); torch = PyTorch's default. Hypernetworks are always Xavier (models.hypernet).
+    "init": "xavier",
 }
+#: the values of the ``init`` key (:func:`initialise`)
+INITS = ("xavier", "torch")
 GRID_SAMPLES = 8  # samples per task in the saved sample grid (samples.npz)
 
 
@@ -86,6 +92,26 @@ def check_replay_model_config(section: str, hp: dict[str, Any]) -> None:
     bs = hp["replay_batch_size"]
     if bs is not None and (not isinstance(bs, int) or bs < 1):
         raise ConfigError(f"{section}.replay_batch_size must be ≥ 1 or null, got {bs!r}.")
+    if hp["init"] not in INITS:
+        raise ConfigError(
+            f"{section}.init must be one of {', '.join(INITS)} (xavier: Xavier-uniform weights, "
+            f"zero biases, as the authors; torch: PyTorch's default), got {hp['init']!r}."
+        )
+
+
+@torch.no_grad()
+def initialise(net: torch.nn.Module, scheme: str) -> torch.nn.Module:
+    """``net`` initialised by ``scheme`` (:data:`INITS`): ``xavier`` redraws every linear and
+    convolutional layer's weight Xavier-uniform and zeroes its bias, as hypercl does for every
+    network it builds (mnist/train_utils.py generate_classifier, mnist/replay/
+    train_utils_replay.py generate_replay_networks); ``torch`` leaves PyTorch's default."""
+    if scheme == "xavier":
+        for layer in net.modules():
+            if isinstance(layer, torch.nn.Linear | torch.nn.Conv2d):
+                torch.nn.init.xavier_uniform_(layer.weight)
+                if layer.bias is not None:
+                    torch.nn.init.zeros_(layer.bias)
+    return net
 
 
 class ReplayModel:
@@ -110,6 +136,7 @@ class ReplayModel:
             hp["cond_dim"],
             self.arch,
         ).to(device)
+        initialise(self.vae.encoder, hp["init"])  # the decoder's weights are generated
         self.lr = hp["rp_lr"] or cfg["train"]["lr"]
         self.reg = OutputRegularizer("stored", 0, None, "auto")  # all earlier tasks, no masking
         self.gen = rng.generator(cfg["seed"], "replay-model", device=str(device))
