@@ -210,3 +210,20 @@ def test_replay_family_networks_start_xavier_uniform_with_zero_biases(method, sc
     assert all(layer.bias.any() for layer in torch_init.values())
     with pytest.raises(config.ConfigError, match=rf"{method}\.init"):
         make(method, scenario, **{f"{method}.init": "kaiming"})
+
+
+# -- 4. PM-100 in CL2 regularizes 20 random earlier tasks per step -----------------------------
+
+
+def test_pm100_cl2_regularizes_20_random_earlier_tasks_with_its_own_source():
+    """hypercl mnist/train_args_default.py _set_default_permuted: num_tasks >= 100,
+    infer_task_id (HNET+TIR and HNET+ENT) and cl_scenario == 2 → hnet_reg_batch_size = 20."""
+    for method, scenarios in (("hnet", ("cl1", "cl2", "cl3")), ("hnet_tir", ("cl2", "cl3"))):
+        for sc in scenarios:
+            cfg, sources = config.resolve_with_sources("permuted_mnist_100", method, sc)
+            assert cfg[method]["reg_tasks"] == (20 if sc == "cl2" else 0), (method, sc)
+            if sc == "cl2":  # each value names the entry it came from
+                assert "PM-100 CL2" in sources[f"{method}.reg_tasks"]
+                assert "PM-100 CL2" not in sources[f"{method}.beta"]
+                assert sources[f"{method}.beta"].startswith("tuned: von Oswald")
+    assert config.resolve("permuted_mnist", "hnet", "cl2")["hnet"]["reg_tasks"] == 0
