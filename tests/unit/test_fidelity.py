@@ -227,3 +227,44 @@ def test_pm100_cl2_regularizes_20_random_earlier_tasks_with_its_own_source():
                 assert "PM-100 CL2" not in sources[f"{method}.beta"]
                 assert sources[f"{method}.beta"].startswith("tuned: von Oswald")
     assert config.resolve("permuted_mnist", "hnet", "cl2")["hnet"]["reg_tasks"] == 0
+
+
+# -- 5. the decoder hypernetwork holds T − 1 task embeddings -----------------------------------
+
+
+def test_decoder_hypernetwork_has_one_embedding_per_replayed_task():
+    """hypercl mnist/replay/train_utils_replay.py generate_replay_networks: num_embeddings =
+    num_tasks − 1 (the last task is never replayed); its compression ratio counts those."""
+    from types import SimpleNamespace
+
+    from hnet.methods.common.replay_model import ReplayModel
+
+    cfg = config.resolve("split_mnist", "hnet_r", "cl3")  # the official Split MNIST decoder
+    bench = SimpleNamespace(name="split_mnist", n_tasks=5, in_dim=784)
+    rm = ReplayModel(cfg["hnet_r"], cfg, bench, CPU)
+    assert len(rm.vae.hnet.task_embs) == 4
+    # the authors' count: chunked HMLP [96 + 96, 10, 10, 50000], 9 chunk embeddings of 96, four
+    # task embeddings of 96, for the decoder [100 + 100, 250, 350, 784]
+    dec = 200 * 250 + 250 + 250 * 350 + 350 + 350 * 784 + 784
+    mlp = 192 * 10 + 10 + 10 * 10 + 10 + 10 * 50000 + 50000
+    hnet = mlp + math.ceil(dec / 50000) * 96 + 4 * 96
+    counts = rm.param_counts()
+    assert (counts["n_params_decoder"], counts["n_params_decoder_hnet"]) == (dec, hnet)
+    assert counts["decoder_compression_ratio"] == pytest.approx(hnet / dec)
+
+
+@pytest.mark.parametrize("method", ["hnet_r", "hnet_tir"])
+def test_all_tasks_train_and_old_checkpoints_with_t_embeddings_load(method):
+    m = make(method, "cl3", **{"train.batch_size": 16})
+    n = m.bench.n_tasks
+    assert len(m.rm.vae.hnet.task_embs) == n - 1
+    train(m, range(n), 2)
+    assert m.sample_grid()["images"].shape[0] == n - 1
+    state = m.state_dict()
+    rm = (state["extra"] if method == "hnet_r" else state)["replay_model"]
+    rm["vae"] = dict(rm["vae"])
+    rm["vae"][f"hnet.task_embs.{n - 1}"] = torch.zeros_like(rm["vae"]["hnet.task_embs.0"])
+    other = make(method, "cl3", **{"train.batch_size": 16})
+    other.load_state_dict(state)
+    for p, q in zip(m.rm.vae.parameters(), other.rm.vae.parameters(), strict=True):
+        assert torch.equal(p, q)

@@ -126,10 +126,11 @@ class ReplayModel:
                 f"{n_tasks} tasks of {bench.name}: set it to at least {n_tasks}."
             )
         dims = [hp["latent"] + hp["cond_dim"], *hp["dec_hidden"], bench.in_dim]
-        self.arch = resolve_size(hp["dec_size"], hp["dec_preset"], mlp_numel(dims), n_tasks)
+        n_embs = decoder_embeddings(n_tasks)
+        self.arch = resolve_size(hp["dec_size"], hp["dec_preset"], mlp_numel(dims), n_embs)
         self.vae = HyperVAE(
             bench.in_dim,
-            n_tasks,
+            n_embs,
             list(hp["enc_hidden"]),
             list(hp["dec_hidden"]),
             hp["latent"],
@@ -250,7 +251,7 @@ class ReplayModel:
         theta, frozen = upgrade_checkpoint(
             hnet, state["vae"], None if opts is None else opts["theta"], reg["frozen"], "hnet."
         )
-        self.vae.load_state_dict(state["vae"])
+        self.vae.load_state_dict(without_surplus_embeddings(state["vae"], len(hnet.task_embs)))
         self.frozen = state["frozen"]
         self.opts = None
         if opts is not None:
@@ -269,6 +270,26 @@ class ReplayModel:
             "decoder_arch": self.arch,
             "n_params_encoder": sum(p.numel() for p in self.vae.encoder.parameters()),
         }
+
+
+def decoder_embeddings(n_tasks: int) -> int:
+    """Task embeddings of the decoder hypernetwork: one per task the VAE learns, i.e. every task
+    but the last, which is never replayed (hypercl mnist/replay/train_utils_replay.py
+    generate_replay_networks: ``num_embeddings = num_tasks - 1 if num_tasks > 1 else 1``). They
+    count in its size and compression ratio, so ``dec_size`` ratios are solved with T − 1."""
+    return max(n_tasks - 1, 1)
+
+
+def without_surplus_embeddings(vae_state: dict[str, Tensor], n_embs: int) -> dict[str, Tensor]:
+    """A VAE state dict with at most ``n_embs`` decoder task embeddings: checkpoints written
+    when the decoder hypernetwork held one per task carry the last task's, never trained nor
+    used (the VAE does not learn the last task), which is dropped."""
+    prefix = "hnet.task_embs."
+    return {
+        k: v
+        for k, v in vae_state.items()
+        if not (k.startswith(prefix) and int(k[len(prefix) :]) >= n_embs)
+    }
 
 
 def grid_arrays(bench, x: Tensor, rows: list[int]) -> dict[str, np.ndarray]:
