@@ -268,3 +268,39 @@ def test_all_tasks_train_and_old_checkpoints_with_t_embeddings_load(method):
     other.load_state_dict(state)
     for p, q in zip(m.rm.vae.parameters(), other.rm.vae.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_the_job_schedule_reaches_the_replay_model_and_the_inference_network(tmp_path, monkeypatch):
+    """train.lr_schedule through the job loop: the rates each optimizer had at the last step of
+    every task (the replay model's at its rp_lr, the others at train.lr)."""
+    from hnet.job.run import run_job
+    from hnet.methods.hnet_tir import HNETTIR
+
+    seen = []
+
+    def end_task(self, task):
+        seen.append(
+            {
+                "theta": self.opt.param_groups[0]["lr"],
+                "infer": None if self.infer_opt is None else self.infer_opt.param_groups[0]["lr"],
+                "rm": None if self.rm.opts is None else self.rm.opts["theta"].param_groups[0]["lr"],
+            }
+        )
+
+    monkeypatch.setattr(HNETTIR, "end_task", end_task)
+    over = {"train.iters": 12, "train.batch_size": 8, "train.lr_schedule": "resnet_cifar"}
+    over |= {"train.lr": 0.002, "hnet_tir.rp_lr": 0.0005}
+    cfg = config.resolve("split_digits", "hnet_tir", "cl2", overrides=over, threads=1)
+    run_job(cfg, tmp_path / "run", progress=False)
+    f = 0.0005  # the last step is past 90.5 % of the task
+    assert seen[0] == {
+        "theta": pytest.approx(0.002 * f),
+        "infer": None,
+        "rm": pytest.approx(5e-4 * f),
+    }
+    assert seen[1] == {
+        "theta": pytest.approx(0.002 * f),
+        "infer": pytest.approx(0.002 * f),
+        "rm": pytest.approx(5e-4 * f),
+    }
+    assert seen[-1]["rm"] is None  # the VAE does not learn the last task
