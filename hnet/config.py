@@ -230,8 +230,8 @@ def resolve_with_sources(
     layers.add({**cell, "size": size or "official"}, "job")
     layers.add({"default_size": spec.defaults.get("size", "full")}, f"benchmark {benchmark}")
     layers.add({method: mcls.defaults}, f"{method} default")
-    values, source = tuned.lookup(mcls.tuned_as or method, benchmark, scenario)
-    if source:
+    for values, source in tuned.matches(mcls.tuned_as or method, benchmark, scenario):
+        # one layer per entry: each value names the entry it came from (later entries win)
         layers.add({method: {**values, "source": source}}, f"tuned: {source}")
     layers.add({k: v for k, v in top.items() if v is not None}, "command line")
     for key in DERIVED_KEYS:

@@ -52,6 +52,9 @@ class HNET(Method):
         "mask_heads": False,  # ignore other tasks' output heads in the regularizer
         "emb_lr": None,  # learning rate of the task embedding (None = train.lr)
         "reg_impl": "auto",  # batched regularizer: auto | direct | gram (see hnet.regularizer)
+        # a fresh Adam for Θ at the start of every task, as in the authors' code (hypercl
+        # mnist/train_splitMNIST.py, cifar/train.py); false: one Adam carried across tasks
+        "reset_optimizer": True,
     }
 
     @classmethod
@@ -70,6 +73,11 @@ class HNET(Method):
             raise ConfigError(f"hnet.beta must be ≥ 0, got {hp['beta']!r}.")
         if hp["reg_tasks"] < 0:
             raise ConfigError(f"hnet.reg_tasks must be ≥ 0 (0 = all), got {hp['reg_tasks']!r}.")
+        if not isinstance(hp["reset_optimizer"], bool):
+            raise ConfigError(
+                "hnet.reset_optimizer must be true (a fresh Adam for Θ per task, as the authors) "
+                f"or false (one Adam carried across tasks), got {hp['reset_optimizer']!r}."
+            )
 
     @staticmethod
     def architecture(cfg: dict[str, Any], bench, n_heads: int) -> tuple[Any, dict[str, Any]]:
@@ -90,8 +98,7 @@ class HNET(Method):
         self.target, self.arch = self.architecture(cfg, bench, self.n_heads())
         n_weights = num_weights(self.target)
         self.hnet = build_hypernet(self.arch, n_weights, n_tasks).to(device)
-        train = cfg["train"]
-        self.opt = adam(self.hnet.theta().values(), train["lr"], cfg)
+        self.opt = self.theta_optimizer()
         self.emb_opt: torch.optim.Adam | None = None
         mask = (lambda t: other_heads_mask(self.target, t)) if self.hp["mask_heads"] else None
         self.reg = OutputRegularizer(
@@ -104,8 +111,14 @@ class HNET(Method):
 
     def begin_task(self, task: int) -> None:
         super().begin_task(task)
+        if task > 0 and self.hp["reset_optimizer"]:  # task 0's is fresh from __init__
+            self.opt = self.theta_optimizer()
         self.emb_opt = self.embedding_optimizer(task)
         self.reg.begin_task(self.hnet, task)
+
+    def theta_optimizer(self) -> torch.optim.Adam:
+        """A fresh Adam for Θ (every task with ``reset_optimizer``, else once per run)."""
+        return adam(self.hnet.theta().values(), self.cfg["train"]["lr"], self.cfg)
 
     def embedding_optimizer(self, task: int) -> torch.optim.Adam:
         """A fresh Adam for the current task's embedding (earlier ones stay frozen)."""

@@ -21,12 +21,13 @@ from torch import Tensor
 from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
 from hnet.methods.common.baseline import Baseline
-from hnet.methods.common.distill import distill_loss, head_of_each
+from hnet.methods.common.distill import PAD_TARGETS, distill_loss, head_of_each
 from hnet.methods.common.replay_model import (
     PIXEL_BENCHMARKS,
     REPLAY_MODEL_DEFAULTS,
     ReplayModel,
     check_replay_model_config,
+    initialise,
 )
 
 
@@ -46,6 +47,9 @@ class HNETR(Baseline):
     defaults: ClassVar[dict[str, Any]] = {
         **REPLAY_MODEL_DEFAULTS,
         "temperature": 2.0,  # distillation temperature of the replayed samples
+        # CL3: the teacher lacks the new task's classes; logits: pad its logits with 0 before
+        # the softmax (hypercl's HNET+R); probabilities: pad its softmax with probability 0
+        "pad_targets": "logits",
     }
 
     @classmethod
@@ -54,11 +58,20 @@ class HNETR(Baseline):
         check_replay_model_config(cls.name, hp)
         if hp["temperature"] <= 0:
             raise ConfigError(f"{cls.name}.temperature must be > 0, got {hp['temperature']!r}.")
+        if hp["pad_targets"] not in PAD_TARGETS:
+            raise ConfigError(
+                f"{cls.name}.pad_targets must be one of {', '.join(PAD_TARGETS)}, "
+                f"got {hp['pad_targets']!r}."
+            )
 
     def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
         super().__init__(cfg, bench, device)
         self.rm = ReplayModel(self.hp, cfg, bench, device)
         self.teacher: torch.nn.Module | None = None
+
+    def build_net(self) -> torch.nn.Module:
+        """The classifier, initialised by ``init`` (Xavier with zero biases, as the authors)."""
+        return initialise(super().build_net(), self.hp["init"])
 
     def begin_task(self, task: int) -> None:
         super().begin_task(task)
@@ -67,10 +80,17 @@ class HNETR(Baseline):
             self.teacher = frozen_copy(self.net) if task > 0 else None
             self.rm.begin_task(task)
 
+    def scale_lr(self, factor: float) -> None:
+        """Learning-rate schedule: the classifier's rate and the replay model's, each its own
+        configured rate times ``factor``."""
+        super().scale_lr(factor)
+        self.rm.scale_lr(factor)
+
     def replay_loss(self, task: int) -> Tensor:
         """Distillation on generated samples of every earlier task: each on its own head (CL1),
-        the shared head (CL2), or the classes of the earlier tasks padded with zero probability
-        for the new task's classes (CL3)."""
+        the shared head (CL2), or over the classes of tasks 1..t with the teacher's outputs of
+        the earlier tasks padded for the new task's classes (CL3; ``pad_targets``: logit 0, as
+        the authors, or probability 0)."""
         x, tids = self.rm.replay(task)
         out = self.net(x)
         with torch.no_grad():
@@ -81,7 +101,7 @@ class HNETR(Baseline):
         else:
             student = head_of_each(out, self.net.n_heads, hs, tids)
             target = head_of_each(target, self.net.n_heads, hs, tids)
-        return distill_loss(student, target, self.hp["temperature"])
+        return distill_loss(student, target, self.hp["temperature"], self.hp["pad_targets"])
 
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         self.opt.zero_grad(set_to_none=True)

@@ -30,6 +30,7 @@ from hnet.methods.common.replay_model import (
     REPLAY_MODEL_DEFAULTS,
     ReplayModel,
     check_replay_model_config,
+    initialise,
 )
 from hnet.methods.hnet import HNET
 from hnet.models.target import MLP, functional_forward, head_outputs
@@ -67,7 +68,8 @@ class HNETTIR(HNET):
         super().__init__(cfg, bench, device)
         self.rm = ReplayModel(self.hp, cfg, bench, device)
         # one output per task; only the tasks seen so far compete (softmax over them)
-        self.infer_net = MLP(bench.in_dim, list(self.hp["tir_hidden"]), bench.n_tasks).to(device)
+        infer_net = MLP(bench.in_dim, list(self.hp["tir_hidden"]), bench.n_tasks).to(device)
+        self.infer_net = initialise(infer_net, self.hp["init"])
         self.infer_opt: torch.optim.Adam | None = None
 
     def begin_task(self, task: int) -> None:
@@ -79,6 +81,16 @@ class HNETTIR(HNET):
 
     def infer_optimizer(self) -> torch.optim.Adam:
         return adam(self.infer_net.parameters(), self.cfg["train"]["lr"], self.cfg)
+
+    def scale_lr(self, factor: float) -> None:
+        """Learning-rate schedule: the classifier's Θ and embedding (as HNET), the
+        task-inference network and the replay model, each its own configured rate times
+        ``factor``."""
+        super().scale_lr(factor)
+        if self.infer_opt is not None:
+            for g in self.infer_opt.param_groups:
+                g["lr"] = self.cfg["train"]["lr"] * factor
+        self.rm.scale_lr(factor)
 
     def inference_step(self, task: int, x: Tensor) -> Tensor:
         """One step of the task-inference network: real inputs → ``task``, generated inputs of

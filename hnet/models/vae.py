@@ -91,6 +91,8 @@ class HyperVAE(nn.Module):
     Decoder input: latent ``z`` concatenated with a one-hot task condition of ``cond_dim``
     entries; ReLU hidden layers ``dec_hidden``; linear output of ``in_dim`` logits (pixel means
     after a sigmoid). ``dec_arch`` is a resolved hypernetwork size (:mod:`hnet.models.sizes`).
+    ``n_tasks`` is the number of decoders, i.e. of the hypernetwork's task embeddings: the
+    replay model passes one per task it learns, T − 1 (the last task is never replayed).
     """
 
     def __init__(

@@ -12,19 +12,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+#: how :func:`distill_loss` fills the classes the teacher lacks (see there)
+PAD_TARGETS = ("logits", "probabilities")
 
-def distill_loss(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+
+def distill_loss(
+    student: Tensor, teacher: Tensor, temperature: float, pad: str = "probabilities"
+) -> Tensor:
     """Cross-entropy between ``softmax(teacher/T)`` and ``log_softmax(student/T)``, summed over
     classes, averaged over samples, times T² (so gradients keep their scale across T).
 
     ``teacher`` may have fewer classes than ``student`` (class-incremental: the new task's
-    classes come last); the missing classes get target probability 0.
+    classes come last). ``pad="probabilities"`` gives the missing classes target probability 0
+    (van de Ven's ``loss_fn_kd``, DGR+distill); ``pad="logits"`` gives them teacher logit 0
+    before the softmax (hypercl's HNET+R in CL3, ``get_fake_data_loss``), so they keep some
+    target probability and the old classes' targets sum to less than 1.
     """
-    target = F.softmax(teacher / temperature, dim=-1)
     extra = student.shape[-1] - teacher.shape[-1]
     if extra < 0:
         raise ValueError(f"teacher has {teacher.shape[-1]} classes, student {student.shape[-1]}")
-    if extra:
+    if pad not in PAD_TARGETS:
+        raise ValueError(f"pad must be one of {PAD_TARGETS}, got {pad!r}")
+    if extra and pad == "logits":
+        teacher = F.pad(teacher, (0, extra))
+    target = F.softmax(teacher / temperature, dim=-1)
+    if target.shape[-1] < student.shape[-1]:
         target = F.pad(target, (0, extra))
     logq = F.log_softmax(student / temperature, dim=-1)
     return -(target * logq).sum(-1).mean() * temperature**2

@@ -179,11 +179,13 @@ class Solo:
 
 
 class PackedHNET(Packed):
-    """The hypernetworks' Θ (one Adam) and the current task embedding (a fresh Adam per task)
-    stacked; the output regularizer runs over seeds with each seed's own frozen state, its own
-    lookahead ΔΘ and its own subset of earlier tasks: the ``gram`` term on the stack (its
-    function takes a leading seed axis) when the seeds chose it, else the ``direct`` term
-    vmapped. Checkpoints of packs from before gram was packed hold targets and say ``direct``."""
+    """The hypernetworks' Θ and the current task embedding stacked, each under one Adam (both
+    fresh per task unless ``hnet.reset_optimizer`` is false: each seed's ``begin_task`` makes
+    them, the :meth:`refresh` after it stacks them); the output regularizer runs over seeds
+    with each seed's own frozen state, its own lookahead ΔΘ and its own subset of earlier
+    tasks: the ``gram`` term on the stack (its function takes a leading seed axis) when the
+    seeds chose it, else the ``direct`` term vmapped. Checkpoints of packs from before gram
+    was packed hold targets and say ``direct``."""
 
     methods: list[HNET]
 

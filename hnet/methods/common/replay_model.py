@@ -57,7 +57,13 @@ REPLAY_MODEL_DEFAULTS: dict[str, Any] = {
     "rp_lr": None,  # learning rate of the replay model (None = train.lr)
     "replay": True,  # false: ablation without replay (no VAE is trained)
     "replay_batch_size": None,  # replayed samples per step over all earlier tasks (None = batch)
+    # initialisation of the networks with weights of their own (classifier of HNET+R, the
+    # task-inference network, the VAE encoder): xavier = Xavier-uniform weights and zero biases
+    # (hypercl); torch = PyTorch's default. Hypernetworks are always Xavier (models.hypernet).
+    "init": "xavier",
 }
+#: the values of the ``init`` key (:func:`initialise`)
+INITS = ("xavier", "torch")
 GRID_SAMPLES = 8  # samples per task in the saved sample grid (samples.npz)
 
 
@@ -86,6 +92,26 @@ def check_replay_model_config(section: str, hp: dict[str, Any]) -> None:
     bs = hp["replay_batch_size"]
     if bs is not None and (not isinstance(bs, int) or bs < 1):
         raise ConfigError(f"{section}.replay_batch_size must be ≥ 1 or null, got {bs!r}.")
+    if hp["init"] not in INITS:
+        raise ConfigError(
+            f"{section}.init must be one of {', '.join(INITS)} (xavier: Xavier-uniform weights, "
+            f"zero biases, as the authors; torch: PyTorch's default), got {hp['init']!r}."
+        )
+
+
+@torch.no_grad()
+def initialise(net: torch.nn.Module, scheme: str) -> torch.nn.Module:
+    """``net`` initialised by ``scheme`` (:data:`INITS`): ``xavier`` redraws every linear and
+    convolutional layer's weight Xavier-uniform and zeroes its bias, as hypercl does for every
+    network it builds (mnist/train_utils.py generate_classifier, mnist/replay/
+    train_utils_replay.py generate_replay_networks); ``torch`` leaves PyTorch's default."""
+    if scheme == "xavier":
+        for layer in net.modules():
+            if isinstance(layer, torch.nn.Linear | torch.nn.Conv2d):
+                torch.nn.init.xavier_uniform_(layer.weight)
+                if layer.bias is not None:
+                    torch.nn.init.zeros_(layer.bias)
+    return net
 
 
 class ReplayModel:
@@ -100,16 +126,18 @@ class ReplayModel:
                 f"{n_tasks} tasks of {bench.name}: set it to at least {n_tasks}."
             )
         dims = [hp["latent"] + hp["cond_dim"], *hp["dec_hidden"], bench.in_dim]
-        self.arch = resolve_size(hp["dec_size"], hp["dec_preset"], mlp_numel(dims), n_tasks)
+        n_embs = decoder_embeddings(n_tasks)
+        self.arch = resolve_size(hp["dec_size"], hp["dec_preset"], mlp_numel(dims), n_embs)
         self.vae = HyperVAE(
             bench.in_dim,
-            n_tasks,
+            n_embs,
             list(hp["enc_hidden"]),
             list(hp["dec_hidden"]),
             hp["latent"],
             hp["cond_dim"],
             self.arch,
         ).to(device)
+        initialise(self.vae.encoder, hp["init"])  # the decoder's weights are generated
         self.lr = hp["rp_lr"] or cfg["train"]["lr"]
         self.reg = OutputRegularizer("stored", 0, None, "auto")  # all earlier tasks, no masking
         self.gen = rng.generator(cfg["seed"], "replay-model", device=str(device))
@@ -143,6 +171,13 @@ class ReplayModel:
             "theta": adam(hnet.theta().values(), self.lr, self.cfg),
             "embedding": adam([hnet.task_embs[task]], self.lr, self.cfg),
         }
+
+    def scale_lr(self, factor: float) -> None:
+        """Learning-rate schedule: every optimizer of the VAE at ``rp_lr`` (or train.lr) times
+        ``factor`` (nothing to scale while the VAE does not train)."""
+        for opt in (self.opts or {}).values():
+            for g in opt.param_groups:
+                g["lr"] = self.lr * factor
 
     def train_step(self, task: int, x: Tensor) -> Tensor:
         """One VAE step on real inputs of ``task``, with the decoder regularizer from task 2 on;
@@ -216,7 +251,7 @@ class ReplayModel:
         theta, frozen = upgrade_checkpoint(
             hnet, state["vae"], None if opts is None else opts["theta"], reg["frozen"], "hnet."
         )
-        self.vae.load_state_dict(state["vae"])
+        self.vae.load_state_dict(without_surplus_embeddings(state["vae"], len(hnet.task_embs)))
         self.frozen = state["frozen"]
         self.opts = None
         if opts is not None:
@@ -235,6 +270,26 @@ class ReplayModel:
             "decoder_arch": self.arch,
             "n_params_encoder": sum(p.numel() for p in self.vae.encoder.parameters()),
         }
+
+
+def decoder_embeddings(n_tasks: int) -> int:
+    """Task embeddings of the decoder hypernetwork: one per task the VAE learns, i.e. every task
+    but the last, which is never replayed (hypercl mnist/replay/train_utils_replay.py
+    generate_replay_networks: ``num_embeddings = num_tasks - 1 if num_tasks > 1 else 1``). They
+    count in its size and compression ratio, so ``dec_size`` ratios are solved with T − 1."""
+    return max(n_tasks - 1, 1)
+
+
+def without_surplus_embeddings(vae_state: dict[str, Tensor], n_embs: int) -> dict[str, Tensor]:
+    """A VAE state dict with at most ``n_embs`` decoder task embeddings: checkpoints written
+    when the decoder hypernetwork held one per task carry the last task's, never trained nor
+    used (the VAE does not learn the last task), which is dropped."""
+    prefix = "hnet.task_embs."
+    return {
+        k: v
+        for k, v in vae_state.items()
+        if not (k.startswith(prefix) and int(k[len(prefix) :]) >= n_embs)
+    }
 
 
 def grid_arrays(bench, x: Tensor, rows: list[int]) -> dict[str, np.ndarray]:

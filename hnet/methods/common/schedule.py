@@ -8,8 +8,10 @@ epochs 81, 121, 161 and 181 begin. It is written here as fractions of a task's s
 …), which is exactly that for 200 epochs and scales the milestones with the task's length for
 any other length, epoch- or iteration-based. Every task restarts the schedule, as there.
 
-The factor applies to every optimizer of a method: HNET's Θ and its task-embedding optimizer,
-a baseline's network. Torch-free: the config validates names against :data:`LR_SCHEDULES`.
+The factor applies to every optimizer of a method, each relative to its own configured rate:
+HNET's Θ and its task-embedding optimizer, a baseline's network, and for the replay family the
+replay model's (``rp_lr``) and HNET+TIR's task-inference network.
+Torch-free: the config validates names against :data:`LR_SCHEDULES`.
 """
 
 from __future__ import annotations

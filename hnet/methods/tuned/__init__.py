@@ -28,12 +28,20 @@ def entries(name: str) -> tuple[dict[str, Any], ...]:
     return tuple(data)
 
 
+def matches(name: str, benchmark: str, scenario: str) -> list[tuple[dict[str, Any], str]]:
+    """(values, source) of each entry of ``name`` that matches, in file order (later win)."""
+    return [
+        (entry["values"], entry["source"])
+        for entry in entries(name)
+        if benchmark in entry["benchmarks"] and scenario in entry.get("scenarios", (scenario,))
+    ]
+
+
 def lookup(name: str, benchmark: str, scenario: str) -> tuple[dict[str, Any], str | None]:
-    """(values, source) of the entries of ``name`` that match; later entries win."""
+    """(values, source) of the entries of ``name`` that match; later entries win (the source
+    is the last matching entry's)."""
+    found = matches(name, benchmark, scenario)
     values: dict[str, Any] = {}
-    source = None
-    for entry in entries(name):
-        if benchmark in entry["benchmarks"] and scenario in entry.get("scenarios", (scenario,)):
-            values.update(entry["values"])
-            source = entry["source"]
-    return values, source
+    for entry_values, _ in found:
+        values.update(entry_values)
+    return values, found[-1][1] if found else None
