@@ -96,6 +96,12 @@ class DGRDistill(Baseline):
         heads = [slice(r * hs, (r + 1) * hs) for r in range(task)]
         return sum(distill_loss(out[:, h], target[:, h], temp) for h in heads) / task
 
+    def scale_lr(self, factor: float) -> None:
+        """The classifier's and the generator's rates (both train.lr) times ``factor``."""
+        super().scale_lr(factor)
+        for g in self.gen_opt.param_groups:
+            g["lr"] = self.cfg["train"]["lr"] * factor
+
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         replay = task > 0 and self.hp["replay"]
         w_cur, w_rep = (1 / (task + 1), 1 - 1 / (task + 1)) if replay else (1.0, 0.0)

@@ -135,6 +135,15 @@ def test_scale_lr_scales_replay_model_and_task_inference_optimizers(method, scen
     assert [g["lr"] for g in m.rm.opts["theta"].param_groups] == [pytest.approx(5e-4)]
 
 
+def test_scale_lr_scales_the_dgr_generator():
+    """DGR+distill's generator trains at train.lr like its classifier: the schedule scales both
+    (van de Ven's code gives every optimizer of a run the same schedule)."""
+    m = make("dgr_distill", "cl3", **{"train.lr": 0.002})
+    m.scale_lr(0.1)
+    assert [g["lr"] for g in m.gen_opt.param_groups] == [pytest.approx(2e-4)]
+    assert [g["lr"] for g in m.opt.param_groups] == [pytest.approx(2e-4)]
+
+
 # -- 2. HNET+R in CL3 pads the teacher's logits with 0 -----------------------------------------
 
 
