@@ -55,36 +55,61 @@ def slurm():
         subprocess.run(["bash", str(CLUSTER_DIR / "slurm-down.sh"), "--quiet"], timeout=120)
 
 
-@pytest.fixture
-def tiny_mnist_root(tmp_path, monkeypatch):
-    """A data root with tiny MNIST and Fashion-MNIST (60 train / 20 test images, real idx
-    format) so the real loading code runs; system dirs and sample-count checks are off."""
+def _write_tiny_mnist(root) -> None:
     import numpy as np
 
-    from hnet.data import mnist
     from hnet.data.idx import write_idx
 
-    monkeypatch.setattr(mnist, "SYSTEM_DIRS", {"MNIST": (), "FashionMNIST": ()})
-    monkeypatch.setattr(mnist, "EXPECTED_COUNTS", None)
-    monkeypatch.delenv("HNET_DATA", raising=False)
     rng = np.random.default_rng(0)
     for name in ("MNIST", "FashionMNIST"):
-        raw = tmp_path / name / "raw"
+        raw = root / name / "raw"
         for split, n in (("train", 60), ("t10k", 20)):
             write_idx(
                 raw / f"{split}-images-idx3-ubyte.gz",
                 rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
             )
             write_idx(raw / f"{split}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
-    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def _tiny_mnist_files(tmp_path_factory):
+    """The files of ``tiny_mnist_root``, written once per session (jobs only read them)."""
+    root = tmp_path_factory.mktemp("tiny-mnist")
+    _write_tiny_mnist(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def _tiny_data_files(tmp_path_factory):
+    """The files of ``tiny_data_root``, written once per session (jobs only read them)."""
+    from cifar_files import write_cifar
+
+    root = tmp_path_factory.mktemp("tiny-data")
+    _write_tiny_mnist(root)
+    for name in ("CIFAR10", "CIFAR100"):
+        write_cifar(root, name)
+    return root
+
+
+def _tiny_root(root, monkeypatch):
+    from hnet.data import mnist
+
+    monkeypatch.setattr(mnist, "SYSTEM_DIRS", {"MNIST": (), "FashionMNIST": ()})
+    monkeypatch.setattr(mnist, "EXPECTED_COUNTS", None)
+    monkeypatch.delenv("HNET_DATA", raising=False)
+    return root
 
 
 @pytest.fixture
-def tiny_data_root(tiny_mnist_root):
-    """``tiny_mnist_root`` plus tiny CIFAR-10 and CIFAR-100 (real pickle format, 50/200 train
-    images); jobs on it set ``data.check_counts=false``."""
-    from cifar_files import write_cifar
+def tiny_mnist_root(_tiny_mnist_files, monkeypatch):
+    """A data root with tiny MNIST and Fashion-MNIST (60 train / 20 test images, real idx
+    format) so the real loading code runs; system dirs and sample-count checks are off. The
+    files are shared by the session's tests: read them, never write into the root."""
+    return _tiny_root(_tiny_mnist_files, monkeypatch)
 
-    for name in ("CIFAR10", "CIFAR100"):
-        write_cifar(tiny_mnist_root, name)
-    return tiny_mnist_root
+
+@pytest.fixture
+def tiny_data_root(_tiny_data_files, monkeypatch):
+    """``tiny_mnist_root`` plus tiny CIFAR-10 and CIFAR-100 (real pickle format, 50/200 train
+    images); jobs on it set ``data.check_counts=false``. Shared like ``tiny_mnist_root``."""
+    return _tiny_root(_tiny_data_files, monkeypatch)
