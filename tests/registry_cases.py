@@ -103,3 +103,52 @@ def check_triple(tmp_path: Path, root, method: str, scenario: str, benchmark: st
     assert len(res["acc_init"]) == n
     assert res["n_params_target"] > 0
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["method"] == method
+
+
+CONV = {
+    "resnet32": "split_cifar10_100",  # the ResNet-32 protocol (augmentation, BatchNorm, schedule)
+    "zenke": "split_cifar10_100_zenke",  # the ZenkeNet protocol (dropout, Adam β1 = 0.5)
+}
+# ZenkeNet in the unit tier: HNET (its weights generated) and EWC (an estimate in eval mode,
+# dropout off); ResNet-32 with BatchNorm, the target with the most method-specific paths (per-task
+# statistics, train/eval modes), runs every method there.
+ZENKE_UNIT = ("hnet", "ewc")
+
+
+def image_methods() -> list[str]:
+    """Methods that run on Split CIFAR (the replay family declares the MNIST family only)."""
+    return [
+        m for m, c in METHODS.items() if c.benchmarks is None or CONV["resnet32"] in c.benchmarks
+    ]
+
+
+def unit_conv_cases() -> list[tuple[str, str]]:
+    """(method, conv target) pairs of the unit tier."""
+    return [(m, k) for k in CONV for m in image_methods() if k == "resnet32" or m in ZENKE_UNIT]
+
+
+def other_conv_cases() -> list[tuple[str, str]]:
+    """(method, conv target) pairs the unit tier leaves out: the integration tier runs them."""
+    unit = set(unit_conv_cases())
+    return [(m, k) for k in CONV for m in image_methods() if (m, k) not in unit]
+
+
+def check_conv_target(tmp_path: Path, root, method: str, kind: str) -> None:
+    """``method`` on Split CIFAR-10/100 with its protocol's own conv target ``kind``, two tasks of
+    two steps (the cheapest settings that still reach every code path: estimates from 4
+    samples)."""
+    benchmark = CONV[kind]
+    over = tiny_overrides(benchmark, root)
+    del over["target.kind"], over["target.hidden"]
+    over |= {"train.iters": 2, "train.batch_size": 4, "train.epochs": 0}
+    over |= {f"{m}.{k}": 4 for m, k in (("ewc", "fisher_samples"), ("online_ewc", "fisher_samples"),
+                                         ("mas", "samples"), ("replay", "buffer_per_task"))
+             if m == method}  # fmt: skip
+    cfg = config.resolve(benchmark, method, overrides=over, threads=1)
+    assert cfg["target"]["kind"] == kind
+    res = run_job(cfg, tmp_path / "run", progress=False)
+    R = np.array(res["acc_matrix"], dtype=float)
+    assert R.shape == (2, 2) and np.isfinite(R).all()
+    assert res["n_params_target"] == {"resnet32": 468_540, "zenke": 1_276_508}[kind] - 4 * (
+        10 * (64 if kind == "resnet32" else 512) + 10
+    )  # 2 of the 6 heads
