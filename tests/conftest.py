@@ -2,12 +2,26 @@
 real single-node SLURM that tests/cluster/slurm-up.sh starts (it needs root; CI is root) and
 are skipped, with the script's one-line reason, when it cannot start one (or --no-cluster)."""
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 CLUSTER_DIR = Path(__file__).parent / "cluster"
+
+# The test process itself waits passively in OpenMP: it shares the machine with the jobs, servers
+# and Snakemake runs it starts (and on CI or a workstation with anything else), and the spinning
+# threads of the few tests that run several (test_cores.py) made them take a minute instead of a
+# second there. libgomp reads the policy once, when torch loads it: so here, before any test
+# module or conftest imports torch; the processes the tests start get the environment as it was.
+if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        import torch  # noqa: F401
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
 
 
 def pytest_addoption(parser):
@@ -20,7 +34,6 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     """The jobs this session starts share cores among themselves (hnet.job.cores), not with
     hnet jobs running beside the test session on the same machine."""
-    import os
     import tempfile
 
     os.environ["HNET_CORES_DIR"] = tempfile.mkdtemp(prefix="hnet-test-cores-")
