@@ -7,10 +7,12 @@ uninterrupted run."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -52,23 +54,37 @@ def mlflow_server(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    venv = Path(sys.executable).parent.parent
+    # this session's venv; -o: never (re)install it from here (a checkout without .venv would
+    # otherwise get a fresh one, pip install and all, before the server starts)
     cmd = [
         "make",
         "-s",
         "-C",
         str(REPO),
+        "-o",
+        str(venv / ".installed-stamp"),
         "mlflow-server",
+        f"VENV={venv}",
         f"MLFLOW_PORT={port}",
         f"MLFLOW_BACKEND=sqlite:///{tmp}/server.db",
         f"MLFLOW_ARTIFACTS={tmp}/artifacts",
     ]
+    # no job runner (its huey consumers are seven more processes importing mlflow; hnet
+    # submits no server-side jobs), as in the PostgreSQL server of conftest.py
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
     log = open(tmp / "server.log", "w")  # noqa: SIM115 (closed at teardown)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
     uri = f"http://127.0.0.1:{port}"
-    wait_healthy(uri, proc, tmp / "server.log", seconds=60)
-    yield uri
-    stop_group(proc)
-    log.close()
+    try:  # stopped even when it never answers
+        wait_healthy(uri, proc, tmp / "server.log", seconds=60)
+        yield uri
+    finally:
+        stop_group(proc)
+        log.close()
 
 
 def run_study(workdir: Path, profile: Path, config: dict) -> subprocess.Popen:

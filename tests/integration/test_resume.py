@@ -14,8 +14,11 @@ ITERS = 600
 
 
 def cli(out: Path, *extra: str) -> list[str]:
+    """One thread, fixed: bit-for-bit repeatable (a job with default threads follows its share
+    of the cores, which other jobs of the session change), and no spinning threads, which
+    made these jobs take minutes on a loaded 2-core machine."""
     sets = {"train.iters": ITERS, "train.log_every": 10}
-    return train_argv(out, "-q", *extra, seed=3, sets=sets)
+    return train_argv(out, "-q", "--threads", "1", *extra, seed=3, sets=sets)
 
 
 def wait_for_step(out: Path, task: int, step: int, proc: subprocess.Popen, timeout=120.0):
@@ -120,7 +123,9 @@ SLOW = 900  # seconds: a loaded 2-core machine runs these jobs many times slower
 
 def replay_cli(out: Path, method: str) -> list[str]:
     sets = {"train.iters": REPLAY_ITERS, "train.log_every": 2}
-    return train_argv(out, "-q", "-m", method, "--scenario", "cl3", seed=2, sets=sets)
+    return train_argv(
+        out, "-q", "--threads", "1", "-m", method, "--scenario", "cl3", seed=2, sets=sets
+    )  # one fixed thread, as in cli()
 
 
 def run_to_end(out: Path, method: str) -> subprocess.CompletedProcess:

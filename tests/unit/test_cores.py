@@ -1,13 +1,11 @@
 """Jobs started by hand share the cores they run on: each holds a lease, a job with default
-threads runs ``cores // jobs`` threads, and a dead job's lease stops counting."""
+threads runs ``cores // jobs`` threads, and a dead job's lease stops counting (with a real
+process killed: tests/integration/test_cores_processes.py)."""
 
 from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
@@ -48,37 +46,6 @@ def test_jobs_on_other_cores_do_not_count(tmp_path):
     d = tmp_path / "leases"
     a, b = Lease(frozenset({0, 1}), d), Lease(frozenset({2, 3}), d)
     assert (a.share(), b.share()) == (2, 2)
-
-
-def test_a_dead_jobs_lease_stops_counting_and_is_removed(tmp_path):
-    """The kernel drops a process's flock however it ends (here: SIGKILL)."""
-    d = tmp_path / "leases"
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(f"""
-                import sys, time
-                from pathlib import Path
-                from hnet.job.cores import Lease
-                lease = Lease(frozenset({{0, 1, 2, 3}}), Path({str(d)!r}))
-                print(lease.path, flush=True)
-                time.sleep(600)
-            """),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        child_lease = child.stdout.readline().strip()
-        a = Lease(FOUR, d)
-        assert a.share() == 2
-        assert os.path.exists(child_lease)
-    finally:
-        child.kill()
-        child.wait()
-    assert a.share() == 4
-    assert not os.path.exists(child_lease)
 
 
 def test_an_unnamed_lease_is_left_alone_while_young_and_removed_when_abandoned(tmp_path):
@@ -174,7 +141,7 @@ def test_a_job_beside_another_runs_its_share_and_says_so_in_metrics(tmp_path, se
     neighbour = Lease(FOUR, tmp_path / "leases")  # another job on the same cores
     torch.set_num_threads(4)
     cfgs = [
-        config.resolve("split_digits", "hnet", seed=s, overrides={"train.iters": 20}) for s in seeds
+        config.resolve("split_digits", "hnet", seed=s, overrides={"train.iters": 2}) for s in seeds
     ]
     assert cfgs[0]["threads"] == 0
     results = run_packed(cfgs, [tmp_path / f"s{s}" for s in seeds], progress=False)
@@ -190,6 +157,6 @@ def test_a_job_alone_keeps_its_threads_and_its_metrics_say_nothing(tmp_path):
     from hnet.job.run import run_job
 
     torch.set_num_threads(4)
-    cfg = config.resolve("split_digits", "hnet", overrides={"train.iters": 20})
+    cfg = config.resolve("split_digits", "hnet", overrides={"train.iters": 2})
     res = run_job(cfg, tmp_path / "run", progress=False)
     assert res["threads"] == 4 and "threads_shared" not in res

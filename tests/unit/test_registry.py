@@ -1,75 +1,46 @@
 """Every (method, scenario, benchmark) triple declared supported runs end to end (2 tasks).
 
-Parametrized over the registries, so a new method or benchmark is covered by adding it. Files
-are tiny copies in the real formats. Image benchmarks run here with a small MLP (the target is
-a config key like any other); the convolutional targets run every method in
-``test_every_method_runs_with_each_conv_target`` below, which keeps the tier fast. Jobs use one
+Parametrized over the registries, so a new method or benchmark is covered by adding it. This
+tier runs the representative triples of tests/registry_cases.py (every code path a triple can
+take); tests/integration/test_registry_matrix.py runs all the others. Files are tiny copies in
+the real formats. Image benchmarks run here with a small MLP (the target is a config key like
+any other); the convolutional targets run in ``test_every_method_runs_with_each_conv_target``
+below (every method with ResNet-32 here, the rest in the integration tier). Jobs use one
 torch thread: on a shared machine, tiny multi-threaded kernels spend most of their time waiting.
 """
 
-import json
-
-import numpy as np
 import pytest
+from registry_cases import (
+    TRIPLES,
+    check_conv_target,
+    check_triple,
+    unit_conv_cases,
+    unit_triples,
+)
 
 from hnet import config
 from hnet.cli import main
 from hnet.data import BENCHMARKS
-from hnet.job.run import run_job
 from hnet.methods import METHODS
 
-# Shrink every benchmark to two tasks (toy regression has three fixed ones).
-TWO_TASKS = {"classes_per_task": 5, "n_tasks": 2}
-# Shrink the networks a method has besides its target (replay models, generators, task
-# inference): whichever of these keys its config section has.
-TINY = {
-    "enc_hidden": [8],
-    "dec_hidden": [8],
-    "gen_hidden": [8],
-    "tir_hidden": [8],
-    "latent": 4,
-    "dec_size": "digits_dec",
-}
-TRIPLES = [
-    (m, sc, b)
-    for m, mcls in METHODS.items()
-    for b, spec in BENCHMARKS.items()
-    for sc in spec.scenarios
-    if sc in mcls.scenarios and (mcls.benchmarks is None or b in mcls.benchmarks)
-]
 
-
-def tiny_overrides(benchmark: str, root) -> dict:
-    """Two tasks, three steps of 8, tiny files (sample counts unchecked), a small MLP."""
-    data = BENCHMARKS.get(benchmark).defaults["data"]
-    over = {f"data.{k}": v for k, v in TWO_TASKS.items() if k in data}
-    if "check_counts" in data:
-        over["data.check_counts"] = False
-    return over | {
-        "data.dir": str(root),
-        "data.download": False,
-        "train.iters": 3,
-        "train.epochs": 0,
-        "train.batch_size": 8,
-        "target.kind": "mlp",
-        "target.hidden": [16],
-        "train.log_every": 1,
-    }
-
-
-@pytest.mark.parametrize(("method", "scenario", "benchmark"), TRIPLES)
+@pytest.mark.parametrize(("method", "scenario", "benchmark"), unit_triples())
 def test_every_supported_triple_runs(tmp_path, tiny_data_root, method, scenario, benchmark):
-    over = tiny_overrides(benchmark, tiny_data_root)
-    defaults = METHODS.get(method).defaults
-    over |= {f"{method}.{k}": v for k, v in TINY.items() if k in defaults}
-    cfg = config.resolve(benchmark, method, scenario=scenario, overrides=over, threads=1)
-    res = run_job(cfg, tmp_path / "run", progress=False)
-    R = np.array(res["acc_matrix"], dtype=float)
-    n = 3 if benchmark == "toy_regression" else 2
-    assert R.shape == (n, n) and np.isfinite(R).all()
-    assert len(res["acc_init"]) == n
-    assert res["n_params_target"] > 0
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["method"] == method
+    check_triple(tmp_path, tiny_data_root, method, scenario, benchmark)
+
+
+def test_the_tiers_run_every_triple_once():
+    """This tier's triples and the integration tier's are all the supported ones, disjoint;
+    the same for the (method, conv target) pairs."""
+    from registry_cases import CONV, image_methods, other_conv_cases, other_triples
+
+    unit, other = unit_triples(), other_triples()
+    assert sorted(unit + other) == sorted(TRIPLES) and not set(unit) & set(other)
+    conv, other_conv = unit_conv_cases(), other_conv_cases()
+    assert sorted(conv + other_conv) == sorted((m, k) for m in image_methods() for k in CONV)
+    assert not set(conv) & set(other_conv) and {k for _, k in conv} == set(CONV)
+    assert {(m, sc) for m, sc, _ in unit} == {(m, sc) for m, sc, _ in TRIPLES}
+    assert {(b, sc) for _, sc, b in unit} == {(b, sc) for _, sc, b in TRIPLES}
 
 
 def test_unsupported_pairs_fail_at_config_time():
@@ -111,39 +82,11 @@ def test_hnet_list_shows_every_method_with_scenarios(capsys):
         assert name in out
 
 
-CONV = {
-    "resnet32": "split_cifar10_100",  # the ResNet-32 protocol (augmentation, BatchNorm, schedule)
-    "zenke": "split_cifar10_100_zenke",  # the ZenkeNet protocol (dropout, Adam β1 = 0.5)
-}
-
-
-def image_methods() -> list[str]:
-    """Methods that run on Split CIFAR (the replay family declares the MNIST family only)."""
-    return [
-        m for m, c in METHODS.items() if c.benchmarks is None or CONV["resnet32"] in c.benchmarks
-    ]
-
-
-@pytest.mark.parametrize("kind", list(CONV))
-@pytest.mark.parametrize("method", image_methods())
+@pytest.mark.parametrize(("method", "kind"), unit_conv_cases())
 def test_every_method_runs_with_each_conv_target(tmp_path, tiny_data_root, method, kind):
-    """Every method on Split CIFAR-10/100 with its protocol's own conv target, two tasks of two
-    steps (the cheapest settings that still reach every code path: estimates from 4 samples)."""
-    benchmark = CONV[kind]
-    over = tiny_overrides(benchmark, tiny_data_root)
-    del over["target.kind"], over["target.hidden"]
-    over |= {"train.iters": 2, "train.batch_size": 4, "train.epochs": 0}
-    over |= {f"{m}.{k}": 4 for m, k in (("ewc", "fisher_samples"), ("online_ewc", "fisher_samples"),
-                                         ("mas", "samples"), ("replay", "buffer_per_task"))
-             if m == method}  # fmt: skip
-    cfg = config.resolve(benchmark, method, overrides=over, threads=1)
-    assert cfg["target"]["kind"] == kind
-    res = run_job(cfg, tmp_path / "run", progress=False)
-    R = np.array(res["acc_matrix"], dtype=float)
-    assert R.shape == (2, 2) and np.isfinite(R).all()
-    assert res["n_params_target"] == {"resnet32": 468_540, "zenke": 1_276_508}[kind] - 4 * (
-        10 * (64 if kind == "resnet32" else 512) + 10
-    )  # 2 of the 6 heads
+    """Every method on Split CIFAR-10/100 with ResNet-32, and ZenkeNet with HNET and EWC (the
+    other methods with ZenkeNet: tests/integration/test_registry_matrix.py)."""
+    check_conv_target(tmp_path, tiny_data_root, method, kind)
 
 
 def test_methods_package_holds_one_module_per_method_and_names_come_from_the_decorator():
