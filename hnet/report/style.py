@@ -44,6 +44,7 @@ METHOD_COLORS = {
     "dgr_distill": "#999933",
     "joint": "#000000",
     "scratch": "#7F7F7F",
+    "hnet_scratch": "#BDBDBD",
 }
 EXTRA_COLORS = ("#B8860B", "#17BECF", "#BCBD22", "#E377C2", "#2CA02C", "#9467BD")
 METHOD_MARKERS = {
@@ -59,6 +60,7 @@ METHOD_MARKERS = {
     "dgr_distill": "d",
     "joint": "*",
     "scratch": ".",
+    "hnet_scratch": "x",
 }
 
 

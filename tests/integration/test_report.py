@@ -24,6 +24,7 @@ from hnet.report.layout import (
     FIGURE_KINDS,
     PER_METHOD_KINDS,
     TABLES,
+    TRANSFER_CONTROLS,
     figure_kinds_for,
     figure_labels,
     figure_path,
@@ -389,6 +390,10 @@ def test_layout_rules():
     assert figure_kinds_for(["scratch"]) == ["matrices"]
     assert tp in figure_kinds_for(["hnet", "scratch"], ["official"])
     assert tp in figure_kinds_for(["hnet", "finetune"], ["official"])
+    assert tp in figure_kinds_for(["hnet", "hnet_scratch"], ["official"])
+    only_control = figure_kinds_for(["hnet_scratch"], ["official", "cr0.5"])
+    assert not {"compression", "embeddings", tp} & set(only_control) and "acc_final" in only_control
+    assert tuple(metrics.TRANSFER_CONTROLS) == TRANSFER_CONTROLS  # layout's copy, numpy-free
     assert figure_kinds_for(["hnet", "hnet_tir", "dgr_distill"], ["official"]) == all_but(
         "compression", tp
     )
