@@ -100,6 +100,10 @@ class Cell:
         r = self.stats[g.method, g.size, metric]
         return float(r.mean), float(r.ci95)
 
+    def not_applicable(self, g: Group, metric: str) -> str:
+        """Why ``metric`` is not a number for the group ('' where it applies)."""
+        return str(getattr(self.stats[g.method, g.size, metric], "not_applicable", "") or "")
+
     def matrices(self, g: Group) -> list[np.ndarray]:
         return [self.data.matrices[d] for d in g.runs["run_dir"]]
 
