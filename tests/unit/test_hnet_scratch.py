@@ -124,3 +124,27 @@ def test_supports_cl1_only():
 
     with pytest.raises(ConfigError, match="cl2"):
         config.resolve("split_digits", "hnet_scratch", scenario="cl2")
+
+
+def test_scratch_reference_names_the_metric_of_its_control(tmp_path):
+    """hnet train --scratch RUN: a scratch run gives transfer_vs_scratch, an hnet_scratch run of
+    the same size transfer_vs_hnet_scratch; another size or method is refused."""
+    import json
+
+    from hnet.errors import HnetError
+    from hnet.job.result import scratch_reference
+
+    cfg = {"benchmark": "split_digits", "scenario": "cl1", "seed": 0, "size": "official"}
+    R = [[80.0, 10.0], [50.0, 70.0]]
+    for method in ("scratch", "hnet_scratch", "finetune"):
+        (tmp_path / method).mkdir()
+        m = cfg | {"method": method, "acc_matrix": R}
+        (tmp_path / method / "metrics.json").write_text(json.dumps(m))
+    ref = scratch_reference(tmp_path / "scratch", cfg)
+    assert list(ref) == ["transfer_vs_scratch"] and ref["transfer_vs_scratch"].tolist() == [80, 70]
+    ref = scratch_reference(tmp_path / "hnet_scratch", cfg)
+    assert list(ref) == ["transfer_vs_hnet_scratch"]
+    with pytest.raises(HnetError, match=r"its size is 'official'.*matching hnet_scratch run"):
+        scratch_reference(tmp_path / "hnet_scratch", cfg | {"size": "cr0.5"})
+    with pytest.raises(HnetError, match="'finetune' run, not one of the from-scratch controls"):
+        scratch_reference(tmp_path / "finetune", cfg)
