@@ -15,6 +15,10 @@ Inputs (lists or numpy arrays; nothing here imports torch):
   task ``j`` alone (the diagonal of the from-scratch run's matrix; a matrix is accepted and its
   diagonal taken).
 
+Where a metric's definition does not hold for a scenario it is not a number but ``None`` with a
+reason: :func:`not_applicable` (FWT in CL1 and CL3, docs/metrics.md) is the one rule; jobs record
+its reasons in metrics.json (``not_applicable``) and the report shows "n/a" with them.
+
 Scores are assumed higher-is-better (accuracies); the results are in the same unit as the inputs
 (fractions stay fractions, percentages stay percentages). Metrics that are undefined for a single
 task (``bwt``, ``fwt``, ``forgetting`` when T == 1) return ``None`` rather than NaN, so they
@@ -39,7 +43,9 @@ import numpy as np
 ArrayLike = Sequence | np.ndarray
 
 __all__ = [
+    "FWT_NOT_APPLICABLE",
     "METRICS",
+    "TRANSFER_CONTROLS",
     "Metric",
     "acc_during",
     "acc_final",
@@ -47,6 +53,7 @@ __all__ = [
     "bwt",
     "forgetting",
     "fwt",
+    "not_applicable",
     "transfer_vs_scratch",
     "validation_metrics",
 ]
@@ -171,22 +178,65 @@ def transfer_vs_scratch(R: ArrayLike, r_scratch: ArrayLike) -> float:
 
     transfer_vs_scratch = (1/T) · Σ_{j=1..T} (R[j, j] − R_scratch[j])
 
-    where R_scratch[j] is the score of a network trained on task j alone.
-    ``r_scratch`` may be that vector or the from-scratch run's T×T matrix (its diagonal is used).
+    where R_scratch[j] is the score of a model trained on task j alone: the control's run, a
+    plain network (``scratch``) or a hypernetwork of the same size (``hnet_scratch``), whose
+    metric names are :data:`TRANSFER_CONTROLS`. ``r_scratch`` may be that vector or the control
+    run's T×T matrix (its diagonal is used).
     """
     m = _matrix(R)
     s = _scratch(r_scratch, m.shape[0])
     return float(np.mean(np.diag(m) - s))
 
 
+#: the from-scratch controls of transfer: control method → the metric measured against it.
+#: ``scratch``: a plain network of the target's architecture trained on each task alone (every
+#: method); ``hnet_scratch``: a fresh hypernetwork of the same size trained on each task alone,
+#: the paper's control (methods with a size, i.e. a hypernetwork classifier; matched by size).
+TRANSFER_CONTROLS: dict[str, str] = {
+    "scratch": "transfer_vs_scratch",
+    "hnet_scratch": "transfer_vs_hnet_scratch",
+}
+
+#: Scenarios in which FWT's definition does not hold, and why (docs/metrics.md). FWT reads
+#: R[j−1, j] as what learning tasks < j does for task j before it is trained; it holds in CL2 only,
+#: where every method answers a not-yet-trained task with parameters trained on earlier tasks and
+#: without its identity.
+FWT_NOT_APPLICABLE: dict[str, str] = {
+    "cl1": (
+        "CL1: a task not yet trained is answered by its own untrained output head (hypernetworks: "
+        "weights from its untrained embedding), a random readout whose accuracy is chance in "
+        "expectation whatever the earlier tasks taught; R[j−1, j] − b[j] is not transfer"
+    ),
+    "cl3": (
+        "CL3: a task not yet trained has classes no method has learned; baselines score them "
+        "only because its identity widens the candidate classes (R[j−1, j] ≈ 0, so FWT is −b "
+        "for every method), hypernetworks never predict them (FWT = 0 by construction)"
+    ),
+}
+
+
+def not_applicable(scenario: str, validation: bool = False) -> dict[str, str]:
+    """The metrics whose definition does not hold in ``scenario`` → why (``val_fwt`` too with
+    ``validation``); they are ``None`` in metrics.json and "n/a" in the report."""
+    reason = FWT_NOT_APPLICABLE.get(scenario)
+    if reason is None:
+        return {}
+    return {"fwt": reason} | ({VAL_PREFIX + "fwt": reason} if validation else {})
+
+
 def all_metrics(
-    R: ArrayLike, b: ArrayLike, r_scratch: ArrayLike | None = None
+    R: ArrayLike,
+    b: ArrayLike,
+    r_scratch: ArrayLike | None = None,
+    scenario: str | None = None,
 ) -> dict[str, float | None]:
     """All §5 metrics of one run as a JSON-serialisable dict.
 
     Keys: ``acc_final``, ``acc_during``, ``bwt``, ``fwt``, ``forgetting``, and
     ``transfer_vs_scratch`` only when ``r_scratch`` is given. Values are Python floats, or
-    ``None`` for metrics undefined at T == 1. Requires a full T×T matrix (ValueError otherwise).
+    ``None`` for metrics undefined at T == 1 and, given the ``scenario``, for those whose
+    definition does not hold in it (:func:`not_applicable`). Requires a full T×T matrix
+    (ValueError otherwise).
     """
     m = _matrix(R)
     bv = _vector(b, m.shape[0], "b")
@@ -199,6 +249,8 @@ def all_metrics(
     }
     if r_scratch is not None:
         out["transfer_vs_scratch"] = transfer_vs_scratch(m, r_scratch)
+    for name in not_applicable(scenario) if scenario is not None else {}:
+        out[name] = None
     return out
 
 
@@ -222,7 +274,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("bwt", "BWT", 1),
     Metric("fwt", "FWT", 1),
     Metric("forgetting", "forgetting", -1),
+    # against each from-scratch control (TRANSFER_CONTROLS); the label names the control
     Metric("transfer_vs_scratch", "transfer vs scratch", 1, printed=False),
+    Metric("transfer_vs_hnet_scratch", "transfer vs hnet_scratch", 1, printed=False),
     Metric("compression_ratio", "compression", 0),
     Metric("n_params_hnet", "hnet params", 0, summarized=False, printed=False),
     Metric("n_params_target", "target params", 0, summarized=False, printed=False),
@@ -245,7 +299,10 @@ VALIDATION_METRICS: tuple[Metric, ...] = tuple(
 )
 
 
-def validation_metrics(V: ArrayLike, bv: ArrayLike) -> dict[str, float | None]:
+def validation_metrics(
+    V: ArrayLike, bv: ArrayLike, scenario: str | None = None
+) -> dict[str, float | None]:
     """``val_acc_final``, ``val_acc_during``, ``val_bwt``, ``val_fwt``, ``val_forgetting``: the
-    formulas of :func:`all_metrics` on the validation matrix ``V`` and untrained scores ``bv``."""
-    return {VAL_PREFIX + k: v for k, v in all_metrics(V, bv).items()}
+    formulas of :func:`all_metrics` on the validation matrix ``V`` and untrained scores ``bv``
+    (``None`` where the ``scenario`` makes one not applicable)."""
+    return {VAL_PREFIX + k: v for k, v in all_metrics(V, bv, scenario=scenario).items()}

@@ -52,7 +52,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--scratch",
         metavar="RUN",
-        help="matching scratch run (dir or metrics.json): adds transfer_vs_scratch",
+        help="matching from-scratch control run (dir or metrics.json): a scratch run adds "
+        "transfer_vs_scratch, an hnet_scratch run of the same size transfer_vs_hnet_scratch",
     )
     p.add_argument(
         "--print-config",
@@ -131,8 +132,11 @@ def report(runs: list[SeedRun], per_seed: bool) -> int:
                 )
                 status = status or r.status
             continue
+        na = r.result.get("not_applicable", {})
         line = " ".join(
-            f"{m.name}={r.result[m.name]:.4g}" for m in METRICS if printable(m, r.result)
+            f"{m.name}={r.result[m.name]:.4g}" if m.name not in na else f"{m.name}=n/a"
+            for m in METRICS
+            if printable(m, r.result)
         )
         print(f"seed {r.seed}: {line}" if per_seed else line)
         print(f"wrote {r.out / METRICS_JSON}")
@@ -140,4 +144,6 @@ def report(runs: list[SeedRun], per_seed: bool) -> int:
 
 
 def printable(metric: Any, res: dict[str, Any]) -> bool:
-    return metric.printed and res.get(metric.name) is not None
+    """Printed, and a number or not applicable (docs/metrics.md) in this run."""
+    na = metric.name in res.get("not_applicable", {})
+    return metric.printed and (res.get(metric.name) is not None or na)

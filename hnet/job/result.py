@@ -59,25 +59,36 @@ def task_inference(TI: np.ndarray) -> dict[str, Any]:
     }
 
 
-def scratch_reference(path: str | Path, cfg: dict[str, Any]) -> np.ndarray:
-    """Diagonal of a ``scratch`` run's matrix, checked to be the same benchmark/scenario/seed."""
+Transfer = dict[str, np.ndarray]
+"""The transfer metrics a job adds: metric name (:data:`hnet.metrics.TRANSFER_CONTROLS`) → the
+diagonal of its control's matrix."""
+
+
+def scratch_reference(path: str | Path, cfg: dict[str, Any]) -> Transfer:
+    """The diagonal of a from-scratch control's run (``scratch``, or ``hnet_scratch`` of the same
+    size), checked to be the same benchmark/scenario/seed, under the metric it gives."""
     path = Path(path)
     file = path / "metrics.json" if path.is_dir() else path
     if not file.exists():
         raise HnetError(
             f"--scratch {path}: no metrics.json there; run the scratch job first "
-            f"(hnet train -m scratch ...)."
+            f"(hnet train -m scratch ..., or -m hnet_scratch for a hypernetwork)."
         )
     ref = json.loads(file.read_text())
-    for key in ("benchmark", "scenario", "seed"):
+    control = ref.get("method")
+    if control not in metrics.TRANSFER_CONTROLS:
+        raise HnetError(
+            f"--scratch {file}: that is a {control!r} run, not one of the from-scratch controls "
+            f"({', '.join(metrics.TRANSFER_CONTROLS)})."
+        )
+    keys = ("benchmark", "scenario", "seed") + (("size",) if control == "hnet_scratch" else ())
+    for key in keys:
         if ref.get(key) != cfg[key]:
             raise HnetError(
                 f"--scratch {file}: its {key} is {ref.get(key)!r}, this job's is "
-                f"{cfg[key]!r}; transfer needs the matching scratch run."
+                f"{cfg[key]!r}; transfer needs the matching {control} run."
             )
-    if ref.get("method") != "scratch":
-        raise HnetError(f"--scratch {file}: that is a {ref.get('method')!r} run, not scratch.")
-    return np.diag(np.array(ref["acc_matrix"], dtype=float))
+    return {metrics.TRANSFER_CONTROLS[control]: np.diag(np.array(ref["acc_matrix"], dtype=float))}
 
 
 def write_samples(job: FinishedJob) -> None:
@@ -95,10 +106,13 @@ def shared_threads(job: FinishedJob) -> dict[str, Any]:
     return {"threads_shared": changes} if changes else {}
 
 
-def write_result(job: FinishedJob, r_scratch: np.ndarray | None) -> dict[str, Any]:
+def write_result(job: FinishedJob, r_scratch: Transfer | None) -> dict[str, Any]:
     """The result of ``job``, written to ``out/metrics.json`` (after the sample grid) and
-    reported as the ``done`` event; ``r_scratch``: see :func:`scratch_reference`."""
+    reported as the ``done`` event; ``r_scratch``: see :func:`scratch_reference`. Metrics whose
+    definition does not hold in the scenario are ``None``, their reasons in ``not_applicable``."""
     cfg, device = job.cfg, job.device
+    na = metrics.not_applicable(cfg["scenario"], validation=job.val is not None)
+    transfer = {k: metrics.transfer_vs_scratch(job.R, d) for k, d in (r_scratch or {}).items()}
     result: dict[str, Any] = {
         "benchmark": cfg["benchmark"],
         "scenario": cfg["scenario"],
@@ -108,9 +122,11 @@ def write_result(job: FinishedJob, r_scratch: np.ndarray | None) -> dict[str, An
         "score": "neg_mse" if job.bench.kind == "regression" else "accuracy_percent",
         "acc_matrix": job.R.tolist(),
         "acc_init": job.b.tolist(),
-        **metrics.all_metrics(job.R, job.b, r_scratch),
+        **metrics.all_metrics(job.R, job.b, scenario=cfg["scenario"]),
+        **transfer,
+        **({"not_applicable": na} if na else {}),
         **task_inference(job.TI),
-        **(job.val.results() if job.val is not None else {}),
+        **(job.val.results(cfg["scenario"]) if job.val is not None else {}),
         **job.method.param_counts(),
         **job.method.extra_results(),
         "train_seconds": job.train_seconds,

@@ -36,7 +36,7 @@ from hnet.job.cores import CoreShare, shared_cores
 from hnet.job.environment import apply_threads, resolve_device
 from hnet.job.integrity import prepare_run
 from hnet.job.loop import TrainingLoop, record_failure
-from hnet.job.result import scratch_reference, write_result
+from hnet.job.result import Transfer, scratch_reference, write_result
 from hnet.job.sampler import Sampler
 from hnet.methods import METHODS
 from hnet.rundir import CKPT, CKPT_PREV, CONFIG, FAILED, LOSSES, METRICS
@@ -115,11 +115,11 @@ class Validation:
     def load(self, state: dict[str, Any]) -> None:
         self.V[:], self.bv[:] = state["V"].cpu().numpy(), state["bv"].cpu().numpy()
 
-    def results(self) -> dict[str, Any]:
+    def results(self, scenario: str) -> dict[str, Any]:
         return {
             "val_acc_matrix": self.V.tolist(),
             "val_acc_init": self.bv.tolist(),
-            **metrics.validation_metrics(self.V, self.bv),
+            **metrics.validation_metrics(self.V, self.bv, scenario),
         }
 
 
@@ -230,7 +230,7 @@ class Job:
                 self.val.record(row, j, self.method.evaluate(j, split="val")[0])
 
     # -- training --------------------------------------------------------------------------
-    def run(self, r_scratch: np.ndarray | None) -> dict[str, Any]:
+    def run(self, r_scratch: Transfer | None) -> dict[str, Any]:
         self.setup()
         with shared_cores(self.cfg["threads"]) as self.cores:
             self.resumed = self.restore()

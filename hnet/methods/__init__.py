@@ -8,6 +8,7 @@ from hnet.methods import (  # noqa: F401
     finetune,
     hnet,
     hnet_r,
+    hnet_scratch,
     hnet_tir,
     joint,
     mas,

@@ -59,24 +59,24 @@ class HNET(Method):
 
     @classmethod
     def check_config(cls, cfg: dict[str, Any]) -> None:
-        hp = cfg["hnet"]
+        hp, key = cfg[cls.name], cls.name  # hnet_scratch shares the section's keys
         if hp["targets"] not in TARGET_MODES:
             raise ConfigError(
-                f"hnet.targets must be one of {', '.join(TARGET_MODES)}, got {hp['targets']!r}."
+                f"{key}.targets must be one of {', '.join(TARGET_MODES)}, got {hp['targets']!r}."
             )
         if hp["reg_impl"] not in IMPLEMENTATIONS:
             raise ConfigError(
-                f"hnet.reg_impl must be one of {', '.join(IMPLEMENTATIONS)}, "
+                f"{key}.reg_impl must be one of {', '.join(IMPLEMENTATIONS)}, "
                 f"got {hp['reg_impl']!r}."
             )
         if hp["beta"] < 0:
-            raise ConfigError(f"hnet.beta must be ≥ 0, got {hp['beta']!r}.")
+            raise ConfigError(f"{key}.beta must be ≥ 0, got {hp['beta']!r}.")
         if hp["reg_tasks"] < 0:
-            raise ConfigError(f"hnet.reg_tasks must be ≥ 0 (0 = all), got {hp['reg_tasks']!r}.")
+            raise ConfigError(f"{key}.reg_tasks must be ≥ 0 (0 = all), got {hp['reg_tasks']!r}.")
         if not isinstance(hp["reset_optimizer"], bool):
             raise ConfigError(
-                "hnet.reset_optimizer must be true (a fresh Adam for Θ per task, as the authors) "
-                f"or false (one Adam carried across tasks), got {hp['reset_optimizer']!r}."
+                f"{key}.reset_optimizer must be true (a fresh Adam for Θ per task, as the "
+                f"authors) or false (one Adam carried across tasks), got {hp['reset_optimizer']!r}."
             )
 
     @staticmethod

@@ -4,7 +4,8 @@ Everything is a pure function of the files under RESULTS_DIR (and the grid file)
 sorted walk with no clocks or randomness, so running it twice writes byte-identical tables. The
 layout is fixed (:mod:`hnet.report.layout`, imported by the study Snakefile)::
 
-    OUT/tables/runs.csv            one row per run (+ transfer_vs_scratch joined from scratch runs)
+    OUT/tables/runs.csv            one row per run (+ transfer_vs_scratch, transfer_vs_hnet_scratch
+                                   joined from the scratch and hnet_scratch control runs)
     OUT/tables/summary.csv         mean / std / 95 % CI (Student t) per group × metric (long form)
     OUT/tables/summary_wide.csv    the same, one row per group, <metric>_mean|std|ci95|best
     OUT/tables/summary.md|.tex     "mean ± std" per group, best value per benchmark×scenario bold

@@ -85,6 +85,9 @@ def fig_forgetting(cell: Cell) -> tuple[Figure | None, str]:
     for k, (ax, (metric, title)) in enumerate(zip(axes, FORGETTING_PANELS, strict=True)):
         draw_bars(ax, cell, groups, metric, with_labels=k == 0)
         ax.set_title(title)
+        if any(cell.not_applicable(g, metric) for g in groups):  # FWT in CL1 and CL3
+            ax.text(0.5, 0.5, f"n/a in {cell.scen}\n(docs/metrics.md)", transform=ax.transAxes,
+                    ha="center", va="center", color="0.35")  # fmt: skip
         ax.set_xlabel(f"{metric.upper() if metric != 'forgetting' else metric} ({cell.diff_unit})")
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
     add_title(

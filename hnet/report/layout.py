@@ -24,6 +24,10 @@ from collections.abc import Iterable
 
 from hnet.study.catalog import is_generative, is_sized
 
+#: the from-scratch controls of transfer, as in hnet.metrics.TRANSFER_CONTROLS (which imports
+#: numpy: this module is read while Snakemake parses a study; a unit test keeps the two equal)
+TRANSFER_CONTROLS = ("scratch", "hnet_scratch")
+
 #: figure kind → (title, one-sentence description), in display order
 FIGURE_KINDS: dict[str, tuple[str, str]] = {
     "acc_final": (
@@ -60,8 +64,10 @@ FIGURE_KINDS: dict[str, tuple[str, str]] = {
         "Per task: hypernetwork against fine-tuning and from scratch",
         "The paper's Split CIFAR figure: per task, grouped bars of the hypernetwork's accuracy "
         "right after learning the task (hatched) and after the last task, of fine-tuning right "
-        "after learning it and of the task trained alone from scratch (bars: mean over seeds, "
-        "whiskers: 95 % CI); drawn when there are hnet runs and finetune or scratch runs.",
+        "after learning it and of the task trained alone from scratch, by a plain network "
+        "(scratch) and by a hypernetwork of the same size (hnet_scratch) (bars: mean over "
+        "seeds, whiskers: 95 % CI); drawn when there are hnet runs and finetune, scratch or "
+        "hnet_scratch runs.",
     ),
     "samples": (
         "Generated samples",
@@ -140,25 +146,27 @@ def figure_kinds_for(
     (with at least two tasks): lets a workflow list exact figure files before anything ran.
 
     ``compression`` needs two or more hypernetwork sizes, ``embeddings`` a run of a sized
-    (hypernetwork) method, ``samples`` a generative (replay) method, ``transfer_per_task`` a
-    sized method and ``finetune`` or ``scratch``, and the kinds about accuracy after the last
+    (hypernetwork) method other than the ``hnet_scratch`` control, ``samples`` a generative
+    (replay) method, ``transfer_per_task`` such a method and ``finetune``, ``scratch`` or
+    ``hnet_scratch``, and the kinds about accuracy after the last
     task a method other than ``scratch`` (whose runs learn every task alone, so only their
     diagonal means something). ``sensitivity`` needs a tuning stage (``tuned``: the study
     sweeps a method of this benchmark × scenario).
     """
     methods = set(methods)
-    any_sized = any(is_sized(m) for m in methods)
-    n_sizes = len(set(hnet_sizes)) if any_sized else 0
+    # hypernetwork learners: sized methods but the same-size control (no embeddings to draw)
+    any_hnet = any(is_sized(m) and m not in TRANSFER_CONTROLS for m in methods)
+    n_sizes = len(set(hnet_sizes)) if any_hnet else 0
     kinds = []
     for kind in FIGURE_KINDS:
         if kind == "compression":
             ok = n_sizes >= 2
         elif kind == "embeddings":
-            ok = any_sized
+            ok = any_hnet
         elif kind == "samples":
             ok = any(is_generative(m) for m in methods)
         elif kind == "transfer_per_task":
-            ok = any_sized and bool(methods & {"finetune", "scratch"})
+            ok = any_hnet and bool(methods & {"finetune", *TRANSFER_CONTROLS})
         elif kind == "matrices":
             ok = bool(methods)
         elif kind == "sensitivity":

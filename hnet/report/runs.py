@@ -24,7 +24,18 @@ from hnet.rundir import SAMPLES, find_metrics
 from hnet.study.catalog import is_sized
 
 KEYS = ["benchmark", "scenario", "method", "size"]
-RUN_COLUMNS = [*KEYS, "seed", "score", *(m.name for m in metrics.METRICS), "run_dir"]
+#: a run's metrics whose definition does not hold in its scenario (metrics.not_applicable): the
+#: metric's column is NaN and ``<metric>_na`` holds the reason ('' where it applies)
+NA_METRICS = ("fwt",)
+NA_SUFFIX = "_na"
+RUN_COLUMNS = [
+    *KEYS,
+    "seed",
+    "score",
+    *(m.name for m in metrics.METRICS),
+    *(m + NA_SUFFIX for m in NA_METRICS),
+    "run_dir",
+]
 REFERENCE = "hnet"  # the method every other one is compared with, pairwise by seed
 METHOD_ORDER = (
     "hnet",
@@ -39,7 +50,11 @@ METHOD_ORDER = (
     "dgr_distill",
     "joint",
     "scratch",
+    "hnet_scratch",
 )
+#: the from-scratch controls: each task learned alone, so their runs are transfer references,
+#: not contenders (tables rank them on tables.SCRATCH_RANKED only)
+CONTROLS = tuple(metrics.TRANSFER_CONTROLS)
 
 
 @dataclass
@@ -109,6 +124,12 @@ def collect_runs(results_dir: str | Path) -> Runs:
             notes.append(f"skipped {rel}/metrics.json: unreadable ({e})")
             continue
         row = {c: _num(m.get(c)) for c in RUN_COLUMNS}
+        # the rule of metrics.not_applicable, also for runs written before it was recorded
+        na = metrics.not_applicable(str(m["scenario"])) | dict(m.get("not_applicable") or {})
+        for name in NA_METRICS:
+            row[name + NA_SUFFIX] = str(na.get(name, ""))
+            if name in na:
+                row[name] = math.nan
         row.update(
             benchmark=str(m["benchmark"]),
             scenario=str(m["scenario"]),
@@ -131,7 +152,8 @@ def collect_runs(results_dir: str | Path) -> Runs:
             + "; ".join(notes)
         )
     df = sort_groups(pd.DataFrame(rows, columns=RUN_COLUMNS), extra=("seed", "run_dir"))
-    df["transfer_vs_scratch"] = _transfer(df, mats, notes)
+    for control, metric in metrics.TRANSFER_CONTROLS.items():
+        df[metric] = _transfer(df, mats, notes, control, metric)
     dup = df.duplicated([*KEYS, "seed"], keep="first")
     if dup.any():
         notes.append(
@@ -152,13 +174,25 @@ def _embeddings(value: Any) -> np.ndarray | None:
     return E if ok else None
 
 
-def _transfer(df: pd.DataFrame, mats: dict[str, np.ndarray], notes: list[str]) -> list[float]:
-    """transfer_vs_scratch of every run against the scratch run of its benchmark/scenario/seed."""
-    scratch = df[df["method"] == "scratch"].drop_duplicates(["benchmark", "scenario", "seed"])
-    ref = {(r.benchmark, r.scenario, r.seed): mats[r.run_dir] for r in scratch.itertuples()}
+def _transfer(
+    df: pd.DataFrame, mats: dict[str, np.ndarray], notes: list[str], control: str, metric: str
+) -> list[float]:
+    """``metric`` of every run against the ``control`` run of its benchmark/scenario/seed: the
+    plain ``scratch`` network for every run; ``hnet_scratch``, a hypernetwork, for the runs of
+    sized methods (the hypernetwork family) of the same size only."""
+    by_size = is_sized(control)
+    keys = ["benchmark", "scenario", "seed", *(["size"] if by_size else [])]
+    runs = df[df["method"] == control].drop_duplicates(keys)
+    ref = {tuple(getattr(r, k) for k in keys): mats[r.run_dir] for r in runs.itertuples()}
+    cells = {(r.benchmark, r.scenario) for r in runs.itertuples()}
     out, unmatched = [], 0
     for r in df.itertuples():
-        s = ref.get((r.benchmark, r.scenario, r.seed))
+        # hnet_scratch: hypernetworks only (a plain network's control is scratch), and only where
+        # the study ran it (CL1)
+        if by_size and (not is_sized(r.method) or (r.benchmark, r.scenario) not in cells):
+            out.append(math.nan)
+            continue
+        s = ref.get(tuple(getattr(r, k) for k in keys))
         if s is None:
             unmatched += 1
             out.append(math.nan)
@@ -168,11 +202,13 @@ def _transfer(df: pd.DataFrame, mats: dict[str, np.ndarray], notes: list[str]) -
         except ValueError:
             unmatched += 1
             out.append(math.nan)
+    match = "benchmark, scenario, seed" + (", size" if by_size else "")
     if not ref:
-        notes.append("skipped transfer_vs_scratch: no scratch runs")
+        if not by_size:  # hnet_scratch is optional: studies without it say nothing
+            notes.append(f"skipped {metric}: no {control} runs")
     elif unmatched:
         notes.append(
-            f"skipped transfer_vs_scratch for {unmatched} run(s): no matching scratch run "
-            "(same benchmark, scenario, seed and number of tasks)"
+            f"skipped {metric} for {unmatched} run(s): no matching {control} run "
+            f"(same {match} and number of tasks)"
         )
     return out

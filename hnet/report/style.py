@@ -44,6 +44,7 @@ METHOD_COLORS = {
     "dgr_distill": "#999933",
     "joint": "#000000",
     "scratch": "#7F7F7F",
+    "hnet_scratch": "#BDBDBD",
 }
 EXTRA_COLORS = ("#B8860B", "#17BECF", "#BCBD22", "#E377C2", "#2CA02C", "#9467BD")
 METHOD_MARKERS = {
@@ -59,6 +60,7 @@ METHOD_MARKERS = {
     "dgr_distill": "d",
     "joint": "*",
     "scratch": ".",
+    "hnet_scratch": "x",
 }
 
 
@@ -97,6 +99,10 @@ class Cell:
     def stat(self, g: Group, metric: str) -> tuple[float, float]:
         r = self.stats[g.method, g.size, metric]
         return float(r.mean), float(r.ci95)
+
+    def not_applicable(self, g: Group, metric: str) -> str:
+        """Why ``metric`` is not a number for the group ('' where it applies)."""
+        return str(getattr(self.stats[g.method, g.size, metric], "not_applicable", "") or "")
 
     def matrices(self, g: Group) -> list[np.ndarray]:
         return [self.data.matrices[d] for d in g.runs["run_dir"]]

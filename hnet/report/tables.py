@@ -9,17 +9,30 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from hnet.metrics import METRICS
-from hnet.report.runs import KEYS, REFERENCE, size_key, sort_groups
+from hnet.metrics import METRICS, TRANSFER_CONTROLS
+from hnet.report.runs import CONTROLS, KEYS, NA_METRICS, NA_SUFFIX, REFERENCE, size_key, sort_groups
 from hnet.report.stats import holm
 
 SUMMARY_METRICS = [m.name for m in METRICS if m.summarized]
 WIDE_STATS = ("mean", "std", "ci95", "best")
 #: +1: higher is better, −1: lower is better, 0: not ranked (no bold)
 DIRECTION = {m.name: m.direction for m in METRICS}
-#: a scratch run's matrix is meaningful on its diagonal only: it competes for these columns only
+#: the from-scratch controls (runs.CONTROLS) learn every task alone: a scratch run's matrix is
+#: meaningful on its diagonal only, and hnet_scratch keeps one hypernetwork per task; they compete
+#: for these columns only
 SCRATCH_RANKED = ("acc_during", "train_seconds")
 LABELS = {m.name: m.label for m in METRICS}
+#: what each transfer number is measured against (the tables' note says it)
+TRANSFER_NOTE = (
+    "Transfer = mean over tasks of (score right after learning a task − the control's score on "
+    "it trained alone), with the control named in the column: "
+    f"{LABELS[TRANSFER_CONTROLS['scratch']]} against `scratch`, a plain network of the target's "
+    "architecture trained on each task alone (a new one per task); "
+    f"{LABELS[TRANSFER_CONTROLS['hnet_scratch']]} against `hnet_scratch`, a hypernetwork of the "
+    "same size trained on each task alone (the paper's control; hypernetwork methods only, "
+    "matched by size and seed). The first mixes in the parameterisation, the second holds it "
+    "fixed."
+)
 
 
 def mean_std_ci(values: np.ndarray) -> tuple[int, float, float, float]:
@@ -50,11 +63,19 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
                     n=n,
                     mean=mean,
                 )
-                | {"std": std, "ci95": ci}
+                | {"std": std, "ci95": ci, "not_applicable": _not_applicable(g, metric)}
             )
     out = sort_groups(pd.DataFrame(rows))  # stable: metrics stay in SUMMARY_METRICS order
     out["best"] = _best(out)
-    return out[[*KEYS, "n_seeds", "metric", "n", "mean", "std", "ci95", "best"]]
+    return out[[*KEYS, "n_seeds", "metric", "n", "mean", "std", "ci95", "best", "not_applicable"]]
+
+
+def _not_applicable(g: pd.DataFrame, metric: str) -> str:
+    """Why ``metric`` is not a number for any run of the group ('' if it is for some run)."""
+    if metric not in NA_METRICS or (g[metric].notna()).any():
+        return ""
+    reasons = sorted(set(g[metric + NA_SUFFIX].fillna("")) - {""})
+    return "; ".join(reasons)
 
 
 def _best(s: pd.DataFrame) -> pd.Series:
@@ -66,7 +87,7 @@ def _best(s: pd.DataFrame) -> pd.Series:
             continue
         ok = g[np.isfinite(g["mean"])]
         if metric not in SCRATCH_RANKED:
-            ok = ok[ok["method"] != "scratch"]
+            ok = ok[~ok["method"].isin(CONTROLS)]
         if len(ok) < 2:  # a single contender is not "best" of anything
             continue
         target = ok["mean"].max() if sign > 0 else ok["mean"].min()
@@ -91,17 +112,29 @@ def summary_wide(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _wide(summary: pd.DataFrame):
-    """Per benchmark × scenario: (bench, scen, rows of (method, size, n_seeds, {metric: row}))."""
+    """Per benchmark × scenario: (bench, scen, columns, rows of (method, size, n_seeds,
+    {metric: row}), {label: why not applicable}). A column is shown when some group has a number
+    in it or it is not applicable ("n/a", its reason in the table's note)."""
     for (bench, scen), g in summary.groupby(["benchmark", "scenario"], sort=False):
         groups = []
         for (method, size), h in g.groupby(["method", "size"], sort=False):
             cells = {r.metric: r for r in h.itertuples()}
             groups.append((method, size, int(h["n_seeds"].iloc[0]), cells))
-        cols = [m for m in SUMMARY_METRICS if g.loc[g["metric"] == m, "n"].sum() > 0]
-        yield bench, scen, cols, groups
+        na = g[g["not_applicable"].fillna("") != ""]
+        cols = [
+            m
+            for m in SUMMARY_METRICS
+            if g.loc[g["metric"] == m, "n"].sum() > 0 or (na["metric"] == m).any()
+        ]
+        why = {
+            LABELS[r.metric]: r.not_applicable for r in na.drop_duplicates("metric").itertuples()
+        }
+        yield bench, scen, cols, groups, why
 
 
 def _cell(r, bold: tuple[str, str], pm: str) -> str:
+    if getattr(r, "not_applicable", ""):
+        return "n/a"
     if not np.isfinite(r.mean):
         return "–"
     digits = 3 if r.metric == "compression_ratio" else 2
@@ -117,16 +150,23 @@ def summary_markdown(summary: pd.DataFrame, head: str | None = None) -> str:
         "",
         "mean ± std over seeds (n = number of seeds); **bold**: best per benchmark × scenario "
         "(max for accuracies, BWT, FWT, transfer; min for forgetting and training time). "
-        "Scratch runs compete only for ACC during and train s (only their diagonal is "
-        "meaningful). 95 % CIs are in summary.csv.",
+        "The from-scratch controls (scratch, hnet_scratch) compete only for ACC during and "
+        "train s (they learn every task alone). 95 % CIs are in summary.csv. n/a: the metric's "
+        "definition does not hold here (the reason is under the table; docs/metrics.md); –: no "
+        "number.",
+        "",
+        TRANSFER_NOTE,
     ]
-    for bench, scen, cols, groups in _wide(summary):
+    for bench, scen, cols, groups, why in _wide(summary):
         lines += ["", f"## {bench} / {scen}", ""]
         lines.append("| method | size | n | " + " | ".join(LABELS[c] for c in cols) + " |")
         lines.append("|---|---|---:|" + "---:|" * len(cols))
         for method, size, n, cells in groups:
             vals = [_cell(cells[c], ("**", "**"), " ± ") for c in cols]
             lines.append(f"| {method} | {size} | {n} | " + " | ".join(vals) + " |")
+        if why:
+            lines.append("")
+            lines += [f"{label} n/a: {reason}." for label, reason in why.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -136,7 +176,8 @@ def _tex(s: str) -> str:
 
 def summary_latex(summary: pd.DataFrame) -> str:
     out = ["% hnet report: mean $\\pm$ std over seeds; best per benchmark x scenario in bold"]
-    for bench, scen, cols, groups in _wide(summary):
+    out += ["% " + TRANSFER_NOTE]
+    for bench, scen, cols, groups, why in _wide(summary):
         out += [
             "",
             f"% {bench} / {scen}",
@@ -151,6 +192,7 @@ def summary_latex(summary: pd.DataFrame) -> str:
             vals = [_cell(cells[c], ("\\textbf{", "}"), " $\\pm$ ") for c in cols]
             out.append(f"{_tex(method)} & {_tex(size)} & {n} & " + " & ".join(vals) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}"]
+        out += [f"% {label} n/a: {reason}." for label, reason in why.items()]
     return "\n".join(out) + "\n"
 
 

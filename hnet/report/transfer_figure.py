@@ -1,7 +1,8 @@
 """The paper's Split CIFAR figure: per task, grouped bars of the hypernetwork's accuracy right
 after learning the task and after the last task, next to the two controls that make its
 forward-transfer claim: fine-tuning (right after learning: what sharing everything gains) and
-training the task from scratch (what the task achieves alone).
+training the task from scratch (what the task achieves alone), by a plain network (``scratch``)
+and by a hypernetwork of the same size (``hnet_scratch``, the paper's control).
 
 Drawn for any benchmark × scenario whose runs include a hypernetwork and at least one of the
 controls (:func:`hnet.report.layout.figure_kinds_for` states the same rule without data).
@@ -16,14 +17,14 @@ from hnet.report.style import Cell, Group, add_title, legend_right, new_figure, 
 from hnet.report.task_figures import final_rows, mean_ci
 from hnet.study.catalog import is_sized
 
-CONTROLS = ("finetune", "scratch")
+CONTROLS = ("finetune", "scratch", "hnet_scratch")
 
 
 def _series(cell: Cell) -> list[tuple[str, Group, np.ndarray, bool]]:
     """(label, group, seeds × T accuracies, hatched) per bar series, in drawing order."""
     out = []
     for g in cell.groups:
-        if not is_sized(g.method):
+        if not is_sized(g.method) or g.method in CONTROLS:
             continue
         D, F = final_rows(cell, g, "during"), final_rows(cell, g, "final")
         if D is not None and F is not None:
@@ -39,10 +40,10 @@ def _series(cell: Cell) -> list[tuple[str, Group, np.ndarray, bool]]:
 
 def fig_transfer_per_task(cell: Cell) -> tuple[Figure | None, str]:
     series = _series(cell)
-    has_hnet = any(is_sized(g.method) for _, g, _, _ in series)
+    has_hnet = any(is_sized(g.method) and g.method not in CONTROLS for _, g, _, _ in series)
     has_control = any(g.method in CONTROLS for _, g, _, _ in series)
     if not (has_hnet and has_control):
-        return None, "needs hnet runs and finetune or scratch runs"
+        return None, "needs hnet runs and finetune, scratch or hnet_scratch runs"
     T = max(X.shape[1] for _, _, X, _ in series)
     width = 0.8 / len(series)
     fig = new_figure(float(np.clip(0.25 * T * len(series) + 4.5, 7.0, 16.0)) + 2.5, 4.4)

@@ -266,7 +266,7 @@ def _check_tuning(config: dict[str, Any]) -> None:
             "drop tuning."
         )
     if tuning:
-        from hnet.metrics import VALIDATION_METRICS
+        from hnet.metrics import VALIDATION_METRICS, not_applicable
 
         names = [m.name for m in VALIDATION_METRICS]
         if tuning.get("metric", names[0]) not in names:
@@ -274,6 +274,15 @@ def _check_tuning(config: dict[str, Any]) -> None:
                 f"study config: tuning.metric = {tuning['metric']!r} is not a validation metric; "
                 f"selection ranks {', '.join(names)} only (never a test metric)."
             )
+        metric = tuning.get("metric", names[0])
+        for b in config["benchmarks"]:
+            for sc in scenarios_of(config, b):
+                why = not_applicable(sc, validation=True).get(metric)
+                if why:
+                    raise StudyError(
+                        f"study config: tuning.metric = {metric!r} is not applicable in {sc} "
+                        f"({why}); rank val_acc_final or another metric defined there."
+                    )
 
 
 def tuning_cells(config: dict[str, Any], cells: list[Cell]) -> list[Cell]:

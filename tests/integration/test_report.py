@@ -24,6 +24,7 @@ from hnet.report.layout import (
     FIGURE_KINDS,
     PER_METHOD_KINDS,
     TABLES,
+    TRANSFER_CONTROLS,
     figure_kinds_for,
     figure_labels,
     figure_path,
@@ -389,6 +390,10 @@ def test_layout_rules():
     assert figure_kinds_for(["scratch"]) == ["matrices"]
     assert tp in figure_kinds_for(["hnet", "scratch"], ["official"])
     assert tp in figure_kinds_for(["hnet", "finetune"], ["official"])
+    assert tp in figure_kinds_for(["hnet", "hnet_scratch"], ["official"])
+    only_control = figure_kinds_for(["hnet_scratch"], ["official", "cr0.5"])
+    assert not {"compression", "embeddings", tp} & set(only_control) and "acc_final" in only_control
+    assert tuple(metrics.TRANSFER_CONTROLS) == TRANSFER_CONTROLS  # layout's copy, numpy-free
     assert figure_kinds_for(["hnet", "hnet_tir", "dgr_distill"], ["official"]) == all_but(
         "compression", tp
     )
@@ -622,3 +627,82 @@ def test_report_of_a_few_hundred_cells(tmp_path):
             expected |= {figure_path(kind, "split_mnist", scen, ext) for ext in ("png", "svg")}
     assert figure_files(out) == expected
     assert {p for p in rep.written if "figures" in p.parts} == {out / f for f in expected}
+
+
+# -- the two transfer controls and FWT where it does not hold ------------------------------------
+def control_run(root, scen, method, size, seed, diag, before=0.0):
+    """A metrics.json whose R has diagonal ``diag`` (and ``before`` above it), written as a job
+    of this code would write it."""
+    T = len(diag)
+    R = np.array([[diag[j] if j <= i else before for j in range(T)] for i in range(T)])
+    b = np.full(T, 5.0)
+    sized = method in ("hnet", "hnet_scratch")
+    na = metrics.not_applicable(scen)
+    m = {
+        "benchmark": "benchA",
+        "scenario": scen,
+        "method": method,
+        "size": size if sized else "official",
+        "seed": seed,
+        "acc_matrix": R.tolist(),
+        "acc_init": b.tolist(),
+        **metrics.all_metrics(R, b, scenario=scen),
+        **({"not_applicable": na} if na else {}),
+    }
+    d = root / run_dir("benchA", scen, method, size if sized else NO_SIZE, seed)
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps(m))
+
+
+def test_transfer_against_each_control_and_fwt_not_applicable(tmp_path):
+    """hnet runs get transfer_vs_scratch (plain network) and transfer_vs_hnet_scratch (the
+    hnet_scratch run of the same size and seed) side by side; plain networks only the first.
+    FWT is n/a in CL1 (a number in CL2), with its reason under the table, also for a run written
+    before metrics.json recorded it."""
+    root = tmp_path / "study"
+    for seed in (0, 1):
+        for scen in ("cl1", "cl2"):
+            control_run(root, scen, "scratch", None, seed, [80.0, 70.0, 60.0], before=40.0 + seed)
+            control_run(root, scen, "finetune", None, seed, [82.0, 71.0, 64.0], before=50.0)
+            for size, up in (("official", 0.0), ("cr0.5", -3.0)):
+                control_run(root, scen, "hnet", size, seed, [85.0 + up, 75.0, 66.0], before=45)
+        for size, up in (("official", 0.0), ("cr0.5", -3.0)):
+            control_run(root, "cl1", "hnet_scratch", size, seed, [85.0 + up, 72.0 + up, 60.0])
+    old = root / run_dir("benchA", "cl1", "finetune", NO_SIZE, 1) / "metrics.json"
+    m = json.loads(old.read_text())
+    m.pop("not_applicable")
+    m["fwt"] = -2.04  # a number written before FWT was declared not applicable in CL1
+    old.write_text(json.dumps(m))
+    out = tmp_path / "report"
+    rep = make_report(root / "runs", out)
+    assert not any("hnet_scratch" in n for n in rep.notes)  # CL2 has no hnet_scratch: no note
+    runs = read(out, "runs.csv").set_index(["scenario", "method", "size", "seed"])
+    for seed in (0, 1):
+        h = runs.loc[("cl1", "hnet", "official", seed)]
+        assert h["transfer_vs_scratch"] == pytest.approx((5 + 5 + 6) / 3)
+        assert h["transfer_vs_hnet_scratch"] == pytest.approx((0 + 3 + 6) / 3)
+        h = runs.loc[("cl1", "hnet", "cr0.5", seed)]  # against hnet_scratch of its own size
+        assert h["transfer_vs_hnet_scratch"] == pytest.approx((0 + 6 + 6) / 3)  # official's: 2
+        assert runs.loc[("cl1", "hnet_scratch", "cr0.5", seed), "transfer_vs_hnet_scratch"] == 0
+        f = runs.loc[("cl1", "finetune", NO_SIZE, seed)]
+        assert f["transfer_vs_scratch"] == pytest.approx(7 / 3)
+        assert np.isnan(f["transfer_vs_hnet_scratch"])  # a plain network: scratch is its control
+        assert np.isnan(runs.loc[("cl2", "hnet", "official", seed), "transfer_vs_hnet_scratch"])
+        for method, size in (("finetune", NO_SIZE), ("hnet", "official")):
+            assert np.isnan(runs.loc[("cl1", method, size, seed), "fwt"])
+            assert runs.loc[("cl1", method, size, seed), "fwt_na"].startswith("CL1: ")
+            assert np.isfinite(runs.loc[("cl2", method, size, seed), "fwt"])
+    summary = read(out, "summary.csv")
+    fwt = summary[summary["metric"] == "fwt"].set_index("scenario")["not_applicable"]
+    assert (fwt["cl1"] == metrics.FWT_NOT_APPLICABLE["cl1"]).all()
+    assert fwt["cl2"].isna().all()
+    best = summary[summary["best"] & (summary["metric"] == "acc_final")]
+    assert "hnet_scratch" not in set(best["method"])  # a control, not a contender
+    md = (out / "tables" / "summary.md").read_text()
+    cl1, cl2 = md.split("## benchA / cl2")
+    assert "| FWT |" in cl1 and "| transfer vs hnet_scratch |" in cl1
+    assert cl1.count("n/a") == 8 and f"FWT n/a: {metrics.FWT_NOT_APPLICABLE['cl1']}." in cl1
+    assert "n/a" not in cl2
+    assert "against `hnet_scratch`, a hypernetwork of the same size" in md
+    tex = (out / "tables" / "summary.tex").read_text()
+    assert "n/a" in tex and "% FWT n/a: CL1" in tex

@@ -27,17 +27,20 @@ def test_shipped_study_configs_expand(tmp_path):
     """default, paper, fashion and the sweep configs validate and expand; paper lists the full
     grid, and so does paper_sweep with its tuning stage."""
     counts, tuning = {}, {}
-    for name in ("default", "paper", "fashion", "tuned_digits", "paper_sweep"):
+    for name in ("default", "paper", "fashion", "tuned_digits", "paper_sweep", "cifar"):
         config = yaml.safe_load((REPO / "workflow" / "config" / f"{name}.yaml").read_text())
         counts[name] = len(expand(config))
         tuning[name] = len(tuning_cells(config, expand(config)))
     assert counts["default"] == 5 * 9 * 3  # 5 benchmark×scenario, hnet×3 sizes + 6 baselines
     # SM, PM-10 in CL1-3 + PM-100 CL1; hnet×3 + 8 baselines; + hnet_r and dgr_distill on SM and
-    # PM-10 in CL1-3, hnet_tir (official) on SM and PM-10 in CL2-3; 20 seeds
-    assert counts["paper"] == (7 * 11 + 6 + 6 + 4) * 20
+    # PM-10 in CL1-3, hnet_tir (official) on SM and PM-10 in CL2-3, hnet_scratch×3 sizes on the
+    # three benchmarks in CL1; 20 seeds
+    assert counts["paper"] == (7 * 11 + 6 + 6 + 4 + 3 * 3) * 20
+    # Split CIFAR-10/100 with ResNet-32 and ZenkeNet, CL1: hnet, hnet_scratch + 8 baselines, 5 seeds
+    assert counts["cifar"] == 2 * 10 * 5
     # split_fmnist CL1, CL3: hnet×2 + 7 baselines + hnet_r + dgr_distill, hnet_tir in CL3; 3 seeds
     assert counts["fashion"] == (2 * (2 + 7 + 2) + 1) * 3
-    assert tuning["default"] == tuning["paper"] == 0
+    assert tuning["default"] == tuning["paper"] == tuning["cifar"] == 0
     assert (counts["tuned_digits"], tuning["tuned_digits"]) == (2 * 3 * 3, 2 * (3 + 4) * 2)
     # SM and PM-10 (6 pairs): hnet 3 sizes × 7 β, ewc and online_ewc 6 λ, si 7 c; PM-100 CL1:
     # hnet 3 × 5 β, ewc 5 λ, online_ewc 6 λ, si 7 c; × 3 tuning seeds. The final grid is the

@@ -20,14 +20,15 @@ TINY = {
     "study": "tiny",
     "benchmarks": ["split_digits"],
     "scenarios": ["cl1"],
-    "methods": ["hnet", "finetune", "scratch"],
+    "methods": ["hnet", "finetune", "scratch", "hnet_scratch"],
     "sizes": ["official", "cr0.5"],
     "seeds": [0, 1],
     "hparams": {"all": {"train.iters": 5}},
     # a replay method: its generated-samples figure is one file per method in the HTML report
     "include": [{"benchmark": "split_digits", "scenario": "cl1", "method": "hnet_r", "seed": 0}],
 }
-N_CELLS = 9  # hnet × 2 sizes + 2 baselines, × 2 seeds; + the included hnet_r cell
+# (hnet and hnet_scratch) × 2 sizes + 2 baselines, × 2 seeds; + the included hnet_r cell
+N_CELLS = 13
 
 
 def snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
@@ -82,7 +83,11 @@ def test_study_trains_every_cell_and_writes_tables_and_figures(study):
             .exists()
         )
     with open(out / "tables/runs.csv") as f:
-        assert len(list(csv.DictReader(f))) == N_CELLS
+        rows = list(csv.DictReader(f))
+    assert len(rows) == N_CELLS
+    for r in rows:  # each hnet cell's transfer against the same-size hnet_scratch cell, and FWT n/a
+        assert (r["transfer_vs_hnet_scratch"] != "") == (r["method"] in ("hnet", "hnet_scratch"))
+        assert r["transfer_vs_scratch"] != "" and r["fwt"] == "" and r["fwt_na"].startswith("CL1")
     assert f"All {N_CELLS} expected cells finished" in (out / "tables/missing.md").read_text()
     for kind in FIGURE_KINDS:
         assert (out / "figures" / kind).is_dir()

@@ -258,3 +258,33 @@ def test_r_scratch_of_wrong_shape_raises_value_error(bad_scratch):
         transfer_vs_scratch(R3, bad_scratch)
     with pytest.raises(ValueError, match="r_scratch"):
         all_metrics(R3, B3, bad_scratch)
+
+
+# -- where FWT's definition does not hold -------------------------------------------------------
+def test_fwt_applies_in_cl2_only_with_a_reason_elsewhere():
+    from hnet.metrics import FWT_NOT_APPLICABLE, not_applicable
+    from hnet.scenarios import SCENARIOS
+
+    assert set(FWT_NOT_APPLICABLE) == set(SCENARIOS) - {"cl2"}
+    assert not_applicable("cl2") == {} and not_applicable("cl2", validation=True) == {}
+    for sc in ("cl1", "cl3"):
+        na = not_applicable(sc, validation=True)
+        assert set(na) == {"fwt", "val_fwt"} and na["fwt"] == FWT_NOT_APPLICABLE[sc]
+        assert sc.upper() in na["fwt"]  # the reason names its scenario
+        out = all_metrics(R3, B3, scenario=sc)
+        assert out["fwt"] is None  # not a number, whatever R and b say
+        assert out["bwt"] == pytest.approx(EXPECTED3["bwt"])  # the others are untouched
+    assert all_metrics(R3, B3, scenario="cl2")["fwt"] == pytest.approx(EXPECTED3["fwt"])
+    assert all_metrics(R3, B3)["fwt"] == pytest.approx(EXPECTED3["fwt"])  # no scenario: formula
+
+
+def test_transfer_controls_name_their_metrics():
+    from hnet.metrics import METRICS, TRANSFER_CONTROLS
+
+    names = {m.name: m for m in METRICS}
+    assert TRANSFER_CONTROLS == {
+        "scratch": "transfer_vs_scratch",
+        "hnet_scratch": "transfer_vs_hnet_scratch",
+    }
+    for control, metric in TRANSFER_CONTROLS.items():
+        assert names[metric].label == f"transfer vs {control}" and names[metric].summarized

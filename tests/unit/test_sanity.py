@@ -79,6 +79,35 @@ def test_fwt_differs_between_methods_where_it_is_defined(tmp_path):
     assert abs(ft["fwt"] - ewc["fwt"]) > 1.0  # measured: 8.3 vs −5.2
 
 
+@pytest.mark.parametrize(
+    "name,scenario",
+    [("hnet", "cl1"), ("finetune", "cl1"), ("hnet", "cl3"), ("finetune", "cl3"), ("ewc", "cl3")],
+)
+def test_fwt_is_null_with_its_reason_where_its_definition_does_not_hold(tmp_path, name, scenario):
+    """CL1: task j's untrained head (hnet: its untrained embedding) answers before task j is
+    trained; CL3: nobody has learned task j's classes (baselines score them only because the
+    task's identity widens the candidates, so R[j−1, j] ≈ 0 and FWT ≈ −b for every method; hnet
+    never predicts them, FWT = 0 exactly). metrics.json says null and why, also for val_fwt."""
+    from hnet.metrics import FWT_NOT_APPLICABLE
+
+    res = job(tmp_path, name, scenario, **{"data.val_fraction": 0.2})
+    assert res["fwt"] is None and res["val_fwt"] is None
+    assert res["not_applicable"] == {"fwt": FWT_NOT_APPLICABLE[scenario]} | {
+        "val_fwt": FWT_NOT_APPLICABLE[scenario]
+    }
+    R, b = res["acc_matrix"], res["acc_init"]
+    if scenario == "cl3" and name == "hnet":  # what the number would have been: 0 by construction
+        assert all(R[j - 1][j] == 0.0 and b[j] == 0.0 for j in range(1, 5))
+
+
+@pytest.mark.parametrize("name", ["hnet", "finetune"])
+def test_fwt_is_a_number_in_cl2(tmp_path, name):
+    """CL2: every method answers task j before training it with what it learned on earlier
+    tasks (hnet: its learned embeddings, chosen by entropy), without task identity."""
+    res = job(tmp_path, name, "cl2")
+    assert isinstance(res["fwt"], float) and "not_applicable" not in res
+
+
 def test_finetune_forgets_in_class_incremental_learning(tmp_path):
     """Fine-tuning in CL3 learns each new pair of classes and unlearns the old ones: right after
     task 1 it is near 100 % on it, after task 5 near 0 (its outputs favour the newest classes),

@@ -22,6 +22,17 @@ def test_grid_multiplies_only_hypernetwork_methods_by_sizes():
     assert cells == sorted(cells) and len(set(cells)) == len(cells)
 
 
+def test_hnet_scratch_cells_at_every_hnet_size_in_cl1():
+    """The same-size control: one hnet_scratch cell per hnet size and seed, in CL1 (the only
+    scenario it supports; elsewhere the study must exclude it, the message says how)."""
+    c = cfg(methods=["hnet", "scratch", "hnet_scratch"], scenarios=["cl1"])
+    cells = expand(c)
+    hnet = {(c.benchmark, c.size, c.seed) for c in cells if c.method == "hnet"}
+    assert {(c.benchmark, c.size, c.seed) for c in cells if c.method == "hnet_scratch"} == hnet
+    with pytest.raises(StudyError, match=r"exclude: \[\{method: hnet_scratch, scenario: cl3\}\]"):
+        expand(cfg(methods=["hnet", "hnet_scratch"]))
+
+
 def test_include_and_exclude():
     c = cfg(
         include=[{"benchmark": "split_digits", "scenario": "cl1", "method": "ewc", "seed": 7}],

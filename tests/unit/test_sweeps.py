@@ -189,8 +189,14 @@ def test_malformed_sweeps_fail_while_expanding(sweeps, expected):
         ({"tuning": None}, "sweeps need a tuning stage"),
         ({"sweeps": {}}, "tuning is given but sweeps lists no values"),
         ({"tuning": {"seeds": [1], "metric": "acc_final"}}, "not a validation metric"),
+        ({"tuning": {"seeds": [1], "metric": "val_fwt"}}, "'val_fwt' is not applicable in cl1"),
     ],
-    ids=["sweeps-without-tuning", "tuning-without-sweeps", "test-metric-selection"],
+    ids=[
+        "sweeps-without-tuning",
+        "tuning-without-sweeps",
+        "test-metric-selection",
+        "metric-not-applicable",
+    ],
 )
 def test_tuning_stage_rules(change, expected):
     c = tuned(**change)

@@ -2,10 +2,11 @@
 
 The training loop (:mod:`hnet.job.loop`) owns data order, evaluation schedule and
 bookkeeping; a method only says how to take one optimisation step on the current task and how
-to produce outputs for a task. Each method declares its name, the scenarios it supports and its hyperparameters with
-defaults (they become the ``<method>`` section of the job config), so adding a method is one
-file with ``@METHODS.register("name")`` plus one import line in ``hnet/methods/__init__.py``;
-official or tuned hyperparameters per benchmark go in ``hnet/methods/tuned/<name>.yaml``.
+to produce outputs for a task. Each method declares its name, the scenarios it supports and its
+hyperparameters with defaults (they become the ``<method>`` section of the job config), so
+adding a method is one file with ``@METHODS.register("name")`` plus one import line in
+``hnet/methods/__init__.py``; official or tuned hyperparameters per benchmark go in
+``hnet/methods/tuned/<name>.yaml``.
 """
 
 from __future__ import annotations
