@@ -6,9 +6,31 @@ from __future__ import annotations
 
 import torch
 
-from hnet import config
+from hnet import config, rng
 from hnet.data import load_benchmark
 from hnet.methods import METHODS
+
+_BENCHMARKS: dict = {}  # loaded once per (benchmark, seed, data settings) and test session
+
+
+def build(
+    name: str,
+    scenario: str,
+    benchmark: str = "split_digits",
+    seed: int = 0,
+    size: str | None = None,
+    **overrides,
+):
+    """Method ``name`` built as its job would build it (globals seeded), on a benchmark loaded
+    once per session; ``overrides`` are config keys."""
+    cfg = config.resolve(
+        benchmark, name, scenario=scenario, seed=seed, size=size, overrides=overrides
+    )
+    key = (benchmark, seed, str(sorted(cfg["data"].items())))
+    if key not in _BENCHMARKS:
+        _BENCHMARKS[key] = load_benchmark(benchmark, dict(cfg["data"]), seed)
+    rng.seed_globals(seed)
+    return METHODS.get(name)(cfg, _BENCHMARKS[key], torch.device("cpu"))
 
 
 def at_second_task(name: str, seed: int = 0, batch: int = 8, **overrides):

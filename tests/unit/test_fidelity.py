@@ -10,31 +10,17 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from steps import build
 
-from hnet import config, rng
-from hnet.data import load_benchmark
+from hnet import config
 from hnet.job.sampler import Sampler
-from hnet.methods import METHODS
 from hnet.methods.common.distill import distill_loss
 
 CPU = torch.device("cpu")
-_BENCH: dict = {}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make(method, scenario="cl1", benchmark="split_digits", seed=0, **over):
-    cfg = config.resolve(benchmark, method, scenario=scenario, seed=seed, overrides=over)
-    if (benchmark, seed) not in _BENCH:
-        _BENCH[benchmark, seed] = load_benchmark(benchmark, cfg["data"], seed)
-    rng.seed_globals(seed)
-    return METHODS.get(method)(cfg, _BENCH[benchmark, seed], CPU)
+    return build(method, scenario, benchmark, seed, **over)
 
 
 def train(m, tasks, iters):

@@ -5,32 +5,15 @@ import io
 import numpy as np
 import pytest
 import torch
+from steps import build
 
 import hnet.methods  # noqa: F401  (importing registers the methods)
-from hnet import config, rng
-from hnet.data import load_benchmark
+from hnet import config
 from hnet.job.sampler import Sampler
-from hnet.methods import METHODS
-
-CPU = torch.device("cpu")
-_BENCH: dict = {}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make(method="hnet_scratch", size="official", seed=0, **over):
-    cfg = config.resolve("split_digits", method, scenario="cl1", seed=seed, overrides=over)
-    cfg["size"] = size
-    if seed not in _BENCH:
-        _BENCH[seed] = load_benchmark("split_digits", cfg["data"], seed)
-    rng.seed_globals(seed)
-    return METHODS.get(method)(cfg, _BENCH[seed], CPU)
+    return build(method, "cl1", seed=seed, size=size, **over)
 
 
 def train(m, tasks, iters=15):

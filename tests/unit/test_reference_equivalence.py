@@ -46,14 +46,6 @@ ACTS = {"relu": torch.nn.ReLU, "elu": torch.nn.ELU}
 pytestmark = pytest.mark.filterwarnings("ignore:This overload of add_ is deprecated")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # -- building both and copying hypnettorch's weights into hnet's ------------------------------
 def pair(chunked, act="relu", hidden=(4, 6), seed=0):
     """A hypnettorch hypernetwork, and hnet's with the same weights (float64)."""

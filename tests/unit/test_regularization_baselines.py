@@ -23,15 +23,6 @@ STRENGTH = {"ewc": "lambda", "online_ewc": "lambda", "si": "c", "mas": "lambda"}
 METHOD_NAMES = list(STRENGTH)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets: one thread is faster than two, and much faster on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def build(name, scenario="cl1", seed=0, init_seed=None, **over):
     cfg = config.resolve("split_digits", name, scenario=scenario, seed=seed, overrides=over)
     bench = load_benchmark("split_digits", cfg["data"], seed)

@@ -11,36 +11,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from steps import build
 
-from hnet import config, rng
-from hnet.data import load_benchmark
+from hnet import config
 from hnet.job.sampler import Sampler
-from hnet.methods import METHODS
 from hnet.methods.common.distill import distill_loss, head_of_each
 from hnet.methods.common.replay_model import grid_arrays
 from hnet.models.hypernet import mlp
 from hnet.models.vae import batched_mlp, mlp_numel, vae_loss
 
-CPU = torch.device("cpu")
 REPLAY_METHODS = ("hnet_r", "hnet_tir", "dgr_distill")
-_BENCH: dict = {}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make(method, scenario="cl3", benchmark="split_digits", seed=0, **over):
-    cfg = config.resolve(benchmark, method, scenario=scenario, seed=seed, overrides=over)
-    key = (benchmark, seed, str(sorted(cfg["data"].items())))
-    if key not in _BENCH:
-        _BENCH[key] = load_benchmark(benchmark, cfg["data"], seed)
-    rng.seed_globals(seed)
-    return METHODS.get(method)(cfg, _BENCH[key], CPU)
+    return build(method, scenario, benchmark, seed, **over)
 
 
 def train(m, tasks, iters, after_task=None):

@@ -7,39 +7,22 @@ import re
 import numpy as np
 import pytest
 import torch
+from steps import build
 
 import hnet.methods.joint
 import hnet.methods.replay
 import hnet.methods.scratch  # noqa: F401  (importing registers the methods)
-from hnet import config, rng
-from hnet.data import load_benchmark
+from hnet import config
 from hnet.errors import ConfigError
 from hnet.job.run import run_job
 from hnet.job.sampler import Sampler
-from hnet.methods import METHODS
 from hnet.methods.replay import mixed_loss
 
-CPU = torch.device("cpu")
 SCENARIOS = ("cl1", "cl2", "cl3")
-_BENCH: dict = {}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny nets: one thread is fastest and immune to oversubscription on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make(method, scenario="cl1", benchmark="split_digits", seed=0, **over):
-    cfg = config.resolve(benchmark, method, scenario=scenario, seed=seed, overrides=over)
-    key = (benchmark, seed)
-    if key not in _BENCH:  # loading sklearn digits once per benchmark keeps the file fast
-        _BENCH[key] = load_benchmark(benchmark, cfg["data"], seed)
-    rng.seed_globals(seed)
-    return METHODS.get(method)(cfg, _BENCH[key], CPU)
+    return build(method, scenario, benchmark, seed, **over)
 
 
 def train(m, tasks=None, iters=None):

@@ -18,14 +18,6 @@ from hnet.methods.common.regularizer import OutputRegularizer
 from hnet.models.hypernet import ChunkedHypernet, FullHypernet
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # -- the output regularizer is never 0 when the protected outputs moved -------------------------
 @pytest.mark.parametrize("impl", ["direct", "gram"])
 @pytest.mark.parametrize("mode", ["stored", "online"])
