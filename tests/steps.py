@@ -4,10 +4,12 @@ tests that inspect a single step's operations start from."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from hnet import config, rng
 from hnet.data import load_benchmark
+from hnet.job.sampler import Sampler
 from hnet.methods import METHODS
 
 _BENCHMARKS: dict = {}  # loaded once per (benchmark, seed, data settings) and test session
@@ -51,3 +53,23 @@ def at_second_task(name: str, seed: int = 0, batch: int = 8, **overrides):
     for _ in range(2):
         method.train_step(1, x, y)
     return method, x, y
+
+
+def train(m, tasks=None, iters=None, after_task=None, evaluate=True):
+    """The job loop without files: ``m`` trained on ``tasks`` (default all) for ``iters`` steps
+    each (default ``train.iters``); ``after_task(m, t)`` after each task's end. Returns the
+    rows of R for the trained tasks (``evaluate``), as an array."""
+    iters = iters or m.cfg["train"]["iters"]
+    sampler, rows = Sampler(m.cfg["seed"]), []
+    for t in range(m.bench.n_tasks) if tasks is None else tasks:
+        m.begin_task(t)
+        data = m.bench.tasks[t]
+        sampler.start_task(data.n_train)
+        for _ in range(iters):
+            m.train_step(t, *data.train_batch(sampler.next(m.cfg["train"]["batch_size"])))
+        m.end_task(t)
+        if after_task is not None:
+            after_task(m, t)
+        if evaluate:
+            rows.append([m.evaluate(j)[0] for j in range(m.bench.n_tasks)])
+    return np.array(rows)

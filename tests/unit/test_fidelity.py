@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from steps import build
+from steps import train as run_tasks
 
 from hnet import config
-from hnet.job.sampler import Sampler
 from hnet.methods.common.distill import distill_loss
 
 CPU = torch.device("cpu")
@@ -24,14 +24,7 @@ def make(method, scenario="cl1", benchmark="split_digits", seed=0, **over):
 
 
 def train(m, tasks, iters):
-    sampler = Sampler(m.cfg["seed"])
-    for t in tasks:
-        m.begin_task(t)
-        data = m.bench.tasks[t]
-        sampler.start_task(data.n_train)
-        for _ in range(iters):
-            m.train_step(t, *data.train_batch(sampler.next(m.cfg["train"]["batch_size"])))
-        m.end_task(t)
+    run_tasks(m, tasks, iters, evaluate=False)
 
 
 def adam_steps(opt: torch.optim.Optimizer) -> set[float]:

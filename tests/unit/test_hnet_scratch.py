@@ -2,14 +2,13 @@
 
 import io
 
-import numpy as np
 import pytest
 import torch
 from steps import build
+from steps import train as run_tasks
 
 import hnet.methods  # noqa: F401  (importing registers the methods)
 from hnet import config
-from hnet.job.sampler import Sampler
 
 
 def make(method="hnet_scratch", size="official", seed=0, **over):
@@ -17,16 +16,7 @@ def make(method="hnet_scratch", size="official", seed=0, **over):
 
 
 def train(m, tasks, iters=15):
-    sampler, rows = Sampler(m.cfg["seed"]), []
-    for t in tasks:
-        m.begin_task(t)
-        data = m.bench.tasks[t]
-        sampler.start_task(data.n_train)
-        for _ in range(iters):
-            m.train_step(t, *data.train_batch(sampler.next(m.cfg["train"]["batch_size"])))
-        m.end_task(t)
-        rows.append([m.evaluate(j)[0] for j in range(m.bench.n_tasks)])
-    return np.array(rows)
+    return run_tasks(m, tasks, iters)
 
 
 def theta(m):

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from steps import build
+from steps import train as run_tasks
 
 from hnet import config
 from hnet.job.sampler import Sampler
@@ -29,18 +30,7 @@ def make(method, scenario="cl3", benchmark="split_digits", seed=0, **over):
 
 def train(m, tasks, iters, after_task=None):
     """The job loop without files: rows of R for the trained tasks."""
-    sampler, rows = Sampler(m.cfg["seed"]), []
-    for t in tasks:
-        m.begin_task(t)
-        data = m.bench.tasks[t]
-        sampler.start_task(data.n_train)
-        for _ in range(iters):
-            m.train_step(t, *data.train_batch(sampler.next(m.cfg["train"]["batch_size"])))
-        m.end_task(t)
-        if after_task is not None:
-            after_task(m, t)
-        rows.append([m.evaluate(j)[0] for j in range(m.bench.n_tasks)])
-    return np.array(rows)
+    return run_tasks(m, tasks, iters, after_task)
 
 
 # -- the pieces --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from steps import build
+from steps import train as run_tasks
 
 import hnet.methods.joint
 import hnet.methods.replay
@@ -15,7 +16,6 @@ import hnet.methods.scratch  # noqa: F401  (importing registers the methods)
 from hnet import config
 from hnet.errors import ConfigError
 from hnet.job.run import run_job
-from hnet.job.sampler import Sampler
 from hnet.methods.replay import mixed_loss
 
 SCENARIOS = ("cl1", "cl2", "cl3")
@@ -27,17 +27,7 @@ def make(method, scenario="cl1", benchmark="split_digits", seed=0, **over):
 
 def train(m, tasks=None, iters=None):
     """The job loop without files: accuracy matrix rows for the trained tasks."""
-    iters = iters or m.cfg["train"]["iters"]
-    sampler, rows = Sampler(m.cfg["seed"]), []
-    for t in tasks or range(m.bench.n_tasks):
-        m.begin_task(t)
-        data = m.bench.tasks[t]
-        sampler.start_task(data.n_train)
-        for _ in range(iters):
-            m.train_step(t, *data.train_batch(sampler.next(m.cfg["train"]["batch_size"])))
-        m.end_task(t)
-        rows.append([m.evaluate(j)[0] for j in range(m.bench.n_tasks)])
-    return np.array(rows)
+    return run_tasks(m, tasks, iters)
 
 
 # -- replay ----------------------------------------------------------------------------------
