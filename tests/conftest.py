@@ -126,3 +126,22 @@ def tiny_data_root(_tiny_data_files, monkeypatch):
     """``tiny_mnist_root`` plus tiny CIFAR-10 and CIFAR-100 (real pickle format, 50/200 train
     images); jobs on it set ``data.check_counts=false``. Shared like ``tiny_mnist_root``."""
     return _tiny_root(_tiny_data_files, monkeypatch)
+
+
+@pytest.fixture
+def four_core_machine(monkeypatch, tmp_path):
+    """A 4-core machine for hnet.job.cores: no dedicated-cores settings, leases in the test's
+    own folder (tmp_path / "leases"), torch's thread count restored afterwards."""
+    import os
+
+    import torch
+
+    from hnet.job.environment import DEDICATED
+
+    before = torch.get_num_threads()
+    for var in DEDICATED:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HNET_CORES_DIR", str(tmp_path / "leases"))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    yield
+    torch.set_num_threads(before)

@@ -9,23 +9,13 @@ import sys
 import textwrap
 
 import pytest
-import torch
 
 from hnet.job.cores import Lease
-from hnet.job.environment import DEDICATED
 
 FOUR = frozenset({0, 1, 2, 3})
 
 
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch, tmp_path):
-    before = torch.get_num_threads()
-    for var in DEDICATED:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HNET_CORES_DIR", str(tmp_path / "leases"))
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(FOUR))  # a 4-core machine
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("four_core_machine")  # tests/conftest.py
 
 
 def test_a_dead_jobs_lease_stops_counting_and_is_removed(tmp_path):

@@ -12,20 +12,11 @@ import pytest
 import torch
 
 from hnet.job.cores import STALE_TMP_SECONDS, CoreShare, Lease
-from hnet.job.environment import DEDICATED
 
 FOUR = frozenset({0, 1, 2, 3})
 
 
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch, tmp_path):
-    before = torch.get_num_threads()
-    for var in DEDICATED:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HNET_CORES_DIR", str(tmp_path / "leases"))
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(FOUR))  # a 4-core machine
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("four_core_machine")  # tests/conftest.py
 
 
 def test_jobs_on_the_same_cores_split_them_and_take_them_back(tmp_path):
