@@ -1,13 +1,5 @@
-"""Packed seeds (hnet.job.packed): K seeds in one process are the K unpacked jobs.
-
-Tolerances (docs/design.md, "Agreement"): data order, initialisation and sampler state are
-equal exactly. Numbers agree up to float reordering, whose size depends on the BLAS kernels:
-measured on split_digits, 30 steps per task, CPU, 1 thread, accuracy matrices equal, chunked
-hnet / finetune / scratch weights within 1.4e-6; on another machine bit-identical. The asserts
-allow what reordering can do elsewhere (other BLAS, threads, CUDA): each accuracy within
-1 point (one test example of a split_digits task is ≈ 0.9 points), logged losses within 1e-4,
-parameters within 1e-4 but for the few strays below.
-"""
+"""Packed seeds (hnet.job.packed): K seeds in one process are the K unpacked jobs, within the
+tolerances that tests/packed_runs.py states and checks."""
 
 from __future__ import annotations
 
@@ -16,7 +8,7 @@ import signal
 
 import pytest
 import torch
-from packed_runs import LOSS_TOL, assert_same_run, cfgs, losses
+from packed_runs import LOSS_TOL, assert_same_run, cfgs, check_packed_equals_unpacked, losses
 from steps import at_second_task
 
 from hnet.cli import build_parser
@@ -42,14 +34,7 @@ from hnet.methods.common.packed import PACKERS, refusal
 def test_packed_seeds_equal_unpacked_jobs(tmp_path, method, scenario, size, iters, over):
     """Chunked and full hypernetworks, task-incremental and class-incremental, both
     regularizer terms, baselines."""
-    seeds = [0, 1]
-    cs = cfgs(method, seeds, scenario, size, **{"train.iters": iters, **over})
-    run_packed(cs, [tmp_path / f"p{s}" for s in seeds], progress=False)
-    for cfg, s in zip(cs, seeds, strict=True):
-        run_job(cfg, tmp_path / f"u{s}", progress=False)
-        assert_same_run(tmp_path / f"p{s}", tmp_path / f"u{s}", method)
-    r0, r1 = (json.loads((tmp_path / f"p{s}/metrics.json").read_text()) for s in seeds)
-    assert r0["acc_matrix"] != r1["acc_matrix"]  # the seeds really differ
+    check_packed_equals_unpacked(tmp_path, method, scenario, size, iters, over)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
