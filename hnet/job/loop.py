@@ -114,7 +114,9 @@ class TrainingLoop:
         t0 = time.perf_counter()
         label = f" seeds {self.seeds()}" if self.several else ""
         self.bar = bar = jobs[0].progress_bar(t, first, iters, label)
-        window = torch.empty(log_every, len(jobs), device=jobs[0].device)  # unread losses
+        # unread losses: at most log_every steps between two reads, and no more than the task has
+        rows = max(1, min(log_every, iters - first))
+        window = torch.empty(rows, len(jobs), device=jobs[0].device)
         since = first  # the step of the window's first row
         for step in bar:
             for job in self.jobs:
