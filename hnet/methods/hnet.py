@@ -243,19 +243,26 @@ class HNET(Method):
         pred = local + task_hat * hs if self.scenario == "cl3" else local
         return pred, task_hat
 
-    def state_dict(self) -> dict[str, Any]:
+    def network_state(self) -> dict[str, Any]:
+        """The hypernetwork, its two optimizers, the tasks begun and the BatchNorm statistics:
+        what every hypernetwork method's checkpoint holds (hnet_scratch adds its kept tasks)."""
         return {
             "hnet": self.hnet.state_dict(),
             "opt": self.opt.state_dict(),
             "emb_opt": None if self.emb_opt is None else self.emb_opt.state_dict(),
             "seen": self.seen,
+            "stats": self.stats,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self.network_state(),
             "reg": {
                 "frozen": self.reg.state(),
                 "n_prev": self.reg.n_prev,
                 "use_gram": self.reg.use_gram,
             },
             "gen": self.gen.get_state(),
-            "stats": self.stats,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

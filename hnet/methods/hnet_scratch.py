@@ -93,14 +93,7 @@ class HNETScratch(HNET):
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "hnet": self.hnet.state_dict(),
-            "opt": self.opt.state_dict(),
-            "emb_opt": None if self.emb_opt is None else self.emb_opt.state_dict(),
-            "seen": self.seen,
-            "kept": self.kept,
-            "stats": self.stats,
-        }
+        return {**self.network_state(), "kept": self.kept}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.hnet.load_state_dict(state["hnet"])
