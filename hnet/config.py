@@ -54,6 +54,12 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "hnet_arch": {},  # overrides of the resolved size preset (chunk_size, hidden, ...)
 }
 
+# The ``buffer`` section, present only in the configs of rehearsal methods (Method.rehearsal), so
+# that a buffer-size sweep axis multiplies only them and other methods' run identities ignore it.
+REHEARSAL_DEFAULTS: dict[str, Any] = {
+    "size": 1000,  # stored training samples over all tasks (a fixed budget, Mammoth's buffer_size)
+}
+
 
 # Keys that describe the machine, not the experiment: they are not part of a run's identity, so
 # a run moved to another device, thread count or data copy is the same run (resumes, one MLflow
@@ -230,6 +236,8 @@ def resolve_with_sources(
     layers.add({**cell, "size": size or "official"}, "job")
     layers.add({"default_size": spec.defaults.get("size", "full")}, f"benchmark {benchmark}")
     layers.add({method: mcls.defaults}, f"{method} default")
+    if mcls.rehearsal:
+        layers.add({"buffer": REHEARSAL_DEFAULTS}, "default")
     for values, source in tuned.matches(mcls.tuned_as or method, benchmark, scenario):
         # one layer per entry: each value names the entry it came from (later entries win)
         layers.add({method: {**values, "source": source}}, f"tuned: {source}")

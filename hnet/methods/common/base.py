@@ -43,6 +43,10 @@ class Method:
     # Can one process train several seeds of it at once, parameters stacked on a seed axis
     # (hnet.methods.common.packed)? Declared per class: a subclass that changes the step says False.
     packable: ClassVar[bool] = False
+    # Does it store training samples (a rehearsal buffer)? Then its resolved config has the shared
+    # ``buffer`` section (``buffer.size``: stored samples over all tasks), one key for every
+    # rehearsal method, so a study sweeps the buffer size of all of them with one axis.
+    rehearsal: ClassVar[bool] = False
 
     def __init__(self, cfg: dict[str, Any], bench: Benchmark, device: torch.device) -> None:
         self.cfg, self.bench, self.device = cfg, bench, device
@@ -130,6 +134,14 @@ class Method:
     def param_counts(self) -> dict[str, Any]:
         """``n_params_target`` and, for hypernetwork methods, ``n_params_hnet`` and
         ``compression_ratio``."""
+        return {}
+
+    def memory_bytes(self) -> dict[str, int]:
+        """What the method keeps beyond the current network's weights, in bytes, by kind
+        (``samples``, ``labels``, ``logits``, ``fisher``, ``embeddings``, ``targets``, ``masks``,
+        ``generator`` …). The loop records it after every task's ``end_task``: memory is a result,
+        because methods are only comparable at equal memory. Count what a checkpoint of the
+        method must hold to continue, not transient work buffers."""
         return {}
 
     def extra_results(self) -> dict[str, Any]:
