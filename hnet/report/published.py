@@ -50,6 +50,7 @@ TRAINING_KEYS = ("epochs_per_task", "iters_per_task")
 
 TABLE_KEYS = (
     "id",
+    "cite",
     "source",
     "repository",
     "commit",
@@ -105,6 +106,7 @@ class Published:
     """One published number: a method's final accuracy on a benchmark in one scenario."""
 
     table: str  # the table id in published.yaml
+    cite: str  # short reference ("Hsu et al. 2018")
     benchmark: str  # as the source names it
     hnet_benchmark: str
     family: str
@@ -121,10 +123,6 @@ class Published:
     repository: str
     commit: str
     where: str  # file and section, plus the column the number sits in
-
-    def label(self) -> str:
-        """Short reference for table notes: the source's first author and year and the id."""
-        return f"{self.source.split(',')[0]} ({self.table})"
 
 
 def family(benchmark: str) -> str:
@@ -163,12 +161,19 @@ def load(path: str | Path | None = None) -> tuple[Published, ...]:
 def parse(data: Any, origin: str = "published.yaml") -> tuple[Published, ...]:
     """Check ``data`` (the parsed YAML) and flatten it: one record per row × scenario column
     holding a number. Raises ConfigError naming the table, row and key."""
-    if not isinstance(data, dict) or set(data) != {"tables"} or not isinstance(data["tables"], list):
-        raise ConfigError(f"{origin}: expected one top-level key `tables:` holding a list of tables.")
+    if (
+        not isinstance(data, dict)
+        or set(data) != {"tables"}
+        or not isinstance(data["tables"], list)
+    ):
+        raise ConfigError(
+            f"{origin}: expected one top-level key `tables:` holding a list of tables."
+        )
     out: list[Published] = []
     seen: set[str] = set()
     for i, table in enumerate(data["tables"]):
-        where = f"{origin}: tables[{i}]"
+        named = isinstance(table, dict) and isinstance(table.get("id"), str)
+        where = f"{origin}: " + (f"table {table['id']!r}" if named else f"tables[{i}]")
         _require_mapping(table, where, TABLE_KEYS, TABLE_KEYS)
         tid = _text(table["id"], f"{where}.id")
         if tid in seen:
@@ -209,7 +214,8 @@ def _table(t: dict[str, Any], where: str) -> list[Published]:
     for scen, heading in columns.items():
         if scen not in allowed:
             raise ConfigError(
-                f"{where}.columns: scenario {scen!r} is not one of {bench}'s ({', '.join(allowed)})."
+                f"{where}.columns: scenario {scen!r} is not one of {bench}'s "
+                f"({', '.join(allowed)})."
             )
         _text(heading, f"{where}.columns.{scen}")
     base = t["protocol"]
@@ -234,10 +240,13 @@ def _table(t: dict[str, Any], where: str) -> list[Published]:
                 continue
             value, std = _cell(cell, f"{rw}.{scen}")
             if std is not None and spread is None:
-                raise ConfigError(f"{rw}.{scen}: a ± value needs the table's `spread` saying what it is.")
+                raise ConfigError(
+                    f"{rw}.{scen}: a ± value needs the table's `spread` saying what it is."
+                )
             out.append(
                 Published(
                     table=t["id"],
+                    cite=_text(t["cite"], f"{where}.cite"),
                     benchmark=t["benchmark"],
                     hnet_benchmark=bench,
                     family=family(bench),
@@ -276,10 +285,14 @@ def _protocol(base: dict[str, Any], row: dict[str, Any], where: str) -> Protocol
         or not hidden
         or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden)
     ):
-        raise ConfigError(f"{where}: protocol.hidden {hidden!r} must be a list of positive widths or null.")
+        raise ConfigError(
+            f"{where}: protocol.hidden {hidden!r} must be a list of positive widths or null."
+        )
     epochs = merged.get("epochs_per_task")
     if epochs is not None and not (_is_number(epochs) and epochs > 0):
-        raise ConfigError(f"{where}: protocol.epochs_per_task {epochs!r} must be a positive number.")
+        raise ConfigError(
+            f"{where}: protocol.epochs_per_task {epochs!r} must be a positive number."
+        )
     notes = merged["notes"]
     if not isinstance(notes, str):
         raise ConfigError(f"{where}: protocol.notes must be text ('' for none).")
@@ -301,9 +314,9 @@ def _protocol(base: dict[str, Any], row: dict[str, Any], where: str) -> Protocol
 
 def _cell(cell: Any, where: str) -> tuple[float, float | None]:
     """A scenario cell: ``value`` or ``[value, spread]``, accuracies in percent."""
-    value, std = (cell, None) if not isinstance(cell, list) else (cell + [None])[:2]
     if isinstance(cell, list) and len(cell) != 2:
         raise ConfigError(f"{where}: write a number, [value, spread] or null (got {cell!r}).")
+    value, std = cell if isinstance(cell, list) else (cell, None)
     if not _is_number(value) or not 0 <= value <= 100:
         raise ConfigError(f"{where}: value {value!r} must be an accuracy in percent (0 to 100).")
     if std is not None and (not _is_number(std) or not 0 <= std <= 100):
@@ -324,7 +337,9 @@ def _require_mapping(
         )
     unknown = sorted(set(value) - set(allowed))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}.")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}."
+        )
 
 
 def _text(value: Any, where: str) -> str:
@@ -344,4 +359,3 @@ def _count(v: Any, where: str, minimum: int, optional: bool = False) -> int | No
         need = f"an integer ≥ {minimum}" + (" or null" if optional else "")
         raise ConfigError(f"{where} {v!r} must be {need}.")
     return v
-
