@@ -7,8 +7,9 @@ the records of :mod:`hnet.report.published` by (benchmark family, scenario, meth
 ``split_fmnist`` meets the numbers published for Split MNIST, flagged "data Fashion-MNIST vs
 MNIST". Each group's own protocol (data set, tasks, MLP widths, steps or epochs per task, batch
 size, buffer) is read from the config its ``metrics.json`` holds; every candidate record is
-compared field by field, and the one with the fewest differences (ties: the order of
-published.yaml) is the one shown. All candidates are listed in ``published.csv|md``.
+compared field by field; the one shown keeps the group's buffer (rehearsal methods compare at
+equal memory) and has the fewest differences (ties: the order of published.yaml). All
+candidates are listed in ``published.csv|md``.
 
 Kept apart from :mod:`hnet.report.tables` so that the summary tables only ask for cells and
 notes (:func:`cells`, :func:`notes`), and :func:`attach` adds the columns to the wide table.
@@ -156,7 +157,8 @@ def compare(
 ) -> pd.DataFrame:
     """Every (group, published record) pair with the same family, scenario and method: the
     measured and published acc_final, their difference (measured − published), the protocol
-    differences and the rank (0 = fewest differences, the one the summary shows)."""
+    differences and the rank (0: the one the summary shows; records with the group's buffer
+    first, then the fewest differences, then the order of published.yaml)."""
     records = list(published.load() if records is None else records)
     acc = summary[summary["metric"] == "acc_final"]
     rows = []
@@ -169,9 +171,12 @@ def compare(
             if p.family == fam and p.scenario == r.scenario and p.method == r.method
         ]
         ours = protocols.get(key)
-        scored = [(differences(ours, p.protocol, r.benchmark), i, p) for i, p in enumerate(found)]
-        scored.sort(key=lambda s: (len(s[0]), s[1]))  # fewest differences, then file order
-        for rank, (diffs, _, p) in enumerate(scored):
+        scored = [
+            (_other_buffer(ours, p), differences(ours, p.protocol, r.benchmark), i, p)
+            for i, p in enumerate(found)
+        ]
+        scored.sort(key=lambda s: (s[0], len(s[1]), s[2]))
+        for rank, (_, diffs, _, p) in enumerate(scored):
             rows.append(
                 dict(zip(KEYS, key, strict=True))
                 | {
@@ -200,6 +205,12 @@ def compare(
             )
     out = pd.DataFrame(rows, columns=MATCH_COLUMNS)
     return sort_groups(out, extra=("rank",)) if len(out) else out
+
+
+def _other_buffer(ours: RunProtocol | None, p: published.Published) -> bool:
+    """Does the record keep another number of stored inputs than the group? Ranked first:
+    rehearsal methods are compared at equal memory or not at all."""
+    return ours is not None and ours.buffer != p.protocol.buffer
 
 
 def shown(matches: pd.DataFrame) -> dict[tuple, Any]:

@@ -380,3 +380,29 @@ def test_report_tables_read_each_groups_protocol_from_its_runs(tmp_path):
             97.5 - by_method.loc[method, "published"]
         )
     assert "| finetune |" in (tmp_path / "tables" / "published.md").read_text()
+
+
+def test_a_rehearsal_group_meets_the_number_at_its_own_buffer():
+    """Equal memory first: the record with the group's buffer wins over one that differs in
+    nothing but the buffer."""
+    data = minimal_table(
+        rows=[
+            {"method": "replay", "original": "ER", "buffer": 200, "cl1": 90.0, "cl3": 70.0},
+            {
+                "method": "replay",
+                "original": "ER",
+                "buffer": 500,
+                "batch_size": 10,
+                "cl1": 95.0,
+                "cl3": 80.0,
+            },
+        ]
+    )
+    records = published.parse(data)
+    group = ("split_mnist", "cl3", "replay", "none")
+    summary = summary_frame([(group, 82.0, 1.0)])
+    for buffer, value, differs in ((500, 80.0, "batch 128 vs 10"), (200, 70.0, "")):
+        ours = {group: replace(OURS, buffer=buffer)}
+        m = published_column.shown(published_column.compare(summary, ours, records))[group]
+        assert (m.published, m.protocol_differences) == (value, differs)
+        assert m.diff == pytest.approx(82.0 - value)
