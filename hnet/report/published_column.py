@@ -204,6 +204,7 @@ def compare(
                 }
             )
     out = pd.DataFrame(rows, columns=MATCH_COLUMNS)
+    out["published_n_runs"] = out["published_n_runs"].astype("Int64")  # "not stated": empty
     return sort_groups(out, extra=("rank",)) if len(out) else out
 
 
@@ -226,13 +227,14 @@ def attach(wide: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
         m = best.get(tuple(getattr(r, k) for k in KEYS))
         values["published_acc_final"].append(m.published if m else math.nan)
         values["published_std"].append(m.published_std if m else math.nan)
-        values["published_n_runs"].append(m.published_n_runs if m else math.nan)
+        values["published_n_runs"].append(m.published_n_runs if m else None)
         values["published_diff"].append(m.diff if m else math.nan)
         values["published_protocol_differs"].append(bool(m.protocol_differs) if m else math.nan)
         values["published_protocol"].append(m.protocol_differences if m else "")
         values["published_source"].append(f"{m.cite}: {m.where}" if m else "")
     out = wide.copy()
     at = list(out.columns).index("acc_final_best") + 1
+    values["published_n_runs"] = pd.array(values["published_n_runs"], dtype="Int64")
     for offset, c in enumerate(WIDE_COLUMNS):
         out.insert(at + offset, c, values[c])
     return out
@@ -300,8 +302,9 @@ def published_markdown(matches: pd.DataFrame) -> str:
         "Final accuracy (acc_final, %) of each group beside every published number for the same "
         "benchmark family (Split / Permuted MNIST, also for their Fashion-MNIST and digits "
         "versions), scenario and method, from hnet/report/published.yaml. diff = ours − "
-        "published. The summary shows the published number whose protocol differs least "
-        f"(rank 0); {DIFFERS}: the protocol differs, listed as ours vs theirs.",
+        "published. The summary shows rank 0: a number at the group's buffer where there is "
+        "one, then the one whose protocol differs least, then the file's order. Protocol "
+        "differences are listed as ours vs theirs.",
     ]
     if matches.empty:
         return "\n".join([*lines, "", "No group has a published number."]) + "\n"
