@@ -34,6 +34,14 @@ from hnet.report.runs import KEYS, sort_groups
 HEADERS = ("published", "Δ vs published")
 #: marks a published number whose protocol differs from the measured group's
 DIFFERS = "†"
+#: what the two columns are, for the summary's introduction
+INTRO = (
+    "published: a final accuracy published for the same benchmark family, scenario and method "
+    "(hnet/report/published.yaml; where it was read is in the note under each table, every "
+    f"candidate in published.md); Δ vs published = ours − published; {DIFFERS}: the protocol "
+    "differs (the note says how). Under another protocol the difference is context, not a "
+    "failed reproduction."
+)
 MATCH_COLUMNS = [
     *KEYS,
     "n_seeds",

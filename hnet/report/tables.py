@@ -161,6 +161,8 @@ def summary_markdown(
         "",
         TRANSFER_NOTE,
     ]
+    if published is not None and not published.empty:
+        lines += ["", published_column.INTRO]
     for bench, scen, cols, groups, why in _wide(summary):
         pub = published_column.has_any(published, bench, scen)
         lines += ["", f"## {bench} / {scen}", ""]

@@ -309,6 +309,8 @@ def test_run_protocol_reads_the_config_in_metrics_json():
 def test_summary_tables_show_the_column_beside_acc_final(matched):
     summary, m = matched
     md = tables.summary_markdown(summary, published=m)
+    assert published_column.INTRO in md
+    assert published_column.INTRO not in tables.summary_markdown(summary)
     section = md.split("## split_mnist / cl1")[1].split("##")[0]
     header = next(line for line in section.splitlines() if line.startswith("| method"))
     cols = [c.strip() for c in header.strip("|").split("|")]
