@@ -10,6 +10,8 @@ layout is fixed (:mod:`hnet.report.layout`, imported by the study Snakefile)::
     OUT/tables/summary_wide.csv    the same, one row per group, <metric>_mean|std|ci95|best
     OUT/tables/summary.md|.tex     "mean ± std" per group, best value per benchmark×scenario bold
     OUT/tables/paired_vs_hnet.csv|.md   paired differences (method − hnet) of acc_final by seed
+    OUT/tables/published.csv|.md   published results beside each group's final accuracy, the
+                                   difference and the protocol differences (published.yaml)
     OUT/tables/missing.csv|.md     expected cells (--expected grid) without a result, and why
     OUT/tables/selected.csv|.md    the values a study's tuning stage selected (--selection), and
                                    the rule; OUT/figures/sensitivity/ draws the curves behind them
@@ -25,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from hnet.errors import HnetError
-from hnet.report import figures, tables
+from hnet.report import figures, published_column, tables
 from hnet.report import missing as missing_mod
 from hnet.report.runs import collect_runs
 from hnet.report.selection import load_selection, selected_markdown, selected_table
@@ -87,7 +89,8 @@ def make_report(
             "why each has no result.)"
         ) from e
     missing, notes = write_missing(tables_out, grid, results_dir, runs.table)
-    summary, table_notes = write_tables(tables_out, runs, grid, missing, hnet_ref)
+    protocols = published_column.run_protocols(results_dir, runs.table)
+    summary, table_notes = write_tables(tables_out, runs, grid, missing, hnet_ref, protocols)
     tables_out.put("selected.csv", selected_table(chosen).to_csv(index=False))
     tables_out.put("selected.md", selected_markdown(chosen))
     fig_files, fig_notes = figures.all_figures(runs, summary, out, chosen)
@@ -124,13 +127,23 @@ def write_missing(
 
 
 def write_tables(
-    w: TableWriter, runs, grid, missing: pd.DataFrame | None, hnet_ref: str | None
+    w: TableWriter,
+    runs,
+    grid,
+    missing: pd.DataFrame | None,
+    hnet_ref: str | None,
+    protocols: dict | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """The run, summary and paired tables; returns the summary (the figures draw from it)."""
+    """The run, summary, published and paired tables; returns the summary (the figures draw
+    from it). ``protocols``: each group's protocol (published_column.run_protocols)."""
     w.put("runs.csv", runs.table.to_csv(index=False))
     summary = tables.summarize(runs.table)
     w.put("summary.csv", summary.to_csv(index=False))
-    w.put("summary_wide.csv", tables.summary_wide(summary).to_csv(index=False))
+    matches = published_column.compare(summary, protocols or {})
+    wide = published_column.attach(tables.summary_wide(summary), matches)
+    w.put("summary_wide.csv", wide.to_csv(index=False))
+    w.put("published.csv", matches.to_csv(index=False))
+    w.put("published.md", published_column.published_markdown(matches))
     head = None
     if grid is not None and missing is not None:
         n_expected = len(grid.cells)
@@ -139,8 +152,8 @@ def write_tables(
             + (f" (study {grid.study})" if grid.study else "")
             + ("; the missing ones are listed in missing.md." if len(missing) else ".")
         )
-    w.put("summary.md", tables.summary_markdown(summary, head))
-    w.put("summary.tex", tables.summary_latex(summary))
+    w.put("summary.md", tables.summary_markdown(summary, head, matches))
+    w.put("summary.tex", tables.summary_latex(summary, matches))
     paired, notes = tables.paired_vs_hnet(runs.table, summary, hnet_ref)
     w.put("paired_vs_hnet.csv", paired.to_csv(index=False))
     w.put("paired_vs_hnet.md", tables.paired_markdown(paired))

@@ -99,6 +99,8 @@ TABLES = (
     "summary_wide.csv",
     "summary.md",
     "summary.tex",
+    "published.csv",
+    "published.md",
     "paired_vs_hnet.csv",
     "paired_vs_hnet.md",
     "missing.csv",

@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from hnet.metrics import METRICS, TRANSFER_CONTROLS
+from hnet.report import published_column
 from hnet.report.runs import CONTROLS, KEYS, NA_METRICS, NA_SUFFIX, REFERENCE, size_key, sort_groups
 from hnet.report.stats import holm
 
@@ -142,8 +143,11 @@ def _cell(r, bold: tuple[str, str], pm: str) -> str:
     return f"{bold[0]}{text}{bold[1]}" if r.best else text
 
 
-def summary_markdown(summary: pd.DataFrame, head: str | None = None) -> str:
-    """``head``: a first line (the workflow's "N of M expected cells finished")."""
+def summary_markdown(
+    summary: pd.DataFrame, head: str | None = None, published: pd.DataFrame | None = None
+) -> str:
+    """``head``: a first line (the workflow's "N of M expected cells finished"); ``published``:
+    published_column.compare's matches, shown beside the final accuracy with their notes."""
     lines = [] if head is None else [head, ""]
     lines += [
         "# Summary",
@@ -157,42 +161,73 @@ def summary_markdown(summary: pd.DataFrame, head: str | None = None) -> str:
         "",
         TRANSFER_NOTE,
     ]
+    if published is not None and not published.empty:
+        lines += ["", published_column.INTRO]
     for bench, scen, cols, groups, why in _wide(summary):
+        pub = published_column.has_any(published, bench, scen)
         lines += ["", f"## {bench} / {scen}", ""]
-        lines.append("| method | size | n | " + " | ".join(LABELS[c] for c in cols) + " |")
-        lines.append("|---|---|---:|" + "---:|" * len(cols))
+        heads = _with_published([LABELS[c] for c in cols], cols, pub)
+        lines.append("| method | size | n | " + " | ".join(heads) + " |")
+        lines.append("|---|---|---:|" + "---:|" * len(heads))
         for method, size, n, cells in groups:
             vals = [_cell(cells[c], ("**", "**"), " ± ") for c in cols]
+            if pub:
+                extra = published_column.cells(published, (bench, scen, method, size))
+                vals = _with_published(vals, cols, pub, extra)
             lines.append(f"| {method} | {size} | {n} | " + " | ".join(vals) + " |")
         if why:
             lines.append("")
             lines += [f"{label} n/a: {reason}." for label, reason in why.items()]
+        if pub:
+            lines += ["", *published_column.notes(published, bench, scen)]
     return "\n".join(lines) + "\n"
+
+
+def _with_published(
+    items: list[str], cols: list[str], pub: bool, extra: tuple[str, ...] = published_column.HEADERS
+) -> list[str]:
+    """``items`` (one per metric column) with ``extra`` right after the final accuracy's."""
+    if not pub or "acc_final" not in cols:
+        return items
+    at = cols.index("acc_final") + 1
+    return [*items[:at], *extra, *items[at:]]
 
 
 def _tex(s: str) -> str:
     return s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%")
 
 
-def summary_latex(summary: pd.DataFrame) -> str:
+TEX_HEADERS = ("published", "$\\Delta$ vs published")  # published_column.HEADERS in LaTeX
+
+
+def summary_latex(summary: pd.DataFrame, published: pd.DataFrame | None = None) -> str:
     out = ["% hnet report: mean $\\pm$ std over seeds; best per benchmark x scenario in bold"]
     out += ["% " + TRANSFER_NOTE]
     for bench, scen, cols, groups, why in _wide(summary):
+        pub = published_column.has_any(published, bench, scen)
+        heads = _with_published([_tex(LABELS[c]) for c in cols], cols, pub, TEX_HEADERS)
         out += [
             "",
             f"% {bench} / {scen}",
-            "\\begin{tabular}{ll r" + " r" * len(cols) + "}",
+            "\\begin{tabular}{ll r" + " r" * len(heads) + "}",
             "\\toprule",
-            f"\\multicolumn{{{len(cols) + 3}}}{{l}}{{{_tex(bench)} / {_tex(scen)}}} \\\\",
+            f"\\multicolumn{{{len(heads) + 3}}}{{l}}{{{_tex(bench)} / {_tex(scen)}}} \\\\",
             "\\midrule",
-            "method & size & n & " + " & ".join(_tex(LABELS[c]) for c in cols) + " \\\\",
+            "method & size & n & " + " & ".join(heads) + " \\\\",
             "\\midrule",
         ]
         for method, size, n, cells in groups:
             vals = [_cell(cells[c], ("\\textbf{", "}"), " $\\pm$ ") for c in cols]
+            if pub:
+                extra = published_column.cells(
+                    published, (bench, scen, method, size), " $\\pm$ ", "$^\\dagger$"
+                )
+                vals = _with_published(vals, cols, pub, extra)
             out.append(f"{_tex(method)} & {_tex(size)} & {n} & " + " & ".join(vals) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}"]
         out += [f"% {label} n/a: {reason}." for label, reason in why.items()]
+        if pub:
+            out += [f"% {line}" for line in published_column.notes(published, bench, scen)]
     return "\n".join(out) + "\n"
 
 

@@ -117,6 +117,7 @@ def test_html_report(study):
     html = (work / "results/tiny/report.html").read_text(errors="replace")
     assert len(html) > 100_000 and "Final accuracy" in html
     assert "Generated samples" in html and "split_digits__cl1__hnet_r.png" in html
+    assert "Published results" in html  # the tables' caption explains the published column
 
 
 def test_rerun_trains_nothing_and_deleted_cells_exactly_retrain(study):
