@@ -158,9 +158,9 @@ class HAT(Isolation):
             self.mask_pre = [torch.maximum(a, b) for a, b in zip(self.mask_pre, mask, strict=True)]
 
     @torch.no_grad()
-    def predict(self, x: Tensor, task: int) -> tuple[Tensor, Tensor | None]:
+    def task_outputs(self, x: Tensor, task: int) -> Tensor:
         self.hooks.set(self.attention(task, self.hp["smax"]))
-        return super().predict(x, task)
+        return super().task_outputs(x, task)
 
     # -- accounting and checkpoints --------------------------------------------------------------
     def memory_bytes(self) -> dict[str, int]:

@@ -148,11 +148,10 @@ class PackNet(Isolation):
         return out
 
     @torch.no_grad()
-    def predict(self, x: Tensor, task: int) -> tuple[Tensor, Tensor | None]:
+    def task_outputs(self, x: Tensor, task: int) -> Tensor:
         self.net.eval()
         self.use_task(task)
-        out = self.logits(x, task, params=self.masked_params(task))
-        return (out if self.bench.kind == "regression" else out.argmax(-1)), None
+        return self.logits(x, task, params=self.masked_params(task))
 
     def memory_bytes(self) -> dict[str, int]:
         return {"masks": sum(o.numel() for o in self.owner.values()), **self.bn_bytes()}

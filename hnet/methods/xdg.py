@@ -67,9 +67,9 @@ class XdG(Isolation):
         return super().train_step(task, x, y)
 
     @torch.no_grad()
-    def predict(self, x: Tensor, task: int) -> tuple[Tensor, Tensor | None]:
+    def task_outputs(self, x: Tensor, task: int) -> Tensor:
         self.hooks.set(self.task_gates(task))
-        return super().predict(x, task)
+        return super().task_outputs(x, task)
 
     def memory_bytes(self) -> dict[str, int]:
         return {"masks": 0, **self.bn_bytes()}  # gates regenerated from the seed

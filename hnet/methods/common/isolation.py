@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+from torch import Tensor
 
 from hnet.methods.common.baseline import Baseline, BatchNormSets
 from hnet.models.batchnorm import num_stats
@@ -46,6 +47,19 @@ class Isolation(Baseline):
         loss = super().train_step(task, x, y)
         self.step += 1
         return loss
+
+    @torch.no_grad()
+    def task_outputs(self, x: Tensor, task: int) -> Tensor:
+        """The outputs of ``task``'s sub-network (its head), in eval mode; subclasses apply the
+        task's mask."""
+        self.net.eval()
+        self.use_task(task)
+        return self.logits(x, task)
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, task: int) -> tuple[Tensor, Tensor | None]:
+        out = self.task_outputs(x, task)
+        return (out if self.bench.kind == "regression" else out.argmax(-1)), None
 
     def bn_bytes(self) -> dict[str, int]:
         """The per-task BatchNorm statistics of the tasks seen (none without BatchNorm)."""
