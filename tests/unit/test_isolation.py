@@ -205,3 +205,34 @@ def test_a_mid_task_checkpoint_continues_exactly(name):
 def test_bad_hyperparameters_are_refused_naming_the_key(key, value):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         build(key.split(".")[0], "cl1", **{key: value})
+
+
+@pytest.mark.parametrize("kind", ["mlp", "zenke", "resnet32"])
+def test_unit_layout_names_every_weight_a_gated_off_unit_depends_on(kind):
+    """The premise of HAT's compensation and XdG's isolation, per target: with random binary
+    gates on, changing every parameter entry whose mask min(post, pre) is 0 leaves the gated
+    net's outputs unchanged, while changing the masked-in entries does not."""
+    from hnet.methods.common.units import Gates
+    from hnet.models.target import build_target
+
+    torch.manual_seed(0)
+    cfg = {"kind": kind, "hidden": [16, 16], "activation": "relu", "dropout": [0.0, 0.0]}
+    net = build_target(cfg, 3 * 32 * 32, 2, 2, (3, 32, 32)).eval()
+    layout = unit_layout(net)
+    gates = [(torch.rand(n) < 0.5).float() for n in layout.sizes]
+    Gates(net, layout).set(gates)
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        ref = net(x)
+        masks = {n: layout.weight_mask(n, p.shape, gates) for n, p in net.named_parameters()}
+        assert {n for n, m in masks.items() if m is None} == {"head.weight", "head.bias"}
+        saved = {n: p.clone() for n, p in net.named_parameters()}
+        for n, p in net.named_parameters():
+            if masks[n] is not None:
+                p.add_(torch.randn_like(p) * (masks[n] == 0))
+        assert torch.equal(net(x), ref)
+        for n, p in net.named_parameters():
+            p.copy_(saved[n])
+            if masks[n] is not None:
+                p.add_(torch.randn_like(p) * masks[n])
+        assert not torch.allclose(net(x), ref)
