@@ -236,3 +236,21 @@ def test_unit_layout_names_every_weight_a_gated_off_unit_depends_on(kind):
             if masks[n] is not None:
                 p.add_(torch.randn_like(p) * masks[n])
         assert not torch.allclose(net(x), ref)
+
+
+@pytest.mark.parametrize("kind", ["zenke", "resnet32"])
+def test_packnet_keeps_task1_bit_for_bit_on_the_conv_targets(tiny_data_root, kind):
+    """On the conv targets too (ResNet-32: BatchNorm statistics per task, γ/β frozen after task
+    1; ZenkeNet: dropout off at test), task 1's outputs survive task 2 exactly."""
+    from registry_cases import CONV, tiny_overrides
+
+    over = tiny_overrides(CONV[kind], tiny_data_root)
+    del over["target.kind"], over["target.hidden"]
+    over |= {"train.iters": 4, "train.batch_size": 4, "train.epochs": 0}
+    m = build("packnet", "cl1", benchmark=CONV[kind], **over)
+    assert m.cfg["target"]["kind"] == kind
+    x = eval_inputs(m, 0)[:8]
+    train(m, tasks=[0], iters=4, evaluate=False)
+    before = m.task_outputs(x, 0)
+    train(m, tasks=[1], iters=4, evaluate=False)
+    assert torch.equal(before, m.task_outputs(x, 0))
