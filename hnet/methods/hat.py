@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from hnet import rng
 from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
 from hnet.methods.common.isolation import FLOAT_BYTES, Isolation
@@ -80,8 +81,10 @@ class HAT(Isolation):
         super().__init__(cfg, bench, device)
         self.layout = unit_layout(self.net)
         # e^l: (T, units) per layer, N(0, 1) like the authors' nn.Embedding
+        gen = rng.generator(cfg["seed"], "hat-embeddings")
         self.emb = [
-            torch.nn.Parameter(torch.randn(bench.n_tasks, n).to(device)) for n in self.layout.sizes
+            torch.nn.Parameter(torch.randn(bench.n_tasks, n, generator=gen).to(device))
+            for n in self.layout.sizes
         ]
         self.mask_pre: list[Tensor] | None = None  # a_<t, the cumulative mask
         self._s = self.hp["smax"]  # s of the current step (set by train_step)
