@@ -6,15 +6,18 @@ from hnet.methods import (  # noqa: F401
     dgr,
     ewc,
     finetune,
+    hat,
     hnet,
     hnet_r,
     hnet_scratch,
     hnet_tir,
     joint,
     mas,
+    packnet,
     replay,
     scratch,
     si,
+    xdg,
 )
 from hnet.methods.common.base import METHODS
 

@@ -122,8 +122,10 @@ SLOW = 900  # seconds: a loaded 2-core machine runs these jobs many times slower
 
 
 # hnet_scratch (CL1 only) rides along: a fresh hypernetwork per task and every earlier task's
-# kept weights or Θ are in its checkpoint.
-SCENARIO = {"hnet_scratch": "cl1"}
+# kept weights or Θ are in its checkpoint. So do the parameter-isolation methods (CL1 only):
+# HAT's embeddings, cumulative mask and annealing step, PackNet's owners and pruning state.
+ISOLATION = ("hat", "packnet", "xdg")
+SCENARIO = {"hnet_scratch": "cl1"} | dict.fromkeys(ISOLATION, "cl1")
 
 
 def replay_cli(out: Path, method: str) -> list[str]:
@@ -142,7 +144,9 @@ def run_to_end(out: Path, method: str) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.fixture(scope="module", params=["hnet_r", "hnet_tir", "dgr_distill", "hnet_scratch"])
+@pytest.fixture(
+    scope="module", params=["hnet_r", "hnet_tir", "dgr_distill", "hnet_scratch", *ISOLATION]
+)
 def replay_reference(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"ref-{request.param}") / "run"
     run_to_end(out, request.param)
