@@ -42,7 +42,10 @@ class ReservoirBuffer:
         dev = task0.x_train.device
         self.rows = torch.empty((size, *task0.x_train.shape[1:]), dtype=task0.x_train.dtype,
                                 device=dev)  # fmt: skip
-        self.labels = torch.empty(size, dtype=task0.y_train.dtype, device=dev)
+        # labels (n,), or targets (n, d) for regression
+        self.labels = torch.empty(
+            (size, *task0.y_train.shape[1:]), dtype=task0.y_train.dtype, device=dev
+        )
         self.tasks = torch.empty(size, dtype=torch.long)  # on the CPU: chosen from without syncs
         self.tasks_dev = torch.empty(size, dtype=torch.long, device=dev)
         self.logits: Tensor | None = None  # (size, width) float, allocated at the first add
@@ -133,7 +136,7 @@ class ReservoirBuffer:
         n = len(self)
         out = {
             "samples": n * self.rows[0].numel() * self.rows.element_size(),
-            "labels": n * self.labels.element_size(),
+            "labels": n * self.labels[0].numel() * self.labels.element_size(),
             "task_ids": n * self.tasks.element_size(),
         }
         if self.logits is not None:
