@@ -12,11 +12,12 @@ labels. After the step the current batch (its raw rows, labels and the outputs c
 the step) is offered to the reservoir. With ``alpha = beta = 0`` it is fine-tuning (the buffer
 is filled but never used).
 
-Scenarios: CL1–CL3. The stored outputs are the whole output layer; the MSE compares the part a
-sample's own task was trained through: its own head (CL1), the shared head (CL2), or the classes
-of every task seen when it was stored (CL3: tasks up to its own; the later heads were untrained
-then). The labelled term uses :func:`hnet.methods.replay.mixed_loss`. Memory: samples, labels,
-task ids and the stored outputs (float32).
+Scenarios: CL1–CL3. The stored outputs are the whole output layer; the MSE compares a sample's
+own head in CL1 (the only output it is ever answered with) and every output unit in CL2 (one
+head) and CL3 (all classes, later tasks' included, as Mammoth's class-incremental setting: the
+stored, still low outputs of classes to come are what keep them low on old samples once those
+classes are trained). The labelled term uses :func:`hnet.methods.replay.mixed_loss`. Memory:
+samples, labels, task ids and the stored outputs (float32, the width of the output layer).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from hnet.errors import ConfigError
@@ -50,20 +52,17 @@ class DERPP(Rehearsal):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"derpp.{key} must be a number ≥ 0, got {v!r}.")
 
-    def logit_mask(self, tids: Tensor, width: int) -> Tensor:
-        """(n, width) 0/1: the output units each stored sample's MSE compares."""
-        hs, cols = self.bench.head_size, torch.arange(width, device=tids.device)
-        if self.scenario == "cl3" and self.bench.kind != "regression":
-            hi = (tids + 1) * hs  # the classes of the tasks seen when it was stored
-            return (cols[None, :] < hi[:, None]).float()
-        if self.net.n_heads > 1:  # CL1: its own head
-            return ((cols[None, :] // hs) == tids[:, None]).float()
-        return (cols[None, :] < hs).float().expand(len(tids), width)
-
     def logit_loss(self, x: Tensor, tids: Tensor, stored: Tensor) -> Tensor:
-        """Mean squared error between today's and the stored outputs over the compared units."""
-        mask = self.logit_mask(tids, stored.shape[1])
-        return ((self.net(x) - stored).pow(2) * mask).sum() / mask.sum()
+        """Mean squared error between today's and the stored outputs: over the sample's own head
+        in CL1, over every output unit otherwise (CL3: later tasks' classes too, as Mammoth —
+        that term is what keeps new classes' logits low on old samples)."""
+        out = self.net(x)
+        if self.net.n_heads > 1 and self.scenario != "cl3":
+            n, hs = len(x), self.bench.head_size
+            rows = torch.arange(n, device=out.device)
+            out = out.view(n, self.net.n_heads, hs)[rows, tids]
+            stored = stored.view(n, self.net.n_heads, hs)[rows, tids]
+        return F.mse_loss(out, stored)
 
     def train_step(self, task: int, x: Tensor, y: Tensor) -> Tensor:
         self.net.train()
