@@ -130,7 +130,7 @@ SCENARIO = {"hnet_scratch": "cl1"}
 REHEARSAL = sorted(m for m, c in METHODS.items() if c.rehearsal)
 # Rehearsal methods on digits take about a millisecond a step: more steps, so the signal sent
 # mid-task still arrives before the task ends.
-ITERS_OF = dict.fromkeys(REHEARSAL, 400)
+ITERS_OF = dict.fromkeys(REHEARSAL, 200)
 
 
 def iters_of(method: str) -> int:
