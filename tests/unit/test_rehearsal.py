@@ -11,9 +11,10 @@ from steps import train as run_tasks
 from hnet import config
 from hnet.data.base import Benchmark, TaskData
 from hnet.errors import ConfigError
-from hnet.methods.agem import project
+from hnet.methods.agem import flatten, grads, project
 from hnet.methods.common.buffer import ReservoirBuffer
 from hnet.methods.er_ace import MASKED, asymmetric_logits
+from hnet.methods.replay import mixed_loss
 
 
 def tiny_bench(n: int = 64, perms: int = 2) -> Benchmark:
@@ -170,7 +171,7 @@ def test_agem_without_projection_is_finetuning_and_with_it_training_differs():
     params = {}
     for name, extra in (("finetune", {}), ("agem", {"agem.project": False}), ("agem", {})):
         buffer = {"buffer.size": 50} if name == "agem" else {}
-        m = build(name, "cl3", **{"train.iters": 30, **buffer, **extra})
+        m = build(name, "cl3", **{"train.iters": 10, "train.batch_size": 16, **buffer, **extra})
         run_tasks(m, range(2), evaluate=False)
         params[name, bool(extra)] = torch.cat([p.detach().flatten() for p in m.net.parameters()])
     assert torch.equal(params["finetune", False], params["agem", True])
@@ -194,9 +195,6 @@ def test_agem_step_keeps_the_loss_on_earlier_samples_from_rising_to_first_order(
         ref = m.buffer.sample(m.replay_bs, before_task=1)
         m.buffer.gen.set_state(state)  # the step draws the same reference batch
         params = [p for p in m.net.parameters()]
-        from hnet.methods.agem import flatten, grads
-        from hnet.methods.replay import mixed_loss
-
         g = flatten(grads(m.loss_on(x, y, 1), params), params)
         g_ref = flatten(grads(mixed_loss(m, *ref[:3]), params), params)
         m.see_rows(1, idx)
