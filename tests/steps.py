@@ -46,10 +46,12 @@ def at_second_task(name: str, seed: int = 0, batch: int = 8, **overrides):
     method = METHODS.get(name)(cfg, bench, torch.device("cpu"))
     x, y = bench.tasks[0].train_batch(torch.arange(batch))
     method.begin_task(0)
+    method.see_rows(0, torch.arange(batch))
     method.train_step(0, x, y)
     method.end_task(0)
     method.begin_task(1)
     x, y = bench.tasks[1].train_batch(torch.arange(batch))
+    method.see_rows(1, torch.arange(batch))
     for _ in range(2):
         method.train_step(1, x, y)
     return method, x, y
@@ -66,7 +68,9 @@ def train(m, tasks=None, iters=None, after_task=None, evaluate=True):
         data = m.bench.tasks[t]
         sampler.start_task(data.n_train)
         for _ in range(iters):
-            m.train_step(t, *data.train_batch(sampler.next(m.cfg["train"]["batch_size"])))
+            idx = sampler.next(m.cfg["train"]["batch_size"])
+            m.see_rows(t, idx)
+            m.train_step(t, *data.train_batch(idx))
         m.end_task(t)
         if after_task is not None:
             after_task(m, t)

@@ -146,6 +146,7 @@ def time_steps(
         def batch_step(t=t, task=task):
             idx = torch.randint(task.n_train, (bs,), generator=gen).to(device)
             x, y = task.train_batch(idx, augment)
+            method.see_rows(t, idx)
             return lambda: method.train_step(t, x, y)
 
         samples = []
@@ -287,6 +288,7 @@ def compare_steps(
             idx = torch.randint(task.n_train, (bs,), generator=gen).to(device)
             x, y = task.train_batch(idx)
             for name, m in methods.items():
+                m.see_rows(t, idx)
                 dt = _timed(lambda m=m, t=t, x=x, y=y: m.train_step(t, x, y), device)
                 if i >= 2:
                     samples[name].append(dt)

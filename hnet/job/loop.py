@@ -129,6 +129,7 @@ class TrainingLoop:
             xs, ys = [], []
             for job in self.jobs:
                 idx = job.sampler.next(bs).to(job.device)
+                job.method.see_rows(t, idx)
                 x, y = job.bench.tasks[t].train_batch(idx, job.augment_gen)
                 xs.append(x)
                 ys.append(y)

@@ -3,9 +3,13 @@ below (and, for official hyperparameters, ``tuned/<name>.yaml``)."""
 
 # One line per method module: importing it registers its methods.
 from hnet.methods import (  # noqa: F401
+    agem,
+    derpp,
     dgr,
+    er_ace,
     ewc,
     finetune,
+    gdumb,
     hat,
     hnet,
     hnet_r,

@@ -10,6 +10,8 @@ import pytest
 import torch
 from cli import env, train_argv
 
+from hnet.methods import METHODS
+
 ITERS = 600
 
 
@@ -123,13 +125,23 @@ SLOW = 900  # seconds: a loaded 2-core machine runs these jobs many times slower
 
 # hnet_scratch (CL1 only) rides along: a fresh hypernetwork per task and every earlier task's
 # kept weights or Θ are in its checkpoint. So do the parameter-isolation methods (CL1 only):
-# HAT's embeddings, cumulative mask and annealing step, PackNet's owners and pruning state.
+# HAT's embeddings, cumulative mask and annealing step, PackNet's owners and pruning state. So
+# does every rehearsal method (its buffer, the count of samples seen and the buffer's generator
+# are in its checkpoint).
 ISOLATION = ("hat", "packnet", "xdg")
 SCENARIO = {"hnet_scratch": "cl1"} | dict.fromkeys(ISOLATION, "cl1")
+REHEARSAL = sorted(m for m, c in METHODS.items() if c.rehearsal)
+# Rehearsal methods on digits take about a millisecond a step: more steps, so the signal sent
+# mid-task still arrives before the task ends.
+ITERS_OF = dict.fromkeys(REHEARSAL, 200)
+
+
+def iters_of(method: str) -> int:
+    return ITERS_OF.get(method, REPLAY_ITERS)
 
 
 def replay_cli(out: Path, method: str) -> list[str]:
-    sets = {"train.iters": REPLAY_ITERS, "train.log_every": 2}
+    sets = {"train.iters": iters_of(method), "train.log_every": 2}
     scenario = SCENARIO.get(method, "cl3")
     return train_argv(
         out, "-q", "--threads", "1", "-m", method, "--scenario", scenario, seed=2, sets=sets
@@ -145,7 +157,8 @@ def run_to_end(out: Path, method: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(
-    scope="module", params=["hnet_r", "hnet_tir", "dgr_distill", "hnet_scratch", *ISOLATION]
+    scope="module",
+    params=["hnet_r", "hnet_tir", "dgr_distill", "hnet_scratch", *ISOLATION, *REHEARSAL],
 )
 def replay_reference(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"ref-{request.param}") / "run"
@@ -160,7 +173,7 @@ def interrupt(out: Path, method: str, task: int, sig: int) -> int:
         replay_cli(out, method), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        wait_for_step(out, task=task, step=REPLAY_ITERS // 2, proc=proc, timeout=SLOW)
+        wait_for_step(out, task=task, step=iters_of(method) // 2, proc=proc, timeout=SLOW)
         proc.send_signal(sig)
         proc.communicate(timeout=SLOW)
         return proc.returncode
@@ -200,7 +213,7 @@ def test_replay_methods_resume_exactly_from_a_mid_task_checkpoint(tmp_path, repl
     out = tmp_path / "run"
     assert interrupt(out, method, 1, signal.SIGTERM) == 128 + signal.SIGTERM
     state = torch.load(out / "state" / "ckpt.pt", weights_only=True)
-    assert state["task"] == 1 and 0 < state["step"] < REPLAY_ITERS
+    assert state["task"] == 1 and 0 < state["step"] < iters_of(method)
     run_to_end(out, method)
     assert_same_run(out, ref, ref_out)
 

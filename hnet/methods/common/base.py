@@ -67,6 +67,11 @@ class Method:
         """One optimisation step on a batch of ``task``; returns the (detached) loss."""
         raise NotImplementedError
 
+    def see_rows(self, task: int, idx: Tensor) -> None:
+        """Called with the training-row indices of ``task`` that form the batch of the next
+        ``train_step``. Rehearsal methods store those raw rows (as the task keeps them, before
+        the cast, permutation and augmentation that made the batch); others ignore it."""
+
     def end_task(self, task: int) -> None:
         """Called after the last step on ``task`` (consolidation, snapshots, buffers)."""
 
