@@ -142,7 +142,11 @@ def run_to_end(out: Path, method: str) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.fixture(scope="module", params=["hnet_r", "hnet_tir", "dgr_distill", "hnet_scratch"])
+# lwf and icarl too: a frozen previous network, and iCaRL's exemplars, class means and batch
+# stream are in their checkpoints.
+@pytest.fixture(
+    scope="module", params=["hnet_r", "hnet_tir", "dgr_distill", "hnet_scratch", "lwf", "icarl"]
+)
 def replay_reference(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"ref-{request.param}") / "run"
     run_to_end(out, request.param)
