@@ -144,7 +144,9 @@ def check_conv_target(tmp_path: Path, root, method: str, kind: str) -> None:
     over |= {f"{m}.{k}": 4 for m, k in (("ewc", "fisher_samples"), ("online_ewc", "fisher_samples"),
                                          ("mas", "samples"), ("replay", "buffer_per_task"))
              if m == method}  # fmt: skip
-    cfg = config.resolve(benchmark, method, overrides=over, threads=1)
+    scenarios = METHODS.get(method).scenarios  # the default (cl1) where the method has it
+    scenario = "cl1" if "cl1" in scenarios else scenarios[0]
+    cfg = config.resolve(benchmark, method, scenario=scenario, overrides=over, threads=1)
     assert cfg["target"]["kind"] == kind
     res = run_job(cfg, tmp_path / "run", progress=False)
     R = np.array(res["acc_matrix"], dtype=float)

@@ -218,6 +218,30 @@ def test_replay_methods_resume_exactly_from_a_mid_task_checkpoint(tmp_path, repl
     assert_same_run(out, ref, ref_out)
 
 
+@pytest.fixture(scope="module", params=["lwf", "icarl"])
+def distilling_reference(request, tmp_path_factory):
+    """LwF and iCaRL keep a frozen previous network; iCaRL also its exemplars, class means and
+    batch stream. SIGKILL only: their mid-task state round-trips in
+    tests/unit/test_lwf_icarl.py, which keeps the time these subprocess runs add small."""
+    out = tmp_path_factory.mktemp(f"ref-{request.param}") / "run"
+    run_to_end(out, request.param)
+    return request.param, json.loads((out / "metrics.json").read_text()), out
+
+
+def test_distilling_methods_resume_exactly_after_sigkill_mid_task(tmp_path, distilling_reference):
+    method, ref, ref_out = distilling_reference
+    out = tmp_path / "run"
+    assert interrupt(out, method, 2, signal.SIGKILL) == -signal.SIGKILL
+    state = torch.load(out / "state" / "ckpt.pt", weights_only=True)
+    assert state["task"] == 2 and state["step"] == 0
+    extra = state["method"]["extra"]
+    assert extra["prev"] is not None  # the teacher of task 3 comes from the checkpoint
+    if method == "icarl":
+        assert len(extra["y"]) > 0 and extra["means"].shape[0] == 2 * 2  # two tasks' classes
+    assert "task 3, step 0" in run_to_end(out, method).stderr
+    assert_same_run(out, ref, ref_out)
+
+
 # -- Split CIFAR-10/100 with ResNet-32: BatchNorm statistics, augmentation and LR schedule ------
 
 CIFAR_ITERS = 40
