@@ -126,7 +126,7 @@ def duration(seconds: float) -> str:
 
 
 def position(s: Any) -> str:
-    """"task 3 of 5, step 1,200 of 2,000" (1-based task, steps taken in it)."""
+    """ "task 3 of 5, step 1,200 of 2,000" (1-based task, steps taken in it)."""
     if s.task is None:
         return "position unknown"
     tasks = f" of {len(s.iters)}" if s.iters else ""
@@ -174,7 +174,9 @@ def as_text(status: Any, eta: Any, jobs_source: str, everything: bool) -> str:
         width = max(len(s.cell.run_dir) for s in shown)
         for s in shown:
             for i, text in enumerate(describe(s)):
-                lines.append(f"  {s.cell.run_dir.ljust(width)}  {text}" if i == 0 else f"    {text}")
+                lines.append(
+                    f"  {s.cell.run_dir.ljust(width)}  {text}" if i == 0 else f"    {text}"
+                )
         if len(shown) < len(cells):
             lines.append(f"  … and {len(cells) - len(shown):,} more (--all lists them)")
 
@@ -281,4 +283,3 @@ def as_json(status: Any, eta: Any, jobs_source: str) -> dict[str, Any]:
         },
         "cells": [cell_json(s, eta) for s in status.cells],
     }
-

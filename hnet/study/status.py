@@ -190,7 +190,8 @@ def classify(cell: Expected, root: Path, now: float, host: str) -> CellState:
             return s
     if FAILED in names:
         error, when = _failure(run_dir)
-        if beat is None or beat.started <= when:  # not an older failure than the last attempt
+        # the last attempt's failure, not one older than the attempt that followed it
+        if beat is None or beat.state == heartbeat.FAILED or beat.started <= when:
             s.state, s.error = FAILED_STATE, error
             s.log = str(cell.log_path(root))
             return s
