@@ -233,17 +233,16 @@ def test_json_schema(study, capsys):
     [(None, hb.DONE), (JobInterrupted("stopped", 15), hb.STOPPED), (ValueError("x"), hb.FAILED)],
 )
 def test_heartbeat_records_position_and_how_the_process_ended(tmp_path, raised, state):
-    with contextlib.suppress(JobInterrupted, ValueError):
-        with hb.Beats([tmp_path]) as (beat,):
-            beat.begin([10, 10], 1, 4, resumed=True)
-            beat.at(1, 7)
-            live = hb.read(tmp_path)
-            assert live.state == hb.RUNNING and (live.task, live.step) == (1, 4)
-            assert live.checkpoint == (1, 4) and live.iters == [10, 10]
-            assert hb.alive(live, time.time())  # this very process, on this host
-            beat.checkpointed(1, 7)
-            if raised is not None:
-                raise raised
+    with contextlib.suppress(JobInterrupted, ValueError), hb.Beats([tmp_path]) as (beat,):
+        beat.begin([10, 10], 1, 4, resumed=True)
+        beat.at(1, 7)
+        live = hb.read(tmp_path)
+        assert live.state == hb.RUNNING and (live.task, live.step) == (1, 4)
+        assert live.checkpoint == (1, 4) and live.iters == [10, 10]
+        assert hb.alive(live, time.time())  # this very process, on this host
+        beat.checkpointed(1, 7)
+        if raised is not None:
+            raise raised
     rec = hb.read(tmp_path)
     assert rec.state == state and (rec.task, rec.step) == (1, 7) and rec.checkpoint == (1, 7)
     assert rec.pid == os.getpid() and rec.host == socket.gethostname()
@@ -353,7 +352,7 @@ def test_a_study_config_gives_the_cells_and_a_yte_config_is_refused(tmp_path, mo
     path.write_text(yaml.safe_dump(config | {"__use_yte__": True}))
     with pytest.raises(StudyError, match="__use_yte__"):
         load_study(path)
-    with pytest.raises(StudyError, match="has no grid.json"):
+    with pytest.raises(StudyError, match=r"has no grid\.json"):
         load_study(tmp_path)
 
 
