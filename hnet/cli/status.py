@@ -185,6 +185,8 @@ def as_text(status: Any, eta: Any, jobs_source: str, everything: bool) -> str:
         return [f"{position(s)}  ({where})"]
 
     def interrupted(s: Any) -> list[str]:
+        if s.note:
+            return [s.note]
         at = f"stopped at {position(s)}" if s.task is not None else "stopped"
         return [f"{at}; {resume_point(s)}"]
 
@@ -235,19 +237,31 @@ def cell_json(s: Any, eta: Any) -> dict[str, Any]:
         "run_dir": c.run_dir,
         "state": s.state,
     }
+    trained = bool(s.iters) and s.task is not None and s.task >= len(s.iters)
     if s.task is not None:
+        task, step = (len(s.iters) - 1, s.iters[-1]) if trained else (s.task, s.step)
         out["progress"] = {
-            "task": s.task + 1,
+            "task": task + 1,
             "tasks": len(s.iters) if s.iters else None,
-            "step": s.step,
-            "steps": s.iters[s.task] if s.iters and s.task < len(s.iters) else None,
+            "step": step,
+            "steps": s.iters[task] if s.iters else None,
             "fraction": s.fraction,
         }
     if s.state in ("running", "interrupted"):
-        out["resume_from"] = (
-            {"task": s.resume[0] + 1, "step": s.resume[1]} if s.resume is not None else None
-        )
+        out["resume_from"] = None
+        if s.resume is not None and not (s.iters and s.resume[0] >= len(s.iters)):
+            out["resume_from"] = {"task": s.resume[0] + 1, "step": s.resume[1]}
         out["checkpoint"] = s.checkpoint or s.resume is not None
+        # what a rerun does: continue from the checkpoint, start over, or only write the result
+        out["rerun"] = (
+            "result only"
+            if trained or (s.iters and s.resume and s.resume[0] >= len(s.iters))
+            else "resume"
+            if out["checkpoint"]
+            else "restart"
+        )
+    if s.note:
+        out["note"] = s.note
     if s.host:
         out["heartbeat"] = {"host": s.host, "pid": s.pid, "age_seconds": s.beat_age}
     if s.state == "failed":

@@ -45,10 +45,12 @@ RUNNING, STOPPED, FAILED, DONE = "running", "stopped", "failed", "done"
 
 def boot_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (Linux /proc), which tells a live
-    process from a later one that got the same pid; None elsewhere or when it is gone."""
+    process from a later one that got the same pid; None elsewhere or when it is gone (a
+    zombie, killed but not yet reaped, is gone: where no init reaps orphans, as in some
+    containers, zombies stay for good)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[19])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
 

@@ -7,7 +7,10 @@ locks, so it is safe beside a running study and fast on thousands of cells.
 
 A cell is, checked in this order:
 
-- ``done``: its ``metrics.json`` exists (the workflow's only declared output);
+- ``done``: its ``metrics.json`` exists (the workflow's only declared output) and Snakemake
+  recorded its job as complete (a job cut between the two is marked incomplete in
+  ``.snakemake/incomplete/`` and run again: its metrics.json is rewritten from the final
+  checkpoint, without training, so such a cell counts as interrupted);
 - ``running``: its heartbeat record (:mod:`hnet.job.heartbeat`) is ``running``, fresh and, on
   this host, its process alive;
 - ``failed``: a ``failed.json`` not older than the last attempt (the first line of the error
@@ -19,6 +22,7 @@ A cell is, checked in this order:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -94,6 +98,7 @@ class CellState:
     beat_age: float | None = None  # seconds since the heartbeat was written
     attempt_seconds: float | None = None  # running: seconds since this attempt started
     start: tuple[int, int] | None = None  # where this attempt started
+    note: str = ""  # anything else a reader should know
     error: str = ""  # failed: the first line of the error
     log: str = ""  # failed: the job's log
     metrics: dict[str, Any] = field(default_factory=dict)  # done: timings and resources
@@ -169,15 +174,19 @@ def _config_iters(run_dir: Path) -> list[int] | None:
         return None
 
 
-def classify(cell: Expected, root: Path, now: float, host: str) -> CellState:
+def classify(
+    cell: Expected, root: Path, now: float, host: str, incomplete: frozenset[str] = frozenset()
+) -> CellState:
     """The state of one cell from its run directory (one listing, then only the files that
-    decide)."""
+    decide); ``incomplete``: the run directories of jobs Snakemake marked incomplete
+    (:func:`snakemake_incomplete`)."""
     run_dir = root / cell.run_dir
     try:
         names = set(os.listdir(run_dir))
     except OSError:
         return CellState(cell, NOT_STARTED)
-    if METRICS in names:
+    unrecorded = METRICS in names and cell.run_dir in incomplete
+    if METRICS in names and not unrecorded:
         return CellState(cell, DONE, metrics=_done_metrics(run_dir))
     beat = heartbeat.read(run_dir) if HEARTBEAT in names else None
     s = CellState(cell, INTERRUPTED)
@@ -195,6 +204,9 @@ def classify(cell: Expected, root: Path, now: float, host: str) -> CellState:
             s.state, s.error = FAILED_STATE, error
             s.log = str(cell.log_path(root))
             return s
+    if unrecorded:
+        s.note = "finished, but its job ended before Snakemake recorded it: a rerun writes "
+        s.note += "metrics.json again from the final checkpoint (no training)"
     s.checkpoint = "state" in names and any((run_dir / c).exists() for c in (CKPT, CKPT_PREV))
     if beat is None:
         if not (s.checkpoint or LOSSES in names or CONFIG in names):
@@ -204,6 +216,29 @@ def classify(cell: Expected, root: Path, now: float, host: str) -> CellState:
             s.task, s.step = at
             s.iters = _config_iters(run_dir)
     return s
+
+
+def snakemake_incomplete(root: Path) -> frozenset[str]:
+    """Run directories (relative to ``root``, ``<workdir>/results/<study>``) whose training job
+    Snakemake marked incomplete: started and not recorded as finished. Snakemake keeps one
+    empty file per output in ``<workdir>/.snakemake/incomplete/``, named by the output path in
+    URL-safe base64 (split into ``@``-prefixed directories where a name would be too long).
+    Read only; an unreadable or changed layout yields nothing."""
+    base = Path(root).resolve()
+    markers = base.parent.parent / ".snakemake" / "incomplete"
+    prefix = f"{base.parent.name}/{base.name}/"
+    found = set()
+    for dirpath, _, files in os.walk(markers):
+        rel = Path(dirpath).relative_to(markers)
+        for name in files:
+            encoded = "".join(part.removeprefix("@") for part in (*rel.parts, name))
+            try:
+                path = base64.urlsafe_b64decode(encoded).decode()
+            except (ValueError, UnicodeDecodeError):
+                continue  # not a marker (e.g. "migration_underway")
+            if path.startswith(prefix) and path.endswith("/" + METRICS):
+                found.add(path[len(prefix) : -len(METRICS) - 1])
+    return frozenset(found)
 
 
 # -- the study ------------------------------------------------------------------------------
@@ -319,4 +354,6 @@ def study_status(study: Study, now: float | None = None, host: str | None = None
     """Classify every expected cell of ``study`` (:func:`classify`)."""
     now = time.time() if now is None else now
     host = host or socket.gethostname()
-    return StudyStatus(study, [classify(c, study.root, now, host) for c in study.cells], now)
+    incomplete = snakemake_incomplete(study.root)
+    cells = [classify(c, study.root, now, host, incomplete) for c in study.cells]
+    return StudyStatus(study, cells, now)

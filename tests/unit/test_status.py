@@ -4,10 +4,12 @@ heartbeat a training process writes, the time-left arithmetic and the --json sch
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -84,6 +86,8 @@ def study(tmp_path):
         "old_run": cell("ewc", 2),  # from before heartbeats: checkpoint and loss log only
         "not_started": cell("ewc", 3),
         "empty_dir": cell("ewc", 4),
+        # trained, but killed before Snakemake recorded the job: Snakemake reruns it
+        "unrecorded": cell("ewc", 5),
     }
     write_grid(root, list(cells.values()))
     put(
@@ -144,6 +148,14 @@ def study(tmp_path):
     (d / "state/ckpt.pt").write_bytes(b"x")
     put(root, cells["old_run"], "config.json", {"train": {"iters": 200, "iters_per_task": None}})
     (root / cells["empty_dir"]["run_dir"]).mkdir(parents=True)
+    d = put(root, cells["unrecorded"], "metrics.json", {"train_seconds": 1.0})
+    put(
+        root, cells["unrecorded"], "heartbeat.json", heartbeat("done", 5, 0, ITERS, (5, 0), now=now)
+    )
+    output = f"results/s/{cells['unrecorded']['run_dir']}/metrics.json"
+    marker = tmp_path / ".snakemake/incomplete" / base64.urlsafe_b64encode(output.encode()).decode()
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")
     status = study_status(load_study(root), now=now)
     return root, {name: status.cells[i] for i, name in enumerate(cells)}, status
 
@@ -161,9 +173,11 @@ def test_every_state_is_told_from_the_files(study):
         "old_run": INTERRUPTED,
         "not_started": NOT_STARTED,
         "empty_dir": NOT_STARTED,
+        "unrecorded": INTERRUPTED,
     }
     assert {name: c.state for name, c in s.items()} == expect
-    assert status.counts() == {DONE: 1, RUNNING: 2, INTERRUPTED: 4, FAILED_STATE: 1, NOT_STARTED: 2}
+    assert status.counts() == {DONE: 1, RUNNING: 2, INTERRUPTED: 5, FAILED_STATE: 1, NOT_STARTED: 2}
+    assert "from the final checkpoint (no training)" in s["unrecorded"].note
     # positions: the heartbeat's (0-based task, steps taken), the resume point is the checkpoint
     assert (s["running"].task, s["running"].step, s["running"].iters) == (2, 1200, ITERS)
     assert s["running"].fraction == pytest.approx((2 * 2000 + 1200) / 10000)
@@ -182,7 +196,8 @@ def test_text_names_positions_resume_points_errors_and_logs(study, capsys):
     root, _, _ = study
     assert main(["status", str(root), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
-    assert "10 cells: 1 done, 2 running, 4 interrupted, 1 failed, 2 not started" in out
+    assert "11 cells: 1 done, 2 running, 5 interrupted, 1 failed, 2 not started" in out
+    assert re.search(r"ewc/none/seed5 +finished, but its job ended before Snakemake recorded", out)
     assert "seed1  task 3 of 5, step 1,200 of 2,000  (pid 4711 on node-elsewhere" in out
     assert "stopped at task 3 of 5, step 1,200 of 2,000; resumes from task 3, step 0" in out
     assert "stopped at task 4 of 5, step 700 of 2,000; resumes from task 4, step 700" in out
@@ -208,6 +223,7 @@ def test_json_schema(study, capsys):
     for g in doc["groups"]:
         assert set(g) == {"benchmark", "scenario", "method", "counts"}
     by_dir = {c["run_dir"]: c for c in doc["cells"]}
+    ewc = "runs/split_digits/cl1/ewc/none"
     for c in doc["cells"]:
         assert c["state"] in STATES
         assert {"benchmark", "scenario", "method", "size", "seed", "stage", "run_dir"} <= set(c)
@@ -220,6 +236,9 @@ def test_json_schema(study, capsys):
         "fraction": 0.52,
     }
     assert stale["resume_from"] == {"task": 3, "step": 0} and stale["checkpoint"] is True
+    assert stale["rerun"] == "resume" and by_dir[f"{ewc}/seed5"]["rerun"] == "result only"
+    assert by_dir[f"{ewc}/seed5"]["progress"]["task"] == 5
+    assert by_dir["runs/split_digits/cl1/finetune/none/seed3"]["rerun"] == "restart"
     failed = by_dir["runs/split_digits/cl1/ewc/none/seed0"]
     assert failed["error"].startswith("TrainingDiverged") and failed["log"].endswith(".log")
     assert by_dir["runs/split_digits/cl1/finetune/none/seed0"]["job_seconds"] > 0

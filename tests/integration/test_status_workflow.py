@@ -1,0 +1,136 @@
+"""``hnet status`` on a real study killed mid-way: Snakemake's whole process group gets SIGKILL
+while cells train; status then says which cells are done, interrupted (and from which task and
+step they resume) and not started, and the rerun trains exactly the cells it named, resuming
+the interrupted ones where it said."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from cli import env, hnet_argv
+from smk import REPO, study_command
+
+STUDY = {
+    "study": "killed",
+    "benchmarks": ["split_digits"],
+    "scenarios": ["cl1"],
+    "methods": ["finetune", "ewc"],
+    "seeds": [0, 1, 2],
+    # long enough per task that the kill lands mid-cell, short enough for the test tier
+    "hparams": {"all": {"train.iters": 150, "train.log_every": 10}},
+    "resources": {"default": {"threads": 1}},
+}
+
+
+def snakemake(work: Path, *extra: str) -> list[str]:
+    profile = str(REPO / "workflow/profiles/local")
+    return study_command(work, STUDY, "--profile", profile, "--cores", "2", *extra)
+
+
+def beats(runs: Path) -> dict[str, dict]:
+    out = {}
+    for f in runs.rglob("heartbeat.json"):
+        with contextlib.suppress(ValueError):  # mid-rename
+            out[f.parent.relative_to(runs.parent).as_posix()] = json.loads(f.read_text())
+    return out
+
+
+def status(work: Path) -> dict:
+    res = subprocess.run(
+        hnet_argv("status", "results/killed", "--json", "--jobs", "2"),
+        cwd=work,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_status_of_a_killed_study_agrees_with_what_the_rerun_trains(tmp_path):
+    work = tmp_path
+    runs = work / "results/killed/runs"
+    proc = subprocess.Popen(
+        snakemake(work),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill takes every job with it
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # a finished cell, and another one past its first task (a checkpoint)
+            assert proc.poll() is None, "the study ended before it could be killed"
+            assert time.monotonic() < deadline, "no cell got past its first task in time"
+            done = list(runs.rglob("metrics.json")) if runs.exists() else []
+            later = [
+                d
+                for d, b in beats(runs).items()
+                if b["state"] == "running" and b["task"] >= 1 and b["step"] >= 20
+            ]
+            if done and later:
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_at = time.time()
+
+    before = status(work)
+    cells = {c["run_dir"]: c for c in before["cells"]}
+    counts = before["counts"]
+    assert counts["total"] == 6 and counts["running"] == 0 and counts["failed"] == 0
+    assert counts["done"] >= 1 and counts["interrupted"] >= 1
+    for c in cells.values():
+        on_disk = (work / "results/killed" / c["run_dir"] / "metrics.json").exists()
+        assert (c["state"] == "done") == on_disk
+    interrupted = {d: c for d, c in cells.items() if c["state"] == "interrupted"}
+    for d, c in interrupted.items():
+        p = c["progress"]
+        assert p["tasks"] == 5 and p["steps"] == 150 and 1 <= p["task"] <= 5
+        if c["rerun"] == "result only":  # trained, killed before Snakemake recorded its job
+            assert beats(runs)[d]["state"] == "done" and c["resume_from"] is None
+            continue
+        # the record still says "running" (nothing could update it): the dead pid decided
+        assert beats(runs)[d]["state"] == "running"
+        # SIGKILL leaves the last task-end checkpoint: the rerun starts the task it was in
+        assert c["resume_from"] is None or c["resume_from"] == {"task": p["task"], "step": 0}
+    assert any(c["resume_from"] for c in interrupted.values())
+    expected_to_train = {d for d, c in cells.items() if c["state"] != "done"}
+    assert before["eta"]["measured_cells"] == counts["done"]
+    assert before["eta"]["estimated_cells"] == len(expected_to_train)
+
+    # the rerun (after releasing the lock a kill leaves) trains exactly those cells
+    unlock = subprocess.run(
+        snakemake(work, "--unlock"), env=env(), capture_output=True, timeout=120
+    )
+    assert unlock.returncode == 0, unlock.stderr
+    rerun = subprocess.run(snakemake(work), env=env(), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    trained = {
+        f.parent.relative_to(work / "results/killed").as_posix()
+        for f in runs.rglob("metrics.json")
+        if f.stat().st_mtime > killed_at
+    }
+    assert trained == expected_to_train
+    logs = work / "results/killed/logs/train"
+    for d, c in interrupted.items():
+        log = (logs / d.removeprefix("runs/")).with_suffix(".log").read_text()
+        resumed = re.search(r"resuming \S+ at task (\d+), step (\d+)", log)
+        if c["rerun"] == "result only":
+            assert re.search(r"recomputing \S+ from the final checkpoint", log), log
+        elif c["resume_from"] is None:
+            assert resumed is None, log
+        else:
+            assert resumed, log
+            assert (int(resumed[1]), int(resumed[2])) == (c["resume_from"]["task"], 0)
+    after = status(work)
+    assert after["counts"]["done"] == 6 and after["eta"]["seconds"] is None
