@@ -11,6 +11,8 @@ layout is fixed (:mod:`hnet.report.layout`, imported by the study Snakefile)::
     OUT/tables/summary.md|.tex     "mean ± std" per group, best value per benchmark×scenario bold
     OUT/tables/paired_vs_hnet.csv|.md   paired differences (method − hnet) of acc_final by seed
     OUT/tables/missing.csv|.md     expected cells (--expected grid) without a result, and why
+    OUT/tables/state.csv|.md|.rst  the study's state per method (hnet status's classification)
+                                   and the compute hours the finished cells took
     OUT/tables/selected.csv|.md    the values a study's tuning stage selected (--selection), and
                                    the rule; OUT/figures/sensitivity/ draws the curves behind them
     OUT/figures/<kind>/<benchmark>__<scenario>.png|.svg   one directory per FIGURE_KINDS entry
@@ -27,6 +29,7 @@ import pandas as pd
 from hnet.errors import HnetError
 from hnet.report import figures, tables
 from hnet.report import missing as missing_mod
+from hnet.report import state as state_mod
 from hnet.report.runs import collect_runs
 from hnet.report.selection import load_selection, selected_markdown, selected_table
 
@@ -82,11 +85,13 @@ def make_report(
         if grid is None:
             raise
         write_missing(tables_out, grid, results_dir, None)
+        write_state(tables_out, expected)
         raise HnetError(
             f"{e} ({tables_out.dir / 'missing.md'} lists the {n_expected} expected cells and "
             "why each has no result.)"
         ) from e
     missing, notes = write_missing(tables_out, grid, results_dir, runs.table)
+    write_state(tables_out, expected)
     summary, table_notes = write_tables(tables_out, runs, grid, missing, hnet_ref)
     tables_out.put("selected.csv", selected_table(chosen).to_csv(index=False))
     tables_out.put("selected.md", selected_markdown(chosen))
@@ -121,6 +126,22 @@ def write_missing(
     n_expected = None if grid is None else len(grid.cells)
     w.put("missing.md", tables.missing_markdown(missing, n_expected))
     return missing, notes
+
+
+def write_state(w: TableWriter, grid: str | Path | None) -> None:
+    """state.csv|md|rst: the study's state per method and the compute it took (only with a
+    grid file; without one, what could not be checked)."""
+    if grid is None:
+        files = {
+            "state.csv": ",".join(state_mod.COLUMNS) + "\n",
+            "state.md": "# State of the study\n\nNo grid file was given (`hnet report "
+            "--expected GRID_JSON`), so the study's state could not be checked.\n",
+            "state.rst": "No grid file was given, so the study's state could not be checked.\n",
+        }
+    else:
+        files = state_mod.state_files(grid)
+    for name, text in files.items():
+        w.put(name, text)
 
 
 def write_tables(

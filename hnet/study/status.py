@@ -282,27 +282,31 @@ def _cells_of_grid(record: dict[str, Any]) -> list[Expected]:
     return final + tuning
 
 
+def load_grid_file(grid: Path) -> Study:
+    """A study from its grid file; run directories are relative to the file's directory."""
+    try:
+        record = json.loads(grid.read_text())
+        cells = _cells_of_grid(record)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StudyError(
+            f"{grid}: not a readable grid file ({type(e).__name__}: {e}); rerun the study "
+            "(its check_study step writes it again), or give the study config instead."
+        ) from None
+    return Study(str(record.get("study", grid.parent.name)), grid.parent, cells)
+
+
 def load_study(target: str | Path, results: str | Path | None = None) -> Study:
     """A study from its results directory (its ``grid.json``) or its config file (expanded as
     the Snakefile does; results in ``results/<study>`` unless ``results`` says otherwise)."""
     target = Path(target)
     if target.is_dir():
-        grid = target / GRID
-        if not grid.exists():
+        if not (target / GRID).exists():
             raise StudyError(
                 f"{target} has no {GRID}: it is not a study's results directory, or the study "
                 "has not passed its checks yet (rule check_study writes it). Give the study "
                 f"config instead: hnet status <study>.yaml (make status STUDY_CONFIG=...)."
             )
-        try:
-            record = json.loads(grid.read_text())
-            cells = _cells_of_grid(record)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise StudyError(
-                f"{grid}: not a readable grid file ({type(e).__name__}: {e}); rerun the study "
-                "(its check_study step writes it again), or give the study config instead."
-            ) from None
-        return Study(str(record.get("study", target.name)), target, cells)
+        return load_grid_file(target / GRID)
     if not target.exists():
         raise StudyError(
             f"hnet status {target}: no such file or directory; give a study's results directory "

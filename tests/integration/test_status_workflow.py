@@ -42,9 +42,9 @@ def beats(runs: Path) -> dict[str, dict]:
     return out
 
 
-def status(work: Path) -> dict:
+def status(work: Path, *options: str) -> str:
     res = subprocess.run(
-        hnet_argv("status", "results/killed", "--json", "--jobs", "2"),
+        hnet_argv("status", "results/killed", "--jobs", "2", *options),
         cwd=work,
         env=env(),
         capture_output=True,
@@ -52,7 +52,7 @@ def status(work: Path) -> dict:
         timeout=60,
     )
     assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
+    return res.stdout
 
 
 def test_status_of_a_killed_study_agrees_with_what_the_rerun_trains(tmp_path):
@@ -84,7 +84,10 @@ def test_status_of_a_killed_study_agrees_with_what_the_rerun_trains(tmp_path):
         proc.wait()
     killed_at = time.time()
 
-    before = status(work)
+    before = json.loads(status(work, "--json"))
+    text = status(work)
+    print(text)  # pytest -s shows what a user sees
+    assert f"{before['counts']['interrupted']} interrupted" in text
     cells = {c["run_dir"]: c for c in before["cells"]}
     counts = before["counts"]
     assert counts["total"] == 6 and counts["running"] == 0 and counts["failed"] == 0
@@ -132,5 +135,5 @@ def test_status_of_a_killed_study_agrees_with_what_the_rerun_trains(tmp_path):
         else:
             assert resumed, log
             assert (int(resumed[1]), int(resumed[2])) == (c["resume_from"]["task"], 0)
-    after = status(work)
+    after = json.loads(status(work, "--json"))
     assert after["counts"]["done"] == 6 and after["eta"]["seconds"] is None
