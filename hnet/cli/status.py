@@ -148,7 +148,15 @@ def resume_point(s: Any) -> str:
 
 
 def as_text(status: Any, eta: Any, jobs_source: str, everything: bool) -> str:
-    from hnet.study.status import FAILED_STATE, INTERRUPTED, NOT_STARTED, RUNNING, STATES
+    from hnet.study.status import (
+        DONE,
+        FAILED_STATE,
+        INTERRUPTED,
+        NOT_STARTED,
+        RUNNING,
+        STATES,
+        UNRECORDED,
+    )
 
     study, counts = status.study, status.counts()
     total = len(status.cells)
@@ -185,14 +193,18 @@ def as_text(status: Any, eta: Any, jobs_source: str, everything: bool) -> str:
         return [f"{position(s)}  ({where})"]
 
     def interrupted(s: Any) -> list[str]:
-        if s.note:
-            return [s.note]
         at = f"stopped at {position(s)}" if s.task is not None else "stopped"
         return [f"{at}; {resume_point(s)}"]
 
     def failed(s: Any) -> list[str]:
         return [s.error or "(no error recorded)", f"log: {s.log}"]
 
+    unrecorded = [s for s in status.of(DONE) if s.note]
+    if unrecorded:
+        lines.extend(["", f"done, {UNRECORDED}: {len(unrecorded):,}"])
+        lines.extend(f"  {s.cell.run_dir}" for s in unrecorded[: None if everything else LISTED])
+        if not everything and len(unrecorded) > LISTED:
+            lines.append(f"  … and {len(unrecorded) - LISTED:,} more (--all lists them)")
     listing(RUNNING, "", running)
     listing(INTERRUPTED, " (a rerun resumes them)", interrupted)
     listing(FAILED_STATE, " (fix the cause, then rerun)", failed)
@@ -268,6 +280,7 @@ def cell_json(s: Any, eta: Any) -> dict[str, Any]:
         out["error"], out["log"] = s.error, s.log
     if s.state == "done":
         out["job_seconds"] = job_seconds(s.metrics)
+        out["rerun"] = "result only" if s.note else "nothing"
     if c.run_dir in eta.remaining:
         out["remaining_seconds"] = eta.remaining[c.run_dir]
     return out

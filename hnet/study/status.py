@@ -7,10 +7,11 @@ locks, so it is safe beside a running study and fast on thousands of cells.
 
 A cell is, checked in this order:
 
-- ``done``: its ``metrics.json`` exists (the workflow's only declared output) and Snakemake
-  recorded its job as complete (a job cut between the two is marked incomplete in
-  ``.snakemake/incomplete/`` and run again: its metrics.json is rewritten from the final
-  checkpoint, without training, so such a cell counts as interrupted);
+- ``done``: its ``metrics.json`` exists (the workflow's only declared output). A job that
+  ended before Snakemake recorded it (killed in between, or Snakemake has not polled it yet)
+  is still marked incomplete in ``.snakemake/incomplete/``; Snakemake's next run runs it again,
+  which rewrites metrics.json from the final checkpoint without training: such a cell is done,
+  with a note;
 - ``running``: its heartbeat record (:mod:`hnet.job.heartbeat`) is ``running``, fresh and, on
   this host, its process alive;
 - ``failed``: a ``failed.json`` not older than the last attempt (the first line of the error
@@ -43,6 +44,10 @@ DONE, RUNNING, INTERRUPTED, FAILED_STATE, NOT_STARTED = (
     "not started",
 )
 STATES = (DONE, RUNNING, INTERRUPTED, FAILED_STATE, NOT_STARTED)
+UNRECORDED = (
+    "not recorded by Snakemake (yet): its next run rewrites metrics.json from the final "
+    "checkpoint, without training"
+)
 GRID = "grid.json"  # written by the workflow's check_study rule
 LOGS = "logs"
 
@@ -185,9 +190,11 @@ def classify(
         names = set(os.listdir(run_dir))
     except OSError:
         return CellState(cell, NOT_STARTED)
-    unrecorded = METRICS in names and cell.run_dir in incomplete
-    if METRICS in names and not unrecorded:
-        return CellState(cell, DONE, metrics=_done_metrics(run_dir))
+    if METRICS in names:
+        done = CellState(cell, DONE, metrics=_done_metrics(run_dir))
+        if cell.run_dir in incomplete:
+            done.note = UNRECORDED
+        return done
     beat = heartbeat.read(run_dir) if HEARTBEAT in names else None
     s = CellState(cell, INTERRUPTED)
     if beat is not None:
@@ -204,9 +211,6 @@ def classify(
             s.state, s.error = FAILED_STATE, error
             s.log = str(cell.log_path(root))
             return s
-    if unrecorded:
-        s.note = "finished, but its job ended before Snakemake recorded it: a rerun writes "
-        s.note += "metrics.json again from the final checkpoint (no training)"
     s.checkpoint = "state" in names and any((run_dir / c).exists() for c in (CKPT, CKPT_PREV))
     if beat is None:
         if not (s.checkpoint or LOSSES in names or CONFIG in names):

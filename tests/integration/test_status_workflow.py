@@ -95,13 +95,12 @@ def test_status_of_a_killed_study_agrees_with_what_the_rerun_trains(tmp_path):
     for c in cells.values():
         on_disk = (work / "results/killed" / c["run_dir"] / "metrics.json").exists()
         assert (c["state"] == "done") == on_disk
+    # trained, but killed before Snakemake recorded the job: its rerun only rewrites the result
+    result_only = {d for d, c in cells.items() if c["state"] == "done" and c["rerun"] != "nothing"}
     interrupted = {d: c for d, c in cells.items() if c["state"] == "interrupted"}
     for d, c in interrupted.items():
         p = c["progress"]
         assert p["tasks"] == 5 and p["steps"] == 150 and 1 <= p["task"] <= 5
-        if c["rerun"] == "result only":  # trained, killed before Snakemake recorded its job
-            assert beats(runs)[d]["state"] == "done" and c["resume_from"] is None
-            continue
         # the record still says "running" (nothing could update it): the dead pid decided
         assert beats(runs)[d]["state"] == "running"
         # SIGKILL leaves the last task-end checkpoint: the rerun starts the task it was in
@@ -118,22 +117,36 @@ def test_status_of_a_killed_study_agrees_with_what_the_rerun_trains(tmp_path):
     assert unlock.returncode == 0, unlock.stderr
     rerun = subprocess.run(snakemake(work), env=env(), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    trained = {
+    rewritten = {
         f.parent.relative_to(work / "results/killed").as_posix()
         for f in runs.rglob("metrics.json")
         if f.stat().st_mtime > killed_at
     }
-    assert trained == expected_to_train
     logs = work / "results/killed/logs/train"
+
+    def last_attempt(d: str) -> str:
+        return (logs / d.removeprefix("runs/")).with_suffix(".log").read_text().split("== ")[-1]
+
+    for d in result_only:  # rewritten from the final checkpoint, no step trained
+        assert re.search(r"recomputing \S+ from the final checkpoint", last_attempt(d))
+    assert rewritten - result_only == expected_to_train
     for d, c in interrupted.items():
-        log = (logs / d.removeprefix("runs/")).with_suffix(".log").read_text()
+        log = last_attempt(d)
         resumed = re.search(r"resuming \S+ at task (\d+), step (\d+)", log)
-        if c["rerun"] == "result only":
-            assert re.search(r"recomputing \S+ from the final checkpoint", log), log
-        elif c["resume_from"] is None:
+        if c["resume_from"] is None:
             assert resumed is None, log
         else:
             assert resumed, log
             assert (int(resumed[1]), int(resumed[2])) == (c["resume_from"]["task"], 0)
     after = json.loads(status(work, "--json"))
     assert after["counts"]["done"] == 6 and after["eta"]["seconds"] is None
+
+    # the HTML report's front page shows the same state and the compute hours
+    report = work / "results/killed/report.html"
+    res = subprocess.run(
+        snakemake(work, "--report", str(report)), env=env(), capture_output=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = report.read_text(errors="replace")
+    assert "State of the study" in html and "6 expected cells: 6 done" in html
+    assert "CPU core-h" in html

@@ -173,11 +173,12 @@ def test_every_state_is_told_from_the_files(study):
         "old_run": INTERRUPTED,
         "not_started": NOT_STARTED,
         "empty_dir": NOT_STARTED,
-        "unrecorded": INTERRUPTED,
+        "unrecorded": DONE,
     }
     assert {name: c.state for name, c in s.items()} == expect
-    assert status.counts() == {DONE: 1, RUNNING: 2, INTERRUPTED: 5, FAILED_STATE: 1, NOT_STARTED: 2}
-    assert "from the final checkpoint (no training)" in s["unrecorded"].note
+    assert status.counts() == {DONE: 2, RUNNING: 2, INTERRUPTED: 4, FAILED_STATE: 1, NOT_STARTED: 2}
+    assert "from the final checkpoint, without training" in s["unrecorded"].note
+    assert s["done"].note == ""
     # positions: the heartbeat's (0-based task, steps taken), the resume point is the checkpoint
     assert (s["running"].task, s["running"].step, s["running"].iters) == (2, 1200, ITERS)
     assert s["running"].fraction == pytest.approx((2 * 2000 + 1200) / 10000)
@@ -196,8 +197,9 @@ def test_text_names_positions_resume_points_errors_and_logs(study, capsys):
     root, _, _ = study
     assert main(["status", str(root), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
-    assert "11 cells: 1 done, 2 running, 5 interrupted, 1 failed, 2 not started" in out
-    assert re.search(r"ewc/none/seed5 +finished, but its job ended before Snakemake recorded", out)
+    assert "11 cells: 2 done, 2 running, 4 interrupted, 1 failed, 2 not started" in out
+    assert "done, not recorded by Snakemake (yet): its next run rewrites metrics.json" in out
+    assert re.search(r"\n  runs/split_digits/cl1/ewc/none/seed5\n", out)
     assert "seed1  task 3 of 5, step 1,200 of 2,000  (pid 4711 on node-elsewhere" in out
     assert "stopped at task 3 of 5, step 1,200 of 2,000; resumes from task 3, step 0" in out
     assert "stopped at task 4 of 5, step 700 of 2,000; resumes from task 4, step 700" in out
@@ -219,7 +221,7 @@ def test_json_schema(study, capsys):
         "seconds", "work_seconds", "longest_seconds", "jobs", "jobs_from",
         "measured_cells", "estimated_cells", "unknown_cells",
     }  # fmt: skip
-    assert doc["eta"]["jobs"] == 3 and doc["eta"]["measured_cells"] == 1
+    assert doc["eta"]["jobs"] == 3 and doc["eta"]["measured_cells"] == 2
     for g in doc["groups"]:
         assert set(g) == {"benchmark", "scenario", "method", "counts"}
     by_dir = {c["run_dir"]: c for c in doc["cells"]}
@@ -237,7 +239,7 @@ def test_json_schema(study, capsys):
     }
     assert stale["resume_from"] == {"task": 3, "step": 0} and stale["checkpoint"] is True
     assert stale["rerun"] == "resume" and by_dir[f"{ewc}/seed5"]["rerun"] == "result only"
-    assert by_dir[f"{ewc}/seed5"]["progress"]["task"] == 5
+    assert by_dir["runs/split_digits/cl1/finetune/none/seed0"]["rerun"] == "nothing"
     assert by_dir["runs/split_digits/cl1/finetune/none/seed3"]["rerun"] == "restart"
     failed = by_dir["runs/split_digits/cl1/ewc/none/seed0"]
     assert failed["error"].startswith("TrainingDiverged") and failed["log"].endswith(".log")
