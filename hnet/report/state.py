@@ -87,7 +87,7 @@ def headline(status: StudyStatus) -> str:
 
 
 def _hours(v: float) -> str:
-    return f"{v:.2f}" if v else "0"
+    return f"{v:.3g}" if v else "0"
 
 
 def state_markdown(status: StudyStatus, rows: list[dict[str, Any]]) -> str:

@@ -131,10 +131,12 @@ TIMING_KEYS = (
 )
 
 
-def _done_metrics(run_dir: Path) -> dict[str, Any]:
-    """The timings and resources of a finished cell ({} when metrics.json is unreadable)."""
+def _done_metrics(run_dir: str) -> dict[str, Any]:
+    """The timings and resources of a finished cell ({} when metrics.json is unreadable). Plain
+    strings, not pathlib: this runs for every finished cell of a study."""
     try:
-        m = json.loads((run_dir / METRICS).read_text())
+        with open(os.path.join(run_dir, METRICS), "rb") as f:
+            m = json.loads(f.read())
         return {k: m.get(k) for k in TIMING_KEYS} if isinstance(m, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -185,16 +187,17 @@ def classify(
     """The state of one cell from its run directory (one listing, then only the files that
     decide); ``incomplete``: the run directories of jobs Snakemake marked incomplete
     (:func:`snakemake_incomplete`)."""
-    run_dir = root / cell.run_dir
+    path = os.path.join(root, cell.run_dir)
     try:
-        names = set(os.listdir(run_dir))
+        names = set(os.listdir(path))
     except OSError:
         return CellState(cell, NOT_STARTED)
     if METRICS in names:
-        done = CellState(cell, DONE, metrics=_done_metrics(run_dir))
+        done = CellState(cell, DONE, metrics=_done_metrics(path))
         if cell.run_dir in incomplete:
             done.note = UNRECORDED
         return done
+    run_dir = Path(path)
     beat = heartbeat.read(run_dir) if HEARTBEAT in names else None
     s = CellState(cell, INTERRUPTED)
     if beat is not None:
