@@ -6,7 +6,7 @@ leaves nothing that says it died. So every training process keeps, in each run d
 trains, a small JSON record::
 
     {"state": "running", "host": "node7", "pid": 4711, "boot_ticks": 123456,
-     "started": 1765000000.0, "updated": 1765000123.4, "beat_seconds": 15,
+     "started": 1765000000.0, "updated": 1765000123.4, "beat_seconds": 5,
      "task": 2, "step": 1200, "iters": [2000, 2000, 2000, 2000, 2000],
      "start": [1, 0], "checkpoint": [2, 0]}
 
@@ -38,7 +38,7 @@ from typing import Any
 from hnet.errors import JobInterrupted
 from hnet.rundir import HEARTBEAT
 
-BEAT_SECONDS = 15.0  # how often a training process rewrites its records
+BEAT_SECONDS = 5.0  # how often a training process rewrites its records
 STALE_SECONDS = 120.0  # a running record older than this belongs to a dead process
 RUNNING, STOPPED, FAILED, DONE = "running", "stopped", "failed", "done"
 
