@@ -384,3 +384,22 @@ def test_synthetic_study_at_scale_counts_what_was_written(tmp_path):
         assert main(["status", str(tmp_path / "s"), "--json", "--jobs", "4"]) == 0
     counts = json.loads(out.getvalue())["counts"]
     assert {k: counts[k] for k in written} == written
+
+
+def test_watch_refreshes_until_interrupted(study, capsys, monkeypatch):
+    root, s, _ = study
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) > 1:
+            raise KeyboardInterrupt  # Ctrl-C ends the watch, with status 0
+        d = root / s["not_started"].cell.run_dir  # a cell finishes between two refreshes
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"train_seconds": 1.0}))
+
+    monkeypatch.setattr("hnet.cli.status.time.sleep", nap)
+    assert main(["status", str(root), "--watch", "3", "--jobs", "1"]) == 0
+    frames = capsys.readouterr().out.split("\033[H\033[J")[1:]  # each refresh clears the screen
+    assert naps == [3.0, 3.0] and len(frames) == 2
+    assert "11 cells: 2 done" in frames[0] and "11 cells: 3 done" in frames[1]
