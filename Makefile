@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: study unlock mlflow-server test test-fast test-slow lint format clean-venv
+.PHONY: study status unlock mlflow-server test test-fast test-slow lint format clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ study: $(STAMP)
 	$(SMK)
 	$(SMK) --report results/$(STUDY_NAME)/report.html
 	@echo "hnet: study '$(STUDY_NAME)' done; report: results/$(STUDY_NAME)/report.html"
+
+## make status: where the study stands (`hnet status`): cells done, running, interrupted, failed
+## and not started, and the time left. The study as for make study (STUDY_CONFIG=...), or its
+## results directory (RESULTS=results/<study>); STATUS_ARGS adds options, e.g. "--watch" or
+## "--json" or "--jobs 200". Reads files only: safe while the study runs.
+RESULTS ?=
+STATUS_ARGS ?=
+status: $(STAMP)
+	@$(BIN)/hnet status $(or $(RESULTS),$(STUDY_CONFIG)) $(STATUS_ARGS)
 
 ## make unlock: after `kill -9` of a study run, Snakemake keeps its lock; release it (only when
 ## no other Snakemake runs in this directory).

@@ -6,6 +6,7 @@
     <run>/state/ckpt.prev.pt   the checkpoint before it (the fallback when ckpt.pt is damaged)
     <run>/metrics.json         the result: its presence means "finished"
     <run>/failed.json          why the last attempt failed (removed by a later success)
+    <run>/heartbeat.json       where the training process is and that it lives (hnet status)
     <run>/samples.npz          generative methods: generated samples per task after the last task
     <run>/mlflow_pending.json  the MLflow mirror still owes this run an upload
 
@@ -27,6 +28,7 @@ METRICS, CONFIG, FAILED = "metrics.json", "config.json", "failed.json"
 LOSSES = "losses.jsonl"
 CKPT, CKPT_PREV = "state/ckpt.pt", "state/ckpt.prev.pt"
 SAMPLES = "samples.npz"
+HEARTBEAT = "heartbeat.json"
 MOVED_ASIDE = "*.old-*"
 
 

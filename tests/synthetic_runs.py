@@ -10,6 +10,7 @@ Used by ``tests/integration/test_report.py`` and, from the command line, to meas
 on a paper-sized study (docs/development.md)::
 
     python tests/synthetic_runs.py OUT --cells 1500
+    python tests/synthetic_runs.py OUT --cells 3000 --unfinished   # for hnet status
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -148,11 +150,109 @@ def write_study(root: Path, n_cells: int | None = None, study: str = "synthetic"
     return chosen
 
 
+def heartbeat(
+    state: str = "running",
+    task: int = 0,
+    step: int = 0,
+    iters: Sequence[int] = (100,) * 5,
+    checkpoint: tuple[int, int] | None = None,
+    age: float = 1.0,
+    host: str = "node-elsewhere",
+    pid: int = 4711,
+    started_ago: float = 60.0,
+    now: float | None = None,
+) -> dict:
+    """A heartbeat.json record as a training process writes it (hnet.job.heartbeat); by default
+    a fresh one from another host, which a reader believes."""
+    now = time.time() if now is None else now
+    return {
+        "state": state,
+        "host": host,
+        "pid": pid,
+        "boot_ticks": None,
+        "started": now - started_ago,
+        "updated": now - age,
+        "beat_seconds": 15.0,
+        "iters": list(iters),
+        "start": [0, 0],
+        "checkpoint": list(checkpoint) if checkpoint else None,
+        "task": task,
+        "step": step,
+    }
+
+
+def write_unfinished(d: Path, state: str, rng: np.random.Generator, iters: int = 4000) -> None:
+    """A run directory left as a ``running``, ``interrupted`` or ``failed`` job leaves it (no
+    files for ``not started``): config, a loss log, a checkpoint stand-in, a heartbeat."""
+    if state == "not started":
+        return
+    d.mkdir(parents=True, exist_ok=True)
+    T = 5
+    task, step = int(rng.integers(0, T)), int(rng.integers(0, iters))
+    (d / "config.json").write_text(json.dumps({"train": {"iters": iters}}) + "\n")
+    (d / "losses.jsonl").write_text(json.dumps({"task": task, "step": step, "loss": 0.1}) + "\n")
+    if task:
+        (d / "state").mkdir(exist_ok=True)
+        (d / "state/ckpt.pt").write_bytes(b"not a real checkpoint")
+    ckpt = (task, 0) if task else None
+    if state == "running":
+        record = heartbeat("running", task, step, [iters] * T, ckpt)
+    else:
+        record = heartbeat("running", task, step, [iters] * T, ckpt, age=3600.0)
+    (d / "heartbeat.json").write_text(json.dumps(record) + "\n")
+    if state == "failed":
+        failure = {
+            "error": "TrainingDiverged",
+            "message": f"Training diverged: the loss is nan at task {task + 1}, step {step}.\n"
+            "The last good checkpoint is kept.",
+            "exit_code": 2,
+            "time": "2026-01-01T00:00:00+0000",
+        }
+        (d / "failed.json").write_text(json.dumps(failure) + "\n")
+
+
+#: the share of cells in each state in :func:`write_status_study` (the rest are not started)
+STATUS_MIX = {"done": 0.6, "running": 0.03, "interrupted": 0.05, "failed": 0.02}
+
+
+def write_status_study(root: Path, n_cells: int, seeds: int = 20) -> dict[str, int]:
+    """A study of ``n_cells`` cells caught mid-way (:data:`STATUS_MIX`), for ``hnet status`` at
+    scale; returns how many cells of each state it wrote."""
+    chosen = write_study(root, n_cells, seeds=tuple(range(seeds)))
+    rng = np.random.default_rng(0)
+    written = dict.fromkeys([*STATUS_MIX, "not started"], 0)
+    for cell in chosen:
+        r, state, edge = rng.random(), "not started", 0.0
+        for name, share in STATUS_MIX.items():
+            edge += share
+            if r < edge:
+                state = name
+                break
+        written[state] += 1
+        if state != "done":
+            d = Path(root) / run_dir(*cell)
+            (d / "metrics.json").unlink()
+            if state == "not started":
+                d.rmdir()
+            write_unfinished(d, state, rng)
+    return written
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path, help="directory to write runs/ and grid.json into")
     p.add_argument("--cells", type=int, default=None, help=f"default: all {len(cells())}")
+    p.add_argument(
+        "--unfinished",
+        action="store_true",
+        help="a study caught mid-way (for hnet status): 20 seeds, some cells running, "
+        "interrupted, failed or not started",
+    )
     args = p.parse_args()
+    if args.unfinished:
+        counts = write_status_study(args.out, args.cells or 3000)
+        print(f"wrote {sum(counts.values())} cells under {args.out}: {counts}")
+        return
     n = len(write_study(args.out, args.cells))
     print(f"wrote {n} run directories under {args.out / 'runs'} and {args.out / 'grid.json'}")
 

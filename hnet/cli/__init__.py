@@ -13,11 +13,11 @@ import atexit
 import os
 import sys
 
-from hnet.cli import bench, listing, report, sync, tracking_init, train
+from hnet.cli import bench, listing, report, status, sync, tracking_init, train
 from hnet.errors import HnetError, JobInterrupted, os_error_message
 from hnet.job.environment import omp_wait_policy
 
-SUBCOMMANDS = (train, listing, bench, tracking_init, sync, report)
+SUBCOMMANDS = (train, listing, bench, tracking_init, sync, report, status)
 
 
 class VersionAction(argparse.Action):

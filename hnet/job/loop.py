@@ -29,6 +29,7 @@ import torch
 from hnet.errors import HnetError
 from hnet.files import write_json
 from hnet.job.environment import process_age
+from hnet.job.heartbeat import FAILED as FAILED_STATE
 from hnet.job.signals import StopFlag
 from hnet.methods.common.packed import pack
 from hnet.methods.common.schedule import lr_factor
@@ -123,6 +124,9 @@ class TrainingLoop:
                 if job.startup_seconds is None:
                     job.startup_seconds = process_age()
             self.cores.update(t, step)  # this process's share of the cores (hnet.job.cores)
+            for job in self.jobs:  # where hnet status sees it (hnet.job.heartbeat)
+                if job.beat is not None:
+                    job.beat.at(t, step)
             if schedule != "none" and factor != (new := lr_factor(schedule, step, iters)):
                 factor = new
                 self.trainer.scale_lr(factor)
@@ -198,6 +202,8 @@ class TrainingLoop:
         if self.several:
             print(f"seed {cfg['seed']}: {e}", file=sys.stderr)
         record_failure(job.out, e)
+        if job.beat is not None:
+            job.beat.end(FAILED_STATE)
         self.errors.append(e)
         self.failed.append(job)
         self.trainer.drop(n)

@@ -31,6 +31,7 @@ import numpy as np
 
 from hnet.errors import JobInterrupted
 from hnet.job.cores import shared_cores
+from hnet.job.heartbeat import DONE, Beats
 from hnet.job.integrity import prepare_run
 from hnet.job.loop import TrainingLoop, record_failure
 from hnet.job.result import scratch_reference, write_result
@@ -80,15 +81,19 @@ def run_packed(
     if not todo:
         return results
     jobs = [job for _, job, _ in todo]
-    with shared_cores(jobs[0].cfg["threads"]) as cores:  # one lease for the process
-        for job in jobs:
-            job.cores = cores
-        errors, failed = train_packs(jobs)
-    for i, job, r_scratch in todo:
-        if job in failed:
-            continue
-        results[i] = write_result(job, r_scratch)
-        (job.out / FAILED).unlink(missing_ok=True)
+    with Beats([job.out for job in jobs]) as beats:
+        for job, beat in zip(jobs, beats, strict=True):
+            job.beat = beat
+        with shared_cores(jobs[0].cfg["threads"]) as cores:  # one lease for the process
+            for job in jobs:
+                job.cores = cores
+            errors, failed = train_packs(jobs)
+        for i, job, r_scratch in todo:
+            if job in failed:
+                continue
+            results[i] = write_result(job, r_scratch)
+            (job.out / FAILED).unlink(missing_ok=True)
+            job.beat.end(DONE)
     if errors:
         raise errors[0]
     return results
@@ -125,6 +130,7 @@ def start(job: Job) -> None:
     try:
         job.setup()
         job.resumed = job.restore()
+        job.begin_beat()
         if not job.resumed:
             job.evaluate_row(None)
     except Exception as e:

@@ -34,6 +34,7 @@ from hnet.files import write_json
 from hnet.job import state as ckpt
 from hnet.job.cores import CoreShare, shared_cores
 from hnet.job.environment import apply_threads, resolve_device
+from hnet.job.heartbeat import Beats, Heartbeat
 from hnet.job.integrity import prepare_run
 from hnet.job.loop import TrainingLoop, record_failure
 from hnet.job.result import Transfer, scratch_reference, write_result
@@ -144,6 +145,7 @@ class Job:
         self.startup_seconds: float | None = None  # process age at the first step: fixed cost
         self.resumed = False
         self.cores: CoreShare | None = None  # this process's lease while it trains
+        self.beat: Heartbeat | None = None  # heartbeat.json while it trains (hnet status)
 
     # -- set-up ----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -217,6 +219,8 @@ class Job:
             },
             keep=self.out / CKPT_PREV,
         )
+        if self.beat is not None:
+            self.beat.checkpointed(task, step)
 
     # -- evaluation ------------------------------------------------------------------------
     def evaluate_row(self, row: int | None) -> None:
@@ -231,16 +235,23 @@ class Job:
 
     # -- training --------------------------------------------------------------------------
     def run(self, r_scratch: Transfer | None) -> dict[str, Any]:
-        self.setup()
-        with shared_cores(self.cfg["threads"]) as self.cores:
-            self.resumed = self.restore()
-            if not self.resumed:
-                self.evaluate_row(None)
-            loop = TrainingLoop([self])
-            loop.run()
-            if loop.errors:
-                raise loop.errors[0]
-        return write_result(self, r_scratch)
+        with Beats([self.out]) as (self.beat,):
+            self.setup()
+            with shared_cores(self.cfg["threads"]) as self.cores:
+                self.resumed = self.restore()
+                self.begin_beat()
+                if not self.resumed:
+                    self.evaluate_row(None)
+                loop = TrainingLoop([self])
+                loop.run()
+                if loop.errors:
+                    raise loop.errors[0]
+            return write_result(self, r_scratch)
+
+    def begin_beat(self) -> None:
+        """Set up and restored: the heartbeat learns the step counts and where it starts."""
+        if self.beat is not None:
+            self.beat.begin(self.iters, self.task, self.step, self.resumed)
 
     def saved_in(self) -> str:
         """Where a stopped job's checkpoint is, for its message."""

@@ -15,6 +15,8 @@ layout is fixed (:mod:`hnet.report.layout`, imported by the study Snakefile)::
     OUT/tables/missing.csv|.md     expected cells (--expected grid) without a result, and why
     OUT/tables/selected.csv|.md    the values a study's tuning stage selected (--selection), and
                                    the rule; OUT/figures/sensitivity/ draws the curves behind them
+    OUT/tables/state.csv|.md|.rst  the study's state per method (hnet status's classification)
+                                   and the compute hours the finished cells took
     OUT/figures/<kind>/<benchmark>__<scenario>.png|.svg   one directory per FIGURE_KINDS entry
     OUT/figures/samples/<benchmark>__<scenario>__<method>.png|.svg   per replay method
 """
@@ -29,6 +31,7 @@ import pandas as pd
 from hnet.errors import HnetError
 from hnet.report import figures, published_column, tables
 from hnet.report import missing as missing_mod
+from hnet.report import state as state_mod
 from hnet.report.runs import collect_runs
 from hnet.report.selection import load_selection, selected_markdown, selected_table
 
@@ -84,6 +87,7 @@ def make_report(
         if grid is None:
             raise
         write_missing(tables_out, grid, results_dir, None)
+        write_state(tables_out, expected)
         raise HnetError(
             f"{e} ({tables_out.dir / 'missing.md'} lists the {n_expected} expected cells and "
             "why each has no result.)"
@@ -93,6 +97,7 @@ def make_report(
     summary, table_notes = write_tables(tables_out, runs, grid, missing, hnet_ref, protocols)
     tables_out.put("selected.csv", selected_table(chosen).to_csv(index=False))
     tables_out.put("selected.md", selected_markdown(chosen))
+    write_state(tables_out, expected)
     fig_files, fig_notes = figures.all_figures(runs, summary, out, chosen)
     notes = runs.notes + notes + table_notes + fig_notes
     return Report(out, tables_out.written + fig_files, notes, n_expected, missing)
@@ -158,3 +163,19 @@ def write_tables(
     w.put("paired_vs_hnet.csv", paired.to_csv(index=False))
     w.put("paired_vs_hnet.md", tables.paired_markdown(paired))
     return summary, notes
+
+
+def write_state(w: TableWriter, grid: str | Path | None) -> None:
+    """state.csv|md|rst: the study's state per method and the compute it took (only with a
+    grid file; without one, what could not be checked)."""
+    if grid is None:
+        files = {
+            "state.csv": ",".join(state_mod.COLUMNS) + "\n",
+            "state.md": "# State of the study\n\nNo grid file was given (`hnet report "
+            "--expected GRID_JSON`), so the study's state could not be checked.\n",
+            "state.rst": "No grid file was given, so the study's state could not be checked.\n",
+        }
+    else:
+        files = state_mod.state_files(grid)
+    for name, text in files.items():
+        w.put(name, text)

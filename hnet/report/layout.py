@@ -105,6 +105,9 @@ TABLES = (
     "paired_vs_hnet.md",
     "missing.csv",
     "missing.md",
+    "state.csv",
+    "state.md",
+    "state.rst",
     "selected.csv",
     "selected.md",
 )

@@ -45,3 +45,20 @@ def test_importing_the_module_does_not_import_mlflow():
     code = "import sys, hnet.tracking.mirror, hnet.tracking.sync, hnet.tracking.status; "
     code += "sys.exit('mlflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_hnet_status_imports_neither_torch_nor_snakemake(tmp_path):
+    """`hnet status` runs beside a study, on login nodes, every few seconds with --watch: it
+    reads files and loads none of the heavy stacks (nor Snakemake, whose lock it never takes)."""
+    from synthetic_runs import write_status_study
+
+    write_status_study(tmp_path / "s", 40)
+    code = (
+        "import sys, io, contextlib; from hnet.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['status', {str(tmp_path / 's')!r}, '--jobs', '2']) == 0\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'torch', 'snakemake', 'mlflow', 'pandas', 'numpy', 'matplotlib'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
