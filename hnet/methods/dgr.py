@@ -15,6 +15,7 @@ it keeps producing the earlier tasks.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import torch
@@ -41,6 +42,9 @@ class DGRDistill(Baseline):
         "gen_hidden": None,  # generator hidden layers (None = the classifier's, target.hidden)
         "latent": 100,  # latent dimensions of the generator
         "temperature": 2.0,  # distillation temperature of the replayed samples
+        # van de Ven's loss_fn_kd is not multiplied by T² (norm=False in his train_a_batch);
+        # true: Hinton et al.'s T² scaling (4× the replay term at T = 2)
+        "t_squared": False,
         "replay_batch_size": None,  # replayed samples per step (None = train.batch_size)
         "replay": True,  # false: ablation without replay (no generator is trained)
     }
@@ -55,6 +59,10 @@ class DGRDistill(Baseline):
             raise ConfigError(f"{cls.name}.gen_hidden must be a list of positive integers or null.")
         if not isinstance(hp["latent"], int) or hp["latent"] < 1:
             raise ConfigError(f"{cls.name}.latent must be an integer ≥ 1, got {hp['latent']!r}.")
+        if not isinstance(hp["t_squared"], bool):
+            raise ConfigError(
+                f"{cls.name}.t_squared must be true or false, got {hp['t_squared']!r}."
+            )
         if hp["temperature"] <= 0:
             raise ConfigError(f"{cls.name}.temperature must be > 0, got {hp['temperature']!r}.")
         bs = hp["replay_batch_size"]
@@ -87,14 +95,17 @@ class DGRDistill(Baseline):
         out = self.net(x)
         with torch.no_grad():
             target = self.prev_net(x)
-        hs, temp = self.bench.head_size, self.hp["temperature"]
+        hs = self.bench.head_size
+        kd = functools.partial(
+            distill_loss, temperature=self.hp["temperature"], t_squared=self.hp["t_squared"]
+        )
         if self.scenario == "cl3":
-            return distill_loss(out[:, : (task + 1) * hs], target[:, : task * hs], temp)
+            return kd(out[:, : (task + 1) * hs], target[:, : task * hs])
         if self.net.n_heads == 1:
-            return distill_loss(out[:, :hs], target[:, :hs], temp)
+            return kd(out[:, :hs], target[:, :hs])
         # CL1: the task of a generated sample is unknown: every earlier head learns it
         heads = [slice(r * hs, (r + 1) * hs) for r in range(task)]
-        return sum(distill_loss(out[:, h], target[:, h], temp) for h in heads) / task
+        return sum(kd(out[:, h], target[:, h]) for h in heads) / task
 
     def scale_lr(self, factor: float) -> None:
         """The classifier's and the generator's rates (both train.lr) times ``factor``."""

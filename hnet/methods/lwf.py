@@ -21,7 +21,7 @@ The loss on task t > 1 is ``CE(current batch) + distill_weight · D`` (van de Ve
 
 Each distillation is van de Ven's ``loss_fn_kd`` at temperature T without its optional T²
 factor (his ``norm=False``, the default his LwF uses): the shared
-:func:`~hnet.methods.common.distill.distill_loss` divided by T². On the regression benchmark
+:func:`~hnet.methods.common.distill.distill_loss` with ``t_squared=False``. On the regression benchmark
 the outputs are values, not class scores, so the distillation of an earlier head is the mean
 squared difference to the teacher's output (the same (t − 1)-sum over heads).
 
@@ -97,13 +97,14 @@ class LwF(Baseline):
             earlier = out[:, : task * hs].reshape(len(x), task, hs)
             return task * F.mse_loss(earlier, target[:, : task * hs].reshape(len(x), task, hs))
         if self.scenario == "cl3":
-            return distill_loss(out[:, : (task + 1) * hs], target[:, : task * hs], temp) / temp**2
+            new = out[:, : (task + 1) * hs]
+            return distill_loss(new, target[:, : task * hs], temp, t_squared=False)
         if self.net.n_heads == 1:  # CL2: the shared head, times the earlier tasks
-            return task * distill_loss(out[:, :hs], target[:, :hs], temp) / temp**2
+            return task * distill_loss(out[:, :hs], target[:, :hs], temp, t_squared=False)
         # CL1: each earlier head on its own (distill_loss averages over samples × heads)
         student = out[:, : task * hs].reshape(len(x), task, hs)
         teacher = target[:, : task * hs].reshape(len(x), task, hs)
-        return task * distill_loss(student, teacher, temp) / temp**2
+        return task * distill_loss(student, teacher, temp, t_squared=False)
 
     def loss_on(
         self, x: Tensor, y: Tensor, task: int, params: dict[str, Tensor] | None = None

@@ -140,6 +140,23 @@ def test_distillation_pads_logits_or_probabilities():
     torch.testing.assert_close(distill_loss(student, teacher, T), want)  # DGR+distill's
 
 
+@pytest.mark.parametrize("t_squared", [None, True])
+def test_dgr_distill_replay_term_is_van_de_vens_loss_fn_kd_without_t_squared(t_squared):
+    """van de Ven's train_a_batch calls loss_fn_kd with norm=False: no T² factor. DGR+distill's
+    replay term equals that hand-computed loss by default, and 4× it (T = 2) with t_squared."""
+    over = {"train.batch_size": 16} | ({"dgr_distill.t_squared": t_squared} if t_squared else {})
+    m = make("dgr_distill", "cl3", **over)
+    m.begin_task(1)
+    xr = m.replay_batch()
+    got = m.replay_loss(1, xr)
+    T, hs = m.hp["temperature"], m.bench.head_size
+    with torch.no_grad():
+        teacher = F.softmax(m.prev_net(xr)[:, :hs] / T, -1)
+    logq = F.log_softmax(m.net(xr)[:, : 2 * hs] / T, -1)[:, :hs]  # zero targets for new classes
+    want = -(teacher * logq).sum(-1).mean() * (T**2 if t_squared else 1.0)
+    torch.testing.assert_close(got, want)
+
+
 @pytest.mark.parametrize("pad", [None, "probabilities"])
 def test_hnet_r_cl3_replay_targets_are_the_teachers_logits_padded_with_zero(pad):
     over = {"train.batch_size": 16} | ({"hnet_r.pad_targets": pad} if pad else {})

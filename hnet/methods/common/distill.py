@@ -17,10 +17,16 @@ PAD_TARGETS = ("logits", "probabilities")
 
 
 def distill_loss(
-    student: Tensor, teacher: Tensor, temperature: float, pad: str = "probabilities"
+    student: Tensor,
+    teacher: Tensor,
+    temperature: float,
+    pad: str = "probabilities",
+    t_squared: bool = True,
 ) -> Tensor:
     """Cross-entropy between ``softmax(teacher/T)`` and ``log_softmax(student/T)``, summed over
-    classes, averaged over samples, times T² (so gradients keep their scale across T).
+    classes, averaged over samples, times T² (so gradients keep their scale across T; Hinton et
+    al. 2015 and hypercl's ``knowledge_distillation_loss``). ``t_squared=False`` leaves the T²
+    out, as van de Ven's ``loss_fn_kd`` does by default (``norm=False``; his DGR+distill and LwF).
 
     ``teacher`` may have fewer classes than ``student`` (class-incremental: the new task's
     classes come last). ``pad="probabilities"`` gives the missing classes target probability 0
@@ -39,7 +45,8 @@ def distill_loss(
     if target.shape[-1] < student.shape[-1]:
         target = F.pad(target, (0, extra))
     logq = F.log_softmax(student / temperature, dim=-1)
-    return -(target * logq).sum(-1).mean() * temperature**2
+    loss = -(target * logq).sum(-1).mean()
+    return loss * temperature**2 if t_squared else loss
 
 
 def head_of_each(out: Tensor, heads: int, head_size: int, tids: Tensor) -> Tensor:
