@@ -130,7 +130,7 @@ def test_runs_table_shows_real_durations_source_and_dataset(chromium, study_stor
     text = visible_text(browse(chromium, url, "--dump-dom"))
     assert "Training runs" in text, text[:2000]
     assert f"{len(results)} matching runs" in text
-    for out, res in results.items():
+    for res in results.values():
         name = f"split_digits/cl1/finetune/official/seed{res['seed']}"
         # each row: name … dataset (digest) context … duration, source
         row = re.search(
