@@ -10,9 +10,9 @@ as they were, so a rerun used to train nothing, exit 0 and leave the damage in p
   without a training step (:mod:`hnet.job.integrity`), or retrains the cell when no checkpoint
   is left;
 - the study's SQLite MLflow store deleted or moved aside (the fix a damage message names): the
-  store is no declared output, so nothing reruns. :func:`missing_store` notices it; the
-  workflow moves the study's tracking destination file aside, so ``mlflow_init`` and the sync
-  step run again, which rebuild the store from the
+  store is no declared output, so nothing reruns. :func:`missing_store` notices it
+  (as long as the study's tracking destination file says the study had one); the workflow
+  moves the sync step's record aside, so the sync step runs again and rebuilds the store from the
   run directories, one run per cell (runs are found by their key, never duplicated).
 
 Each repair is said in one line on stderr. Torch- and MLflow-free: the Snakefile imports it.
@@ -82,6 +82,6 @@ def store_message(study: str, db: Path, finished: int) -> str:
     """One line about the store a rerun rebuilds."""
     return (
         f"hnet: the MLflow store {db} of study {study!r} is gone (deleted or moved aside); "
-        f"the study's mlflow_init and sync steps run again and rebuild it from the {finished} "
-        "finished run directories, one MLflow run per cell."
+        f"the study's MLflow sync step runs again and rebuilds it from the {finished} finished "
+        "run directories, one MLflow run per cell."
     )

@@ -128,7 +128,6 @@ def test_runs_table_shows_real_durations_source_and_dataset(chromium, study_stor
     exp = MlflowClient(uri).get_experiment_by_name(EXPERIMENT)
     url = f"{ui}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
     text = visible_text(browse(chromium, url, "--dump-dom"))
-    assert "Training runs" in text, text[:2000]
     assert f"{len(results)} matching runs" in text
     for res in results.values():
         name = f"split_digits/cl1/finetune/official/seed{res['seed']}"

@@ -78,9 +78,9 @@ REQUIRED = TRACKING[
 
 # A rerun repairs what file times do not show (hnet.study.repair). A damaged metrics.json is
 # moved aside (kept as metrics.json.old-<time>): its cell's job runs again and recomputes the
-# file from the final checkpoint. A deleted or moved SQLite store: the study's tracking
-# destination file is moved aside, so mlflow_init runs again and the sync step rebuilds the
-# store. Both happen while the Snakefile parses (before Snakemake can tell a dry run from a real
+# file from the final checkpoint. A deleted or moved SQLite store: the sync step's record is
+# moved aside (and the step made a target also for live studies), so the sync step runs again
+# and rebuilds the store from the run directories. Both happen while the Snakefile parses (before Snakemake can tell a dry run from a real
 # one), so `snakemake -n` lists those jobs; only the main process looks (cluster jobs parse this
 # file too).
 REBUILD_STORE = None
@@ -94,7 +94,10 @@ if workflow.is_main_process:
     if REBUILD_STORE is not None:
         _finished = sum(os.path.exists(m) for m in CELL_METRICS + TUNING_METRICS)
         print(store_message(STUDY, REBUILD_STORE, _finished), file=sys.stderr)
-        move_aside(Path(f"{OUT}/mlflow.json"), "the study's tracking destination file")
+        if os.path.exists(f"{OUT}/{SYNC_RECORD}"):
+            move_aside(
+                Path(f"{OUT}/{SYNC_RECORD}"), "the record of the last MLflow sync"
+            )
 
 
 def cell_of(wildcards) -> Cell:
@@ -172,8 +175,9 @@ def study_targets():
     targets = [*CELL_METRICS, *TUNING_METRICS, *report_outputs()]
     if TUNING:
         targets.append(SELECTION)
-    if not LIVE or REBUILD_STORE is not None:  # a live study's lost store: rebuilt by sync
-        targets.append(f"{OUT}/mlflow_sync.json")
+    # a live study's lost store is rebuilt by the sync step too
+    if not LIVE or REBUILD_STORE is not None:
+        targets.append(f"{OUT}/{SYNC_RECORD}")
     return targets
 
 
