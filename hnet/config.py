@@ -362,6 +362,10 @@ def validate(cfg: dict, spec: Any, mcls: Any) -> None:
             f"train.epochs must be an integer ≥ 0 (0 = use train.iters), got {train['epochs']!r}."
         )
     validate_training(cfg)
+    if isinstance(cfg.get("target"), dict):  # the job builds it: refuse here what it would
+        from hnet.models.target import check_target_kind
+
+        check_target_kind(cfg["target"])
     from hnet.data.validation import check_fraction
 
     check_fraction(cfg["data"].get("val_fraction", 0.0))

@@ -120,6 +120,22 @@ class Benchmark:
     def n_tasks(self) -> int:
         return len(self.tasks)
 
+    def digest(self) -> str:
+        """A short fingerprint of the data the tasks hold (the MLflow runs' dataset digest):
+        every task's split sizes, all its labels and its first training inputs as the network
+        sees them (a permutation of permuted benchmarks included). Cheap: no full pass over
+        the inputs."""
+        import hashlib
+
+        h = hashlib.sha256(f"{self.name} {self.in_dim} {self.head_size}".encode())
+        for t in self.tasks:
+            h.update(f"{t.n_train} {t.n_test}".encode())
+            for labels in (t.y_train, t.y_test):
+                h.update(labels.detach().cpu().contiguous().numpy().tobytes())
+            rows = t.inputs(t.x_train[:64])
+            h.update(rows.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
     @property
     def has_validation(self) -> bool:
         """Do the tasks hold out validation rows (``data.val_fraction`` > 0)?"""

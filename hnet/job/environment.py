@@ -132,6 +132,22 @@ def git_commit() -> str | None:
         return None
 
 
+def git_repository() -> str | None:
+    """Where the hnet source tree comes from: its git remote ``origin`` if it has one, else the
+    checkout's directory (None when not installed from a git checkout). The MLflow runs' Source."""
+    src = Path(__file__).resolve().parents[2]
+    for args in (["remote", "get-url", "origin"], ["rev-parse", "--show-toplevel"]):
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(src), *args], capture_output=True, text=True, timeout=5
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    return None
+
+
 def process_age() -> float | None:
     """Seconds since this process started (Linux /proc; None elsewhere). A job's fixed cost
     (interpreter, imports, data, model) is this age when its first training step begins."""

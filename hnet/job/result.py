@@ -23,7 +23,7 @@ from hnet import metrics
 from hnet.data import Benchmark
 from hnet.errors import HnetError
 from hnet.files import write_atomic, write_json
-from hnet.job.environment import git_commit, peak_rss_mb, process_age, versions
+from hnet.job.environment import git_commit, git_repository, peak_rss_mb, process_age, versions
 from hnet.methods.common.base import Method
 from hnet.rundir import METRICS, SAMPLES
 
@@ -42,6 +42,8 @@ class FinishedJob(Protocol):
     val: Any  # hnet.job.run.Validation, or None without a validation split
     train_seconds: float
     t_start: float
+    started_at: float  # epoch seconds: when the run (its first attempt) started
+    finished_at: float | None  # epoch seconds: when training ended, if already known
     startup_seconds: float | None
     resumed: bool
     cores: Any  # hnet.job.cores.CoreShare (its thread-count changes), None if never trained
@@ -133,6 +135,8 @@ def write_result(job: FinishedJob, r_scratch: Transfer | None) -> dict[str, Any]
         "wall_seconds": time.perf_counter() - job.t_start,
         "startup_seconds": job.startup_seconds,
         "process_seconds": process_age(),
+        "started_at": job.started_at,
+        "finished_at": job.finished_at if job.finished_at is not None else time.time(),
         "peak_rss_mb": peak_rss_mb(),
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -141,6 +145,8 @@ def write_result(job: FinishedJob, r_scratch: Transfer | None) -> dict[str, Any]
         "config": cfg,
         "versions": versions(),
         "git_commit": git_commit(),
+        "git_repository": git_repository(),
+        "data_digest": job.bench.digest(),
     }
     if device.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20

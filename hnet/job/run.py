@@ -141,6 +141,11 @@ class Job:
         self.cfg, self.out, self.progress = cfg, out, progress
         self.emit = on_event or (lambda kind, data: None)
         self.t_start = time.perf_counter()
+        # Wall-clock times of the run (epoch seconds, metrics.json ``started_at``/``finished_at``,
+        # the MLflow run's start and end): the first attempt's start survives resumes through
+        # the checkpoint; a result recomputed from the final checkpoint keeps the time that
+        # checkpoint was written as its end.
+        self.started_at, self.finished_at = time.time(), None
         self.ckpt_path, self.resume_from = out / CKPT, resume_from
         self.startup_seconds: float | None = None  # process age at the first step: fixed cost
         self.resumed = False
@@ -184,6 +189,7 @@ class Job:
         self.task, self.step = state["task"], state["step"]
         self.train_seconds, self.log_offset = state["train_seconds"], state["log_offset"]
         self.sampler.load(state["sampler"])
+        self.started_at = state.get("started_at", self.started_at)  # older checkpoints: none
         if "augment" in state:  # checkpoints from before augmentation existed have none
             self.augment_gen.set_state(state["augment"].cpu())
         ckpt.set_rng_state(state["rng"])
@@ -192,6 +198,7 @@ class Job:
             print(f"resuming {self.out} {where} from {self.resume_from.name}", file=sys.stderr)
         else:
             print(f"recomputing {self.out / METRICS} from the final checkpoint", file=sys.stderr)
+            self.finished_at = state.get("saved_at")
         return True
 
     def save_checkpoint(self, task: int, step: int, log_offset: int) -> None:
@@ -215,6 +222,8 @@ class Job:
                 "augment": self.augment_gen.get_state(),
                 "rng": ckpt.rng_state(),
                 "log_offset": log_offset,
+                "started_at": self.started_at,
+                "saved_at": time.time(),
                 **(self.val.state() if self.val is not None else {}),
             },
             keep=self.out / CKPT_PREV,

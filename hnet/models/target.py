@@ -192,6 +192,23 @@ def other_heads_mask(net: nn.Module, task: int) -> Tensor:
 TARGET_KINDS = ("mlp", "resnet32", "zenke")
 
 
+def check_target_kind(cfg_target: dict) -> str:
+    """The target network's ``kind`` (default ``mlp``), or a ConfigError naming the choices.
+    Config resolution calls it too, so ``hnet train --print-config`` and a study's check refuse
+    what the job would refuse, with the same message."""
+    import difflib
+
+    kind = cfg_target.get("kind", "mlp")
+    if kind not in TARGET_KINDS:
+        close = difflib.get_close_matches(str(kind), TARGET_KINDS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"target.kind={kind!r} is not a target network; choose one of "
+            f"{', '.join(TARGET_KINDS)}.{hint}"
+        )
+    return kind
+
+
 def build_target(
     cfg_target: dict,
     in_dim: int,
@@ -204,14 +221,9 @@ def build_target(
     Conv nets need the image shape ``(C, H, W)``: ``in_shape`` if given, else
     ``cfg_target["in_shape"]``; it must agree with ``in_dim`` (they accept flat inputs too).
     """
-    kind = cfg_target.get("kind", "mlp")
+    kind = check_target_kind(cfg_target)
     if kind == "mlp":
         return MLP(in_dim, list(cfg_target["hidden"]), head_size, n_heads, cfg_target["activation"])
-    if kind not in TARGET_KINDS:
-        raise ConfigError(
-            f"target.kind={kind!r} is not a target network; choose one of "
-            f"{', '.join(TARGET_KINDS)}."
-        )
     shape = image_shape(cfg_target, in_dim, in_shape)
     if kind == "resnet32":
         return ResNet32(shape, head_size, n_heads)

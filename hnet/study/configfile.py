@@ -6,10 +6,17 @@ as "Config file is not valid JSON or YAML" without the line or the reason (``sna
 --verbose`` shows them in its traceback). :func:`load_file` names the file, the line, the column
 and the reason; :func:`main` then runs the parse-time checks of ``snakemake -n``
 (:mod:`hnet.study.validate`, :func:`hnet.study.grid.expand`), except the JSON schema.
+
+Snakemake also runs Python *from* a config file whose top level says ``__use_yte__: true`` (YTE
+templates: ``?expr`` keys and values are evaluated when the file is read, under ``snakemake -n``
+too, before the Snakefile can check anything). :func:`check_no_code` refuses such a file; every
+command that reads a study config before Snakemake does (``make study``, ``hnet status``) calls
+it, through :func:`load_file` or directly.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,10 +25,28 @@ from hnet.errors import StudyError
 from hnet.study.grid import expand, tuning_cells
 from hnet.study.validate import REQUIRED, check_not_empty
 
+YTE_KEY = "__use_yte__"  # Snakemake's switch for YTE templates in a config file
+
+
+def check_no_code(config: Any, path: str | Path) -> None:
+    """Refuse a study config that would make Snakemake run code while reading it (a StudyError
+    naming the file and the fix). ``config``: the file as plain YAML loads it (:func:`load_file`
+    does that and calls this)."""
+    if isinstance(config, dict) and YTE_KEY in config:
+        switch = f"{YTE_KEY}: {json.dumps(config[YTE_KEY])}"
+        raise StudyError(
+            f"study config {path}: '{switch}' turns on Snakemake's YTE "
+            "templates, which run the Python expressions of this file whenever Snakemake reads "
+            "it, even under `snakemake -n`, before any check. Study configs are plain YAML: "
+            f"remove the {YTE_KEY} key and write the values out (hparams, include and exclude "
+            "cover what templates are used for), and do not pass this file to snakemake."
+        )
+
 
 def load_file(path: str | Path) -> dict[str, Any]:
     """A study config file as a dict; a StudyError naming the file, line and reason when it is
-    not plain YAML (Python tags and other non-standard tags are refused)."""
+    not plain YAML (Python tags and other non-standard tags are refused) or when it would make
+    Snakemake run code (:func:`check_no_code`)."""
     import yaml
 
     path = Path(path)
@@ -46,6 +71,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
             f"study config {path}: the top level must be a mapping of keys (study, benchmarks, "
             f"...), not a {type(config).__name__}."
         )
+    check_no_code(config, path)
     return config
 
 

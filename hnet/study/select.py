@@ -45,8 +45,8 @@ def _load(path: Path) -> Mapping[str, Any]:
         return json.loads(path.read_text())
     except ValueError as e:  # truncated (a full disk, a broken copy) or not JSON at all
         raise HnetError(
-            f"{path} is damaged (not valid JSON: {e}). Move it aside and rerun the study: the "
-            "cell's job recomputes it from its final checkpoint."
+            f"{path} is damaged (not valid JSON: {e}). Rerun the study: it moves the file "
+            "aside and the cell's job recomputes it from its final checkpoint."
         ) from e
 
 

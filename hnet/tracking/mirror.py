@@ -39,8 +39,8 @@ from typing import Any
 from hnet.config import global_step, identity_config, run_key
 from hnet.errors import HnetError
 from hnet.files import write_json
-from hnet.job.environment import git_commit
 from hnet.tracking.plots import is_bad, plot_matrix, write_matrix_csv
+from hnet.tracking.provenance import dataset_input, run_times, source_tags
 from hnet.tracking.store import (
     KEY_TAG,
     PENDING,
@@ -76,12 +76,16 @@ class Mirror:
         flush_every: int = 200,
         flush_seconds: float = 10.0,
         strict: bool = False,
+        start_time: int | None = None,
     ) -> None:
+        """``start_time`` (epoch ms): the start of a run created after the fact (``hnet sync``,
+        from the run's files); a live run starts when its job does."""
         self.uri, self.experiment, self.cfg, self.run_dir = uri, experiment, cfg, Path(run_dir)
         self.tags, self.enabled, self.strict = dict(tags or {}), enabled, strict
         self.attempts, self.backoff = attempts, backoff
         self.flush_every, self.flush_seconds = flush_every, flush_seconds
         self.key, self.run_id, self.complete = run_key(cfg), None, False
+        self.start_time = start_time
         self._client: Any = None
         self._buffer: list[Any] = []
         self._t0, self._last_flush = 0, time.monotonic()
@@ -143,7 +147,11 @@ class Mirror:
             else:
                 name = "/".join(tags[k] for k in ("benchmark", "scenario", "method", "size"))
                 run = self._call(
-                    c.create_run, exp_id, tags=tags, run_name=f"{name}/seed{tags['seed']}"
+                    c.create_run,
+                    exp_id,
+                    start_time=self.start_time,
+                    tags=tags,
+                    run_name=f"{name}/seed{tags['seed']}",
                 )
             self.run_id, self._t0 = run.info.run_id, run.info.start_time
             self.complete = run.data.tags.get(STATE_TAG) == "complete"
@@ -217,6 +225,8 @@ class Mirror:
             self.flush()
             with tempfile.TemporaryDirectory() as tmp:
                 self.log_artifacts(artifacts(self.run_dir, res, Path(tmp)))
+            if self.enabled:  # the data it trained on (logging the same input again is a no-op)
+                self._call(self._client.log_inputs, self.run_id, [dataset_input(res, self.cfg)])
             if self.enabled:
                 self._call(self._client.set_tag, self.run_id, STATE_TAG, "complete")
                 self.complete = True
@@ -224,13 +234,19 @@ class Mirror:
 
     def finish(self, status: str = "FINISHED") -> None:
         """Flush; upload from the files if the job finished but was not reconciled yet (e.g. it
-        had finished before and ``run_job`` returned early); mark the run terminated."""
+        had finished before and ``run_job`` returned early); mark the run terminated, at the
+        time its training ended when it finished (metrics.json ``finished_at``), else now."""
         self.flush()
-        if status == "FINISHED" and not self.complete and (self.run_dir / "metrics.json").exists():
+        done = (self.run_dir / "metrics.json").exists()
+        if status == "FINISHED" and not self.complete and done:
             self.upload()
         if self.enabled and self.run_id is not None:
             with self._guard():
-                self._call(self._client.set_terminated, self.run_id, status)
+                end = None
+                if status == "FINISHED" and done:
+                    res = json.loads((self.run_dir / "metrics.json").read_text())
+                    end = run_times(self.run_dir, res)[1]
+                self._call(self._client.set_terminated, self.run_id, status, end_time=end)
 
     def __enter__(self) -> Mirror:
         self.start()
@@ -252,7 +268,8 @@ def run_tags(
     tags["study"] = experiment
     tags[KEY_TAG], tags["hnet.run_dir"] = key, str(run_dir.resolve())
     tags.update({k: str(v) for k, v in extra.items() if v is not None})
-    tags.setdefault("mlflow.source.git.commit", git_commit() or "unknown")
+    if "mlflow.source.name" not in tags:  # a live run: the checkout this job runs from
+        tags.update(source_tags())
     return tags
 
 

@@ -109,7 +109,7 @@ def mirror_message(
         names = "; ".join(f"{d}/metrics.json ({why})" for d, why in sorted(skipped.items()))
         parts.append(
             f"{len(skipped)} finished run(s) were not mirrored because their files are "
-            f"unreadable: {names}. Delete that run directory and rerun the study to retrain "
-            "the cell."
+            f"unreadable: {names}. Rerun the study: it moves each such file aside and the cell's "
+            "job recomputes it from its final checkpoint (hnet.study.repair)."
         )
     return " ".join(parts)

@@ -110,8 +110,15 @@ def client(uri: str):
 
 
 def ensure_experiment(client: Any, uri: str, name: str) -> str:
-    """Id of experiment ``name``, created if missing; a concurrent creator wins gracefully."""
+    """Id of experiment ``name``, created if missing (a concurrent creator wins gracefully),
+    marked as a model-training experiment (:mod:`hnet.tracking.provenance`)."""
     from mlflow.exceptions import MlflowException
+
+    from hnet.tracking.provenance import (
+        EXPERIMENT_KIND_TAG,
+        TRAINING_KIND,
+        mark_training_experiment,
+    )
 
     exp = client.get_experiment_by_name(name)
     if exp is None:
@@ -120,13 +127,15 @@ def ensure_experiment(client: Any, uri: str, name: str) -> str:
             root = Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts"
             where = (root / "".join(c if c.isalnum() or c in "-_." else "_" for c in name)).as_uri()
         try:
-            return client.create_experiment(name, artifact_location=where)
+            kind = {EXPERIMENT_KIND_TAG: TRAINING_KIND}
+            return client.create_experiment(name, artifact_location=where, tags=kind)
         except MlflowException as e:
             if e.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
             exp = client.get_experiment_by_name(name)
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
+    mark_training_experiment(client, exp.experiment_id, exp.tags)
     return exp.experiment_id
 
 

@@ -26,6 +26,7 @@ from hnet.errors import HnetError
 from hnet.files import write_json
 from hnet.rundir import find_metrics
 from hnet.tracking.mirror import Mirror
+from hnet.tracking.provenance import run_times, source_tags
 from hnet.tracking.store import (
     DEFAULT_EXPERIMENT,
     KEY_TAG,
@@ -133,8 +134,8 @@ def sync(
             experiment = _experiment_of(uri, run_key(cfg)) or DEFAULT_EXPERIMENT
         except Exception as e:
             raise MirrorDown(f"cannot search the MLflow store at {uri}: {e}") from e
-    m = Mirror(uri, experiment, cfg, d, {"mlflow.source.git.commit": res.get("git_commit")},
-               strict=True)  # fmt: skip
+    start, _ = run_times(d, res)  # a run created now starts when the job did
+    m = Mirror(uri, experiment, cfg, d, source_tags(res), strict=True, start_time=start)
     m.start(status=None)
     if force or not m.complete:
         m.upload()

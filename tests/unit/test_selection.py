@@ -134,7 +134,7 @@ def test_every_tuning_cell_is_needed_and_must_match_its_point(tmp_path):
         sel.select(cells, tmp_path / "2", "val_acc_final")
 
     f.write_text('{"config": {"hnet": {"be')  # truncated
-    with pytest.raises(HnetError, match=r"metrics\.json is damaged.*Move it aside and rerun"):
+    with pytest.raises(HnetError, match=r"metrics\.json is damaged.*Rerun the study: it moves"):
         sel.select(cells, tmp_path / "2", "val_acc_final")
 
 

@@ -21,7 +21,14 @@ from hnet.study.grid import (
     tuning_cells,
     tuning_record,
 )
+from hnet.rundir import move_aside
 from hnet.study.packs import pack_args, pack_name, packs
+from hnet.study.repair import (
+    damage_message,
+    damaged_results,
+    missing_store,
+    store_message,
+)
 from hnet.study.select import selected_for
 from hnet.tracking.status import SYNC_RECORD, mirror_message, skipped_runs
 from hnet.tracking.store import is_live, resolve_uri
@@ -67,6 +74,30 @@ LIVE = is_live(TRACKING_URI, TRACKING["live"])
 REQUIRED = TRACKING[
     "required"
 ]  # an incomplete mirror fails the study (else: one message)
+
+
+# A rerun repairs what file times do not show (hnet.study.repair). A damaged metrics.json is
+# moved aside (kept as metrics.json.old-<time>): its cell's job runs again and recomputes the
+# file from the final checkpoint. A deleted or moved SQLite store: the sync step's record is
+# moved aside (and the step made a target also for live studies), so the sync step runs again
+# and rebuilds the store from the run directories. Both happen while the Snakefile parses (before Snakemake can tell a dry run from a real
+# one), so `snakemake -n` lists those jobs; only the main process looks (cluster jobs parse this
+# file too).
+REBUILD_STORE = None
+if workflow.is_main_process:
+    _damaged = damaged_results(CELL_METRICS + TUNING_METRICS)
+    if _damaged:
+        print(damage_message(_damaged), file=sys.stderr)
+        for _path in sorted(_damaged):
+            move_aside(Path(_path), "the damaged metrics.json")
+    REBUILD_STORE = missing_store(TRACKING_URI, f"{OUT}/mlflow.json")
+    if REBUILD_STORE is not None:
+        _finished = sum(os.path.exists(m) for m in CELL_METRICS + TUNING_METRICS)
+        print(store_message(STUDY, REBUILD_STORE, _finished), file=sys.stderr)
+        if os.path.exists(f"{OUT}/{SYNC_RECORD}"):
+            move_aside(
+                Path(f"{OUT}/{SYNC_RECORD}"), "the record of the last MLflow sync"
+            )
 
 
 def cell_of(wildcards) -> Cell:
@@ -144,8 +175,9 @@ def study_targets():
     targets = [*CELL_METRICS, *TUNING_METRICS, *report_outputs()]
     if TUNING:
         targets.append(SELECTION)
-    if not LIVE:
-        targets.append(f"{OUT}/mlflow_sync.json")
+    # a live study's lost store is rebuilt by the sync step too
+    if not LIVE or REBUILD_STORE is not None:
+        targets.append(f"{OUT}/{SYNC_RECORD}")
     return targets
 
 

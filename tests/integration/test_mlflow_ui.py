@@ -1,0 +1,151 @@
+"""The real MLflow UI, driven by a headless browser (Debian's chromium), over the store of a tiny
+study mirrored after the fact: the experiment's runs table lists every run with its real
+duration (its training, not the ~200 ms of an upload), its source and its dataset.
+
+chromium renders the single-page app and prints the resulting DOM (``--dump-dom``); no browser
+driver is needed. tests/integration/chromium-up.sh installs chromium when missing (root, as on
+CI); without it the test is skipped with the script's reason.
+
+``HNET_UI_SCREENSHOT=PATH`` also saves a screenshot of the runs table (docs/img/ holds one of
+the default study's).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli import env, train_argv
+from servers import stop_group, wait_healthy
+
+from hnet.tracking.store import default_uri
+from hnet.tracking.sync import sync_many
+
+HERE = Path(__file__).parent
+ENV = env(MLFLOW_TRACKING_URI=None, MLFLOW_EXPERIMENT_NAME=None)
+STEPS = {"train.iters": 100, "train.log_every": 50}
+EXPERIMENT = "ui"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    res = subprocess.run(
+        ["bash", str(HERE / "chromium-up.sh")], capture_output=True, text=True, timeout=900
+    )
+    if res.returncode != 0:
+        lines = (res.stderr or res.stdout).strip().splitlines() or ["no output"]
+        pytest.skip(f"no headless browser for the MLflow UI test: {lines[-1]}")
+    return res.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def study_store(tmp_path_factory):
+    """Two finished cells of a tiny split_digits study, mirrored after the fact (as a local
+    study's sync step does): the store's URI and each run dir's metrics."""
+    root = tmp_path_factory.mktemp("ui")
+    outs = [root / "runs" / f"seed{seed}" for seed in (0, 1)]
+    jobs = [
+        subprocess.Popen(
+            train_argv(out, "-m", "finetune", "--no-tracking", "--quiet", seed=i, sets=STEPS),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        for i, out in enumerate(outs)
+    ]
+    for job in jobs:
+        assert job.wait(timeout=900) == 0, job.stderr.read()[-2000:]
+    uri = default_uri(root)
+    done = sync_many(outs, uri=uri, experiment=EXPERIMENT)
+    assert len(done.synced) == 2, done
+    return uri, {out: json.loads((out / "metrics.json").read_text()) for out in outs}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui(study_store, tmp_path_factory):
+    """``mlflow server`` (what ``mlflow ui`` starts) over the study's store; its address."""
+    uri, _ = study_store
+    port, log = free_port(), tmp_path_factory.mktemp("server") / "server.log"
+    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent))
+    cmd = [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd += ["--backend-store-uri", uri, "--artifacts-destination", str(log.parent / "art")]
+    with open(log, "w") as f:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )
+    address = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(address, proc, log, seconds=180)
+        yield address
+    finally:
+        stop_group(proc)
+
+
+def browse(chromium: str, url: str, *args: str) -> str:
+    """The page at ``url`` as chromium renders it headless (scripts run for up to 30 s of
+    virtual time), then whatever ``args`` ask for (--dump-dom: printed)."""
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+    cmd += ["--hide-scrollbars", "--virtual-time-budget=30000", "--window-size=1600,800"]
+    res = subprocess.run([*cmd, *args, url], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
+def visible_text(dom: str) -> str:
+    dom = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom)))
+
+
+def shown_seconds(duration: str) -> float:
+    """The UI's duration text ('35.7s', '2.1min', '1.0h', '97ms') in seconds."""
+    value, unit = re.fullmatch(r"([\d.]+)(ms|s|min|h)", duration).groups()
+    return float(value) * {"ms": 0.001, "s": 1, "min": 60, "h": 3600}[unit]
+
+
+def test_runs_table_shows_real_durations_source_and_dataset(chromium, study_store, ui):
+    from mlflow import MlflowClient
+
+    uri, results = study_store
+    exp = MlflowClient(uri).get_experiment_by_name(EXPERIMENT)
+    url = f"{ui}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
+    text = visible_text(browse(chromium, url, "--dump-dom"))
+    assert f"{len(results)} matching runs" in text
+    for res in results.values():
+        name = f"split_digits/cl1/finetune/official/seed{res['seed']}"
+        # each row: name … dataset (digest) context … duration, source
+        row = re.search(
+            re.escape(f"{res['benchmark']} ({res['data_digest']}) train")
+            + r" (?:\+\d+ )?([\d.]+(?:ms|s|min|h)) (\S+)",
+            text,
+        )
+        assert name in text and row, text[:3000]
+        text = text.replace(row.group(0), "", 1)  # the next result matches the next row
+        shown = shown_seconds(row.group(1))
+        took = (res["finished_at"] - res["started_at"]) * 1000
+        # the run's real duration, to the UI's rounding, covering its training time
+        assert abs(shown * 1000 - took) <= max(0.06 * took, 100), (row.group(0), took)
+        assert shown >= res["train_seconds"] * 0.94
+        assert row.group(2) in (res["git_repository"], Path(res["git_repository"]).name)
+    picture = os.environ.get("HNET_UI_SCREENSHOT")
+    if picture:
+        browse(chromium, url, f"--screenshot={Path(picture).resolve()}")
+        assert Path(picture).stat().st_size > 10_000
