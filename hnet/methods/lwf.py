@@ -21,9 +21,9 @@ The loss on task t > 1 is ``CE(current batch) + distill_weight · D`` (van de Ve
 
 Each distillation is van de Ven's ``loss_fn_kd`` at temperature T without its optional T²
 factor (his ``norm=False``, the default his LwF uses): the shared
-:func:`~hnet.methods.common.distill.distill_loss` with ``t_squared=False``. On the regression benchmark
-the outputs are values, not class scores, so the distillation of an earlier head is the mean
-squared difference to the teacher's output (the same (t − 1)-sum over heads).
+:func:`~hnet.methods.common.distill.distill_loss` with ``t_squared=False``. On the regression
+benchmark the outputs are values, not class scores, so the distillation of an earlier head is
+the mean squared difference to the teacher's output (the same (t − 1)-sum over heads).
 
 The teacher is a frozen copy taken at ``end_task`` and evaluated in eval mode (BatchNorm's
 running statistics, no dropout), as van de Ven's ``copy.deepcopy(model).eval()``; it is part of

@@ -322,13 +322,7 @@ def load_study(target: str | Path, results: str | Path | None = None) -> Study:
     from hnet.study.configfile import load_file
     from hnet.study.grid import expand, tuning_cells, tuning_record
 
-    config = load_file(target)
-    if config.get("__use_yte__"):
-        raise StudyError(
-            f"study config {target}: __use_yte__ makes Snakemake run the file as a template "
-            "(Python included); hnet reads study configs as plain YAML. Write the values out "
-            "and drop the key."
-        )
+    config = load_file(target)  # refuses a config that would make Snakemake run code
     cells = expand(config)
     root = Path(results) if results is not None else Path("results") / config["study"]
     record = {
