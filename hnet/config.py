@@ -238,6 +238,14 @@ def resolve_with_sources(
     layers.add({method: mcls.defaults}, f"{method} default")
     if mcls.rehearsal:
         layers.add({"buffer": REHEARSAL_DEFAULTS}, "default")
+        for values, source in tuned.matches("buffer", benchmark, scenario, method):
+            layers.add({"buffer": {**values, "source": source}}, f"tuned: {source}")
+    elif any(k.split(".")[0] == "buffer" for k in overrides or {}):
+        key = next(k for k in overrides or {} if k.split(".")[0] == "buffer")
+        raise ConfigError(
+            f"{key}: method {method!r} stores no training samples, so it has no buffer section "
+            f"(only the rehearsal methods do: {', '.join(rehearsal_methods())})."
+        )
     for values, source in tuned.matches(mcls.tuned_as or method, benchmark, scenario):
         # one layer per entry: each value names the entry it came from (later entries win)
         layers.add({method: {**values, "source": source}}, f"tuned: {source}")
@@ -254,6 +262,13 @@ def resolve_with_sources(
     if derive_iters(cfg, spec):
         layers.sources["train.iters_per_task"] = "derived: ceil(task size / batch_size) · epochs"
     return cfg, layers.sources
+
+
+def rehearsal_methods() -> list[str]:
+    """The methods with a rehearsal buffer (``Method.rehearsal``): those with ``buffer.size``."""
+    from hnet.methods import METHODS
+
+    return [name for name, cls in METHODS.items() if cls.rehearsal]
 
 
 def derive_iters(cfg: dict[str, Any], spec: Any) -> bool:
@@ -369,6 +384,11 @@ def validate(cfg: dict, spec: Any, mcls: Any) -> None:
     from hnet.data.validation import check_fraction
 
     check_fraction(cfg["data"].get("val_fraction", 0.0))
+    if mcls.rehearsal:
+        from hnet.methods.common import budget
+
+        sizes = spec.task_sizes(cfg["data"]) if spec.task_sizes is not None else None
+        budget.check(cfg["buffer"]["size"], sizes, spec.name)
     mcls.check_config(cfg)
 
 

@@ -278,6 +278,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("transfer_vs_scratch", "transfer vs scratch", 1, printed=False),
     Metric("transfer_vs_hnet_scratch", "transfer vs hnet_scratch", 1, printed=False),
     Metric("compression_ratio", "compression", 0),
+    # what the method keeps beyond its network after the last task (hnet.job.memory)
+    Metric("memory_mb", "memory MB", 0),
+    Metric("memory_exemplars", "memory (exemplars)", 0),
     Metric("n_params_hnet", "hnet params", 0, summarized=False, printed=False),
     Metric("n_params_target", "target params", 0, summarized=False, printed=False),
     Metric("train_seconds", "train s", -1),

@@ -67,6 +67,7 @@ def assert_same_run(packed, single, method):
     )
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (packed, single))
     assert a.keys() == b.keys()
+    assert a["memory"] == b["memory"]  # what each seed keeps: exact, packed or resumed
     assert np.abs(np.array(a["acc_matrix"]) - np.array(b["acc_matrix"])).max() <= ACC_TOL
     assert a["acc_init"] == b["acc_init"]  # the same initialisation, evaluated the same way
     la, lb = losses(packed), losses(single)

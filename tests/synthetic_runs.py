@@ -41,6 +41,9 @@ HNET_SIZES = ("official", "cr0.05", "cr0.1", "cr0.5", "cr1.0")
 SEEDS = tuple(range(10))
 DROP = {"hnet": 0.5, "finetune": 20.0, "ewc": 8.0, "online_ewc": 7.0, "si": 9.0, "mas": 9.5}
 DROP |= {"replay": 4.0, "joint": 0.2, "scratch": 0.0}
+#: stored inputs' worth of memory per task (hnet: its targets, EWC: Fisher and anchor per task …)
+MEMORY_PER_TASK = {"hnet": 470.0, "ewc": 4900.0, "online_ewc": 980.0, "si": 1470.0}
+MEMORY_PER_TASK |= {"mas": 980.0, "replay": 204.0, "joint": 12000.0}
 
 
 def cells(
@@ -91,8 +94,8 @@ def metrics_json(bench: str, scen: str, method: str, size: str, seed: int) -> di
         "acc_init": b.tolist(),
         **metrics.all_metrics(R, b),
     }
+    ratio = float(size[2:]) if size.startswith("cr") else 0.8
     if method == "hnet":
-        ratio = float(size[2:]) if size.startswith("cr") else 0.8
         m |= {
             "n_params_hnet": int(ratio * 478_410),
             "n_params_target": 478_410,
@@ -100,6 +103,9 @@ def metrics_json(bench: str, scen: str, method: str, size: str, seed: int) -> di
             "hnet_arch": {"chunked": True, "chunk_size": 300, "chunk_emb": 16, "task_emb": 16},
             "task_embeddings": rng.normal(size=(T, 16)).tolist(),
         }
+    per_task = MEMORY_PER_TASK.get(method, 0.0) * (1.0 if method != "hnet" else 0.5 + ratio)
+    exemplars = per_task * (1 if method in ("online_ewc", "si", "mas") else T)
+    m |= {"memory_exemplars": exemplars, "memory_mb": exemplars * 784 / 2**20}
     seconds = 60.0 + 10 * T + rng.random()
     m |= {
         "train_seconds": seconds,

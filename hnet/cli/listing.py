@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:18s} {'/'.join(cls.scenarios):14s} {cls.summary}")
         if cls.benchmarks is not None:
             print(f"  {'':18s} {'':14s} only on: {', '.join(cls.benchmarks)}")
+        if cls.rehearsal:  # the shared buffer, the study's buffer_sizes axis
+            print(f"  {'':18s} {'':14s} rehearsal: stores buffer.size training samples")
     print("scenarios:")
     for name, text in SCENARIOS.items():
         print(f"  {name:18s} {text}")

@@ -28,6 +28,7 @@ import torch
 
 from hnet.errors import HnetError
 from hnet.files import write_json
+from hnet.job import memory
 from hnet.job.environment import process_age
 from hnet.job.heartbeat import FAILED as FAILED_STATE
 from hnet.job.signals import StopFlag
@@ -158,6 +159,7 @@ class TrainingLoop:
         self.trainer.store()
         for job in self.jobs:
             job.method.end_task(t)
+            job.memory[t] = job.method.memory_bytes()  # what it keeps now (hnet.job.memory)
         self.trainer.refresh()
         self.add_time(time.perf_counter() - t0)
 
@@ -214,7 +216,9 @@ class TrainingLoop:
         """Evaluate all tasks after task ``t``, report the row, checkpoint; stop if signalled."""
         for job, log in zip(self.jobs, self.logs, strict=True):
             job.evaluate_row(t)
-            job.emit("row", {"task": t, "scores": job.R[t].tolist()})
+            kept = job.memory[t]
+            record = None if kept is None else memory.task_record(kept, job.exemplar_bytes)
+            job.emit("row", {"task": t, "scores": job.R[t].tolist(), "memory": record})
             seed = f"seed {job.cfg['seed']} " if self.several else ""
             self.bar.write(
                 f"{seed}task {t + 1}/{job.bench.n_tasks}: score on tasks 1..{t + 1} = "

@@ -23,6 +23,7 @@ from hnet import metrics
 from hnet.data import Benchmark
 from hnet.errors import HnetError
 from hnet.files import write_atomic, write_json
+from hnet.job import memory
 from hnet.job.environment import git_commit, git_repository, peak_rss_mb, process_age, versions
 from hnet.methods.common.base import Method
 from hnet.rundir import METRICS, SAMPLES
@@ -39,6 +40,7 @@ class FinishedJob(Protocol):
     R: np.ndarray  # score after training task i (row) on task j (column)
     b: np.ndarray  # score on each task before any training
     TI: np.ndarray  # task-inference accuracy
+    memory: list[dict[str, int] | None]  # Method.memory_bytes() after each task
     val: Any  # hnet.job.run.Validation, or None without a validation split
     train_seconds: float
     t_start: float
@@ -130,6 +132,7 @@ def write_result(job: FinishedJob, r_scratch: Transfer | None) -> dict[str, Any]
         **task_inference(job.TI),
         **(job.val.results(cfg["scenario"]) if job.val is not None else {}),
         **job.method.param_counts(),
+        **memory.results(job.memory, job.bench),
         **job.method.extra_results(),
         "train_seconds": job.train_seconds,
         "wall_seconds": time.perf_counter() - job.t_start,

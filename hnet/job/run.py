@@ -31,6 +31,7 @@ from hnet.data import BENCHMARKS, Benchmark, load_benchmark
 from hnet.errors import DataError, JobInterrupted
 from hnet.fast.cpu import tune_allocator
 from hnet.files import write_json
+from hnet.job import memory
 from hnet.job import state as ckpt
 from hnet.job.cores import CoreShare, shared_cores
 from hnet.job.environment import apply_threads, resolve_device
@@ -174,6 +175,9 @@ class Job:
         self.R = np.full((T, T), np.nan)
         self.TI = np.full((T, T), np.nan)  # task-inference accuracy (CL2/CL3 inference)
         self.b = np.full(T, np.nan)
+        # per task: Method.memory_bytes() after its end_task (hnet.job.memory), checkpointed
+        self.memory: list[dict[str, int] | None] = [None] * T
+        self.exemplar_bytes = memory.exemplar_bytes(self.bench)
         self.val = Validation(T) if self.bench.has_validation else None
         self.task, self.step, self.train_seconds, self.log_offset = 0, 0, 0.0, 0
 
@@ -187,6 +191,8 @@ class Job:
         if self.val is not None:
             self.val.load(state)
         self.task, self.step = state["task"], state["step"]
+        if "memory" in state:  # checkpoints from before the record have none
+            self.memory = list(state["memory"])
         self.train_seconds, self.log_offset = state["train_seconds"], state["log_offset"]
         self.sampler.load(state["sampler"])
         self.started_at = state.get("started_at", self.started_at)  # older checkpoints: none
@@ -217,6 +223,7 @@ class Job:
                 "R": torch.from_numpy(self.R),
                 "b": torch.from_numpy(self.b),
                 "TI": torch.from_numpy(self.TI),
+                "memory": list(self.memory),
                 "train_seconds": self.train_seconds,
                 "sampler": self.sampler.state(),
                 "augment": self.augment_gen.get_state(),

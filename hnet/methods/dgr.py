@@ -26,6 +26,7 @@ from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
 from hnet.methods.common.baseline import Baseline
 from hnet.methods.common.distill import distill_loss
+from hnet.methods.common.memory import parameter_bytes, tensor_bytes
 from hnet.methods.common.optim import adam
 from hnet.methods.common.replay_model import GRID_SAMPLES, PIXEL_BENCHMARKS, grid_arrays
 from hnet.methods.hnet_r import frozen_copy
@@ -154,6 +155,18 @@ class DGRDistill(Baseline):
         if state["prev_gen"] is not None:
             self.prev_gen = frozen_copy(self.generator)
             self.prev_gen.load_state_dict(state["prev_gen"])
+
+    def memory_bytes(self) -> dict[str, int]:
+        """The generator, and the frozen copies of the generator and the classifier that are
+        the next task's replay source and teacher. Nothing without replay."""
+        if not self.hp["replay"]:
+            return super().memory_bytes()
+        return {
+            "generator": parameter_bytes(self.generator),
+            "generator_copy": tensor_bytes(self.generator),
+            "teacher": tensor_bytes(self.net),
+            **super().memory_bytes(),
+        }
 
     def param_counts(self) -> dict[str, Any]:
         n_gen = sum(p.numel() for p in self.generator.parameters())

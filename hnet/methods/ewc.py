@@ -34,6 +34,7 @@ from hnet import rng
 from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
 from hnet.methods.common.baseline import Baseline
+from hnet.methods.common.memory import tensor_bytes
 
 _BUDGET = 2**25  # floats of per-sample gradients held at once (128 MB in float32)
 
@@ -155,6 +156,15 @@ class EWC(Baseline):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.fisher, self.anchor = state["fisher"], state["anchor"]
+
+    def memory_bytes(self) -> dict[str, int]:
+        """The Fisher rows and their anchors θ*: one pair per learned task (EWC), one running
+        pair (Online EWC)."""
+        return {
+            "fisher": tensor_bytes(self.fisher),
+            "anchors": tensor_bytes(self.anchor),
+            **super().memory_bytes(),
+        }
 
 
 @METHODS.register("online_ewc")

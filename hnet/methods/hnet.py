@@ -24,6 +24,7 @@ from hnet.errors import ConfigError
 from hnet.fast.output_layer import upgrade_checkpoint
 from hnet.methods.common import lookahead, optim
 from hnet.methods.common.base import METHODS, Method
+from hnet.methods.common.memory import regularizer_bytes, tensor_bytes
 from hnet.methods.common.optim import adam
 from hnet.methods.common.regularizer import IMPLEMENTATIONS, TARGET_MODES, OutputRegularizer
 from hnet.models.batchnorm import init_stats, num_stats
@@ -278,6 +279,19 @@ class HNET(Method):
         self.gen.set_state(state["gen"].cpu())
         if self.stats is not None:
             self.stats.copy_(state["stats"])
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Beyond Θ: the learned tasks' embeddings, the regularizer's frozen targets for them
+        (what ``begin_task`` of the next task freezes: the outputs, their Gram-form features
+        and output layer, or a snapshot of Θ with ``targets: online``) and, for a target with
+        BatchNorm, each learned task's running statistics."""
+        out = {
+            "embeddings": tensor_bytes([self.hnet.task_embs[t] for t in range(self.seen)]),
+            "targets": regularizer_bytes(self.reg, self.hnet, self.seen),
+        }
+        if self.stats is not None:
+            out["batchnorm"] = tensor_bytes(self.stats[: self.seen])
+        return out
 
     def extra_results(self) -> dict[str, Any]:
         embs = self.hnet.embeddings(range(self.seen)).detach().cpu()

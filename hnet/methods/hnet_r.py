@@ -22,6 +22,7 @@ from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
 from hnet.methods.common.baseline import Baseline
 from hnet.methods.common.distill import PAD_TARGETS, distill_loss, head_of_each
+from hnet.methods.common.memory import tensor_bytes
 from hnet.methods.common.replay_model import (
     PIXEL_BENCHMARKS,
     REPLAY_MODEL_DEFAULTS,
@@ -130,6 +131,17 @@ class HNETR(Baseline):
 
     def param_counts(self) -> dict[str, Any]:
         return {**super().param_counts(), **self.rm.param_counts()}
+
+    def memory_bytes(self) -> dict[str, int]:
+        """The replay model (:meth:`ReplayModel.memory_bytes`) and the teacher, the frozen copy
+        of the classifier that labels the replayed samples of the next task."""
+        if not self.hp["replay"]:
+            return super().memory_bytes()
+        return {
+            **self.rm.memory_bytes(self.seen),
+            "teacher": tensor_bytes(self.net),
+            **super().memory_bytes(),
+        }
 
     def sample_grid(self) -> dict[str, Any] | None:
         if not self.hp["replay"]:

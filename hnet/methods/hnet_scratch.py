@@ -37,6 +37,7 @@ from torch import Tensor
 
 from hnet import rng
 from hnet.methods.common.base import METHODS, Method
+from hnet.methods.common.memory import tensor_bytes
 from hnet.methods.common.optim import adam
 from hnet.methods.hnet import HNET, StepParams
 
@@ -113,6 +114,15 @@ class HNETScratch(HNET):
         ]
         if self.stats is not None:
             self.stats.copy_(state["stats"])
+
+    def memory_bytes(self) -> dict[str, int]:
+        """What is kept of every learned task's hypernetwork (its weights, or Θ and its
+        embedding, whichever is smaller) and, with BatchNorm, each task's statistics; no
+        regularizer targets (nothing is regularized)."""
+        out = {"networks": tensor_bytes(self.kept)}
+        if self.stats is not None:
+            out["batchnorm"] = tensor_bytes(self.stats[: self.seen])
+        return out
 
     def extra_results(self) -> dict[str, Any]:
         return {}  # each embedding belongs to a different hypernetwork: nothing to compare

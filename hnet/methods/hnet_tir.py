@@ -24,6 +24,7 @@ from torch import Tensor
 
 from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
+from hnet.methods.common.memory import parameter_bytes
 from hnet.methods.common.optim import adam
 from hnet.methods.common.replay_model import (
     PIXEL_BENCHMARKS,
@@ -147,6 +148,15 @@ class HNETTIR(HNET):
         if state["infer_opt"] is not None:
             self.infer_opt = self.infer_optimizer()
             self.infer_opt.load_state_dict(state["infer_opt"])
+
+    def memory_bytes(self) -> dict[str, int]:
+        """HNET's (embeddings, regularizer targets), the replay model
+        (:meth:`ReplayModel.memory_bytes`) and the task-inference network."""
+        return {
+            **super().memory_bytes(),
+            **self.rm.memory_bytes(self.seen),
+            "task_inference": parameter_bytes(self.infer_net),
+        }
 
     def param_counts(self) -> dict[str, Any]:
         n_infer = sum(p.numel() for p in self.infer_net.parameters())

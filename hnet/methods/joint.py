@@ -23,6 +23,7 @@ from hnet import rng
 from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
 from hnet.methods.common.baseline import Baseline
+from hnet.methods.common.memory import tensor_bytes
 from hnet.methods.replay import mixed_loss
 
 SAMPLINGS = ("uniform", "per_task")
@@ -97,3 +98,14 @@ class Joint(Baseline):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.gen.set_state(state["gen"].cpu())
         self.perm, self.pos = state["perm"].cpu(), state["pos"]
+
+    def memory_bytes(self) -> dict[str, int]:
+        """The whole training set of every learned task, rows and labels as stored. Counted per
+        task even where a permuted benchmark's tasks share one copy of the pixels: that sharing
+        is the benchmark's, a stream of tasks would bring each task's data anew."""
+        learned = self.bench.tasks[: self.seen]
+        return {
+            "samples": sum(tensor_bytes(t.x_train) for t in learned),
+            "labels": sum(tensor_bytes(t.y_train) for t in learned),
+            **super().memory_bytes(),
+        }

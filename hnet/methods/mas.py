@@ -26,6 +26,7 @@ from torch.func import grad
 from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
 from hnet.methods.common.baseline import Baseline
+from hnet.methods.common.memory import tensor_bytes
 from hnet.methods.ewc import flat_params, sample_mean
 
 
@@ -71,3 +72,11 @@ class MAS(Baseline):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.omega, self.anchor = state["omega"], state["anchor"]
+
+    def memory_bytes(self) -> dict[str, int]:
+        """The summed importances Ω and the anchor θ*."""
+        return {
+            "importance": tensor_bytes(self.omega),
+            "anchors": tensor_bytes(self.anchor),
+            **super().memory_bytes(),
+        }

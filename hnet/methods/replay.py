@@ -1,11 +1,15 @@
-"""Experience replay: a small fixed buffer per task, replayed alongside every later task.
+"""Experience replay: a fixed budget of stored samples, an equal share per task, replayed
+alongside every later task.
 
 Why this baseline: storing a few real samples is the simplest strong defence against
 forgetting, especially class-incrementally (Chaudhry et al. 2019, "On Tiny Episodic Memories in
 Continual Learning"; van de Ven et al. 2022, "Three types of incremental learning"), so it is the
 reference point a method that stores no data (HNET) must be measured against.
 
-The buffer is filled at ``end_task``: the job loop samples training indices itself, so the
+The budget is the shared ``buffer.size`` (stored samples over all tasks, the same key for every
+rehearsal method: :mod:`hnet.methods.common.budget`); task t keeps its quota,
+``buffer.size // n_tasks`` (the remainder to the first tasks). The buffer is filled at
+``end_task``: the job loop samples training indices itself, so the
 "stream" of a task is one pass over its training set and a seeded uniform subset of it has
 exactly the distribution of reservoir sampling (Vitter 1985) over that pass. It stores the raw
 rows as the tasks keep them (uint8, flat or as (C, H, W) images: 3 kB per CIFAR image, so even a
@@ -26,6 +30,8 @@ from hnet import rng
 from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
 from hnet.methods.common.baseline import Baseline
+from hnet.methods.common.budget import check, quotas
+from hnet.methods.common.memory import tensor_bytes
 
 SELECTIONS = ("reservoir", "class_balanced")
 WEIGHTINGS = ("tasks", "equal")
@@ -46,11 +52,9 @@ def mixed_loss(m: Baseline, x: Tensor, y: Tensor, tids: Tensor) -> Tensor:
 
 @METHODS.register("replay")
 class Replay(Baseline):
-    summary = "experience replay from a fixed per-task buffer of stored samples"
+    summary = "experience replay from a buffer of stored samples, an equal share per task"
+    rehearsal: ClassVar[bool] = True  # buffer.size: the budget, an equal quota per task
     defaults: ClassVar[dict[str, Any]] = {
-        # 100 samples per class × 2 classes per task: the splitMNIST budget of van de Ven et al.
-        # 2022 (their param_values.py: budget 100 per class, 10 on permMNIST)
-        "buffer_per_task": 200,
         "selection": "reservoir",  # or class_balanced: the same number of samples per class
         "replay_batch_size": None,  # None = train.batch_size
         # tasks: (1/t)·L_current + (1−1/t)·L_replay, every task seen weighs the same (van de Ven
@@ -58,7 +62,8 @@ class Replay(Baseline):
         "weighting": "tasks",
     }
 
-    # The permuted benchmarks' smaller literature budget: tuned/replay.yaml.
+    # The budget (buffer.size, default 1000: 200 per task on the split benchmarks, 100 on the
+    # permuted ones; van de Ven et al. 2022's budgets) and its exceptions: tuned/buffer.yaml.
     @classmethod
     def check_config(cls, cfg: dict[str, Any]) -> None:
         from hnet.data import BENCHMARKS
@@ -69,9 +74,7 @@ class Replay(Baseline):
                 raise ConfigError(
                     f"replay.{key} must be one of {', '.join(choices)}, got {hp[key]!r}."
                 )
-        k, bs = hp["buffer_per_task"], hp["replay_batch_size"]
-        if not isinstance(k, int) or k < 0:
-            raise ConfigError(f"replay.buffer_per_task must be an integer ≥ 0, got {k!r}.")
+        bs = hp["replay_batch_size"]
         if bs is not None and (not isinstance(bs, int) or bs < 1):
             raise ConfigError(f"replay.replay_batch_size must be ≥ 1 or null, got {bs!r}.")
         if hp["selection"] == "class_balanced" and BENCHMARKS.get(cfg["benchmark"]).kind != (
@@ -81,6 +84,9 @@ class Replay(Baseline):
 
     def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
         super().__init__(cfg, bench, device)
+        # the loaded tasks (a validation split makes them smaller than the declared sizes)
+        check(cfg["buffer"]["size"], [t.n_train for t in bench.tasks], bench.name)
+        self.quotas = quotas(cfg["buffer"]["size"], bench.n_tasks)
         self.batch_size = self.hp["replay_batch_size"] or cfg["train"]["batch_size"]
         self.gen = rng.generator(cfg["seed"], "replay-batches")
         task0 = bench.tasks[0]
@@ -90,7 +96,7 @@ class Replay(Baseline):
 
     def select(self, task: int) -> Tensor:
         """Indices into ``task``'s training set kept in the buffer, seeded by (seed, task)."""
-        data, k = self.bench.tasks[task], self.hp["buffer_per_task"]
+        data, k = self.bench.tasks[task], self.quotas[task]
         gen = rng.generator(self.cfg["seed"], "replay-select", task)
         if self.hp["selection"] == "reservoir":
             return torch.randperm(data.n_train, generator=gen)[:k].sort().values
@@ -152,3 +158,12 @@ class Replay(Baseline):
         dev = self.buf_t.device
         self.buf_x, self.buf_y, self.buf_t = (state[k].to(dev) for k in ("x", "y", "t"))
         self.gen.set_state(state["gen"].cpu())
+
+    def memory_bytes(self) -> dict[str, int]:
+        """The stored rows (as the benchmark stores them), their labels and task ids."""
+        return {
+            "samples": tensor_bytes(self.buf_x),
+            "labels": tensor_bytes(self.buf_y),
+            "task_ids": tensor_bytes(self.buf_t),
+            **super().memory_bytes(),
+        }

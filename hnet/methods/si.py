@@ -28,6 +28,7 @@ from torch import Tensor
 from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
 from hnet.methods.common.baseline import Baseline
+from hnet.methods.common.memory import tensor_bytes
 from hnet.methods.ewc import flat_params
 
 
@@ -97,3 +98,13 @@ class SI(Baseline):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             setattr(self, k, v)
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Ω and the running path integral ω (held through every task), and the anchor θ*.
+        θ at the start of a task equals θ* (set at the same boundary), and θ before the step and
+        the step's gradient are per-step work buffers, so they are not counted."""
+        return {
+            "importance": tensor_bytes(self.omega, self.w),
+            "anchors": tensor_bytes(self.anchor),
+            **super().memory_bytes(),
+        }

@@ -65,9 +65,18 @@ SIZES.add("full", full(32, [50, 50]))  # an unchunked HMLP
 
 ARCH_KEYS = ("chunked", "chunk_size", "chunk_emb", "task_emb", "hidden", "activation")
 # The size grammar (one home; the torch-free study grid asks here too): "official", a preset
-# name, or cr<ratio>; methods without a hypernetwork have the size NO_SIZE.
+# name, or cr<ratio>; methods without a hypernetwork have the size NO_SIZE, except the rehearsal
+# methods, whose size is their buffer: buf<buffer.size> (the study's buffer axis).
 RATIO = re.compile(r"^cr(\d+(?:\.\d+)?)$")
 NO_SIZE = "none"
+BUFFER = re.compile(r"^buf(\d+)$")
+
+
+def buffer_label(size: int) -> str:
+    """The size of a rehearsal method's cell and report group: ``buf<buffer.size>``."""
+    return f"buf{int(size)}"
+
+
 TOLERANCE = 0.05
 
 

@@ -31,6 +31,7 @@ from hnet.report.layout import (
     figure_dir,
     figure_path,
 )
+from hnet.report.memory_figure import fig_memory
 from hnet.report.runs import REFERENCE, Runs
 from hnet.report.sample_figures import draw_samples
 from hnet.report.style import (
@@ -170,6 +171,7 @@ DRAW: dict[str, Callable[[Cell], tuple[Figure | None, str]]] = {
     "acc_final": fig_acc_final,
     "forgetting": fig_forgetting,
     "compression": fig_compression,
+    "memory": fig_memory,
     "matrices": fig_matrices,
     "final_per_task": fig_final_per_task,
     "during_vs_final": fig_during_vs_final,

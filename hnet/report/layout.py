@@ -45,6 +45,13 @@ FIGURE_KINDS: dict[str, tuple[str, str]] = {
         "Final accuracy of the hypernetwork against its compression ratio (hypernetwork / "
         "target-network parameters, log scale), with the other methods as horizontal lines.",
     ),
+    "memory": (
+        "Accuracy vs memory",
+        "Final accuracy against what each method keeps beyond its network after the last task, "
+        "in exemplar equivalents (bytes / bytes of one stored training input, log scale): hnet "
+        "at each size and each rehearsal method at each buffer size joined by a line, the other "
+        "methods as single points, methods that keep nothing on the '0' tick.",
+    ),
     "matrices": (
         "Accuracy matrices",
         "Mean accuracy matrix over seeds per method and size: row i = after training task i, "

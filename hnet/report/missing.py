@@ -15,7 +15,7 @@ from hnet.errors import HnetError
 from hnet.models.sizes import NO_SIZE
 from hnet.report.runs import KEYS, sort_groups
 from hnet.rundir import CKPT, CKPT_PREV
-from hnet.study.catalog import is_sized
+from hnet.study.catalog import is_rehearsal, is_sized
 
 MISSING_COLUMNS = [*KEYS, "seed", "status", "run_dir", "error", "exit_code", "time", "message"]
 MESSAGE_CHARS = 200
@@ -46,7 +46,7 @@ def load_grid(path: str | Path) -> Grid:
                     "benchmark": str(c["benchmark"]),
                     "scenario": str(c["scenario"]),
                     "method": method,
-                    "size": str(c["size"]) if is_sized(method) else NO_SIZE,
+                    "size": str(c["size"]) if is_sized(method) or is_rehearsal(method) else NO_SIZE,
                     "seed": int(c["seed"]),
                     "run_dir": str(c["run_dir"]),
                 }

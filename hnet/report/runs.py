@@ -19,9 +19,9 @@ import pandas as pd
 
 from hnet import metrics
 from hnet.errors import HnetError
-from hnet.models.sizes import NO_SIZE
+from hnet.models.sizes import NO_SIZE, buffer_label
 from hnet.rundir import SAMPLES, find_metrics
-from hnet.study.catalog import is_sized
+from hnet.study.catalog import is_rehearsal, is_sized
 
 KEYS = ["benchmark", "scenario", "method", "size"]
 #: a run's metrics whose definition does not hold in its scenario (metrics.not_applicable): the
@@ -96,6 +96,17 @@ def sort_groups(df: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     return df.iloc[order].reset_index(drop=True)
 
 
+def group_size(m: dict[str, Any]) -> str:
+    """A run's size in the report: the hypernetwork size of sized methods, ``buf<N>`` for a
+    rehearsal method (its ``buffer.size``: the study grid's buffer axis), else ``none``."""
+    if is_sized(m["method"]):
+        return str(m.get("size", "official"))
+    buffer = ((m.get("config") or {}).get("buffer") or {}).get("size")
+    if is_rehearsal(m["method"]) and isinstance(buffer, int):
+        return buffer_label(buffer)
+    return NO_SIZE
+
+
 def _num(v: Any) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
 
@@ -134,7 +145,7 @@ def collect_runs(results_dir: str | Path) -> Runs:
             benchmark=str(m["benchmark"]),
             scenario=str(m["scenario"]),
             method=str(m["method"]),
-            size=str(m.get("size", "official")) if is_sized(m["method"]) else NO_SIZE,
+            size=group_size(m),
             seed=int(m["seed"]),
             score=str(m.get("score", "accuracy_percent")),
             run_dir=rel,

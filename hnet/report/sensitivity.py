@@ -25,7 +25,6 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from hnet.models.sizes import NO_SIZE
 from hnet.report.layout import figure_path
 from hnet.report.selection import finite, selected_groups
 from hnet.report.style import (
@@ -37,6 +36,7 @@ from hnet.report.style import (
     save_figure,
 )
 from hnet.report.tables import mean_std_ci
+from hnet.study.catalog import is_sized
 from hnet.study.catalog import load as catalog
 
 KIND = "sensitivity"
@@ -54,7 +54,7 @@ def axis_scale(values: list[Any]) -> str:
 
 
 def _colors(groups: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
-    sized = [(g["method"], g["size"]) for g in groups if g["size"] != NO_SIZE]
+    sized = [(g["method"], g["size"]) for g in groups if is_sized(g["method"])]
     blues = sns.blend_palette(["#9ECAE1", "#08306B"], len(sized)) if len(sized) > 1 else ["#0072B2"]
     extra = iter(EXTRA_COLORS * 4)
     out = {}

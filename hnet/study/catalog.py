@@ -33,15 +33,24 @@ def build() -> dict[str, Any]:
     parsed: per benchmark the leaves of the shared sections (``config``), per method its
     hyperparameters (``hparams``, the defaults of its own config section).
     """
-    from hnet.config import GLOBAL_DEFAULTS, deep_merge, leaves
+    from hnet.config import GLOBAL_DEFAULTS, REHEARSAL_DEFAULTS, deep_merge, leaves
     from hnet.data import BENCHMARKS
-    from hnet.methods import METHODS
+    from hnet.methods import METHODS, tuned
     from hnet.models.sizes import SIZES
     from hnet.scenarios import SCENARIOS
 
     def shared_keys(defaults: dict[str, Any]) -> dict[str, Any]:
         merged = deep_merge(GLOBAL_DEFAULTS, defaults)
         return leaves({k: merged[k] for k in SHARED_SECTIONS if k in merged})
+
+    def buffer_sizes(method: str) -> dict[str, int]:
+        """The default ``buffer.size`` of a rehearsal method per benchmark (tuned/buffer.yaml
+        over REHEARSAL_DEFAULTS): the buffer axis of a study without ``buffer_sizes``."""
+        out = {}
+        for b, spec in BENCHMARKS.items():
+            found = tuned.matches("buffer", b, spec.scenarios[0], method)
+            out[b] = ([REHEARSAL_DEFAULTS] + [v for v, _ in found])[-1]["size"]
+        return out
 
     return json.loads(
         json.dumps(
@@ -62,6 +71,8 @@ def build() -> dict[str, Any]:
                         "benchmarks": None if cls.benchmarks is None else list(cls.benchmarks),
                         "generative": bool(cls.generative),
                         "packable": bool(cls.packable),
+                        "rehearsal": bool(cls.rehearsal),
+                        **({"buffer_size": buffer_sizes(name)} if cls.rehearsal else {}),
                         "hparams": dict(cls.defaults),
                     }
                     for name, cls in METHODS.items()
@@ -94,6 +105,18 @@ def is_packable(method: str) -> bool:
     (hnet.methods.common.packed.refusal); the results are the same either way."""
     meta = load()["methods"].get(method)
     return bool(meta and meta.get("packable"))
+
+
+def is_rehearsal(method: str) -> bool:
+    """Does ``method`` store training samples, so its config has ``buffer.size`` and the
+    study's buffer axis multiplies it? (Unknown: no.)"""
+    meta = load()["methods"].get(method)
+    return bool(meta and meta.get("rehearsal"))
+
+
+def default_buffer_size(method: str, benchmark: str) -> int:
+    """``buffer.size`` of a rehearsal method on ``benchmark`` when nothing sets it."""
+    return int(load()["methods"][method]["buffer_size"][benchmark])
 
 
 def is_generative(method: str) -> bool:

@@ -18,7 +18,6 @@ from hnet.config import resolve
 from hnet.data import load_benchmark
 from hnet.errors import ConfigError
 from hnet.methods.hnet import HNET
-from hnet.models.sizes import NO_SIZE
 from hnet.scenarios import n_heads
 from hnet.study.grid import Cell, StudyError, overrides, sized
 
@@ -49,7 +48,7 @@ def check_cells(config: dict[str, Any], cells: list[Cell]) -> None:
                 cell.method,
                 cell.scenario,
                 cell.seed,
-                size=None if cell.size == NO_SIZE else cell.size,
+                size=cell.size if sized(cell.method) else None,
                 overrides=ov,
                 device=config.get("device", "auto"),
             )

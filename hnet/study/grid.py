@@ -4,7 +4,12 @@ Imported by the Snakefile when it parses (once per study, and again inside every
 so it imports neither torch nor Snakemake: names and capabilities come from the torch-free
 :mod:`hnet.study.catalog`. A cell is one training job; its wildcards are
 ``{benchmark}/{scenario}/{method}/{size}/seed{seed}``. Methods without a hypernetwork are not
-multiplied by the size axis: their size is ``none`` (:data:`hnet.models.sizes.NO_SIZE`).
+multiplied by the size axis: their size is ``none`` (:data:`hnet.models.sizes.NO_SIZE`). The
+rehearsal methods (those with ``buffer.size``) have a size axis of their own, the buffer:
+``buf<N>`` for each of the study's ``buffer_sizes`` (without it, the one ``buffer.size`` their
+hparams or their default give), so a study compares methods at several memory budgets as it
+compares hypernetworks at several sizes; the report reads the same ``buf<N>`` from each run's
+config.
 
 A study with sweeps (:mod:`hnet.study.sweeps`) runs in two stages. The *tuning* cells are the
 final cells' benchmark × scenario × method × size groups of swept methods, times every point of
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hnet.errors import StudyError
-from hnet.models.sizes import RATIO
+from hnet.models.sizes import BUFFER, RATIO, buffer_label
 from hnet.study import catalog, sweeps, validate
 from hnet.study.sweeps import Point
 
@@ -138,6 +143,55 @@ def _check_supported(key: str, cell: Cell) -> None:
 
 
 sized = catalog.is_sized
+rehearsal = catalog.is_rehearsal
+
+
+def _hparams_buffer(config: dict[str, Any], benchmark: str, scenario: str, method: str) -> Any:
+    """``buffer.size`` as the study's hparams set it for these cells (later layers win), or
+    None."""
+    hp = config.get("hparams") or {}
+    found = None
+    for layer in (
+        hp.get("all"),
+        (hp.get("benchmarks") or {}).get(benchmark),
+        (hp.get("scenarios") or {}).get(scenario),
+        (hp.get("methods") or {}).get(method),
+    ):
+        if layer and "buffer.size" in layer:
+            found = layer["buffer.size"]
+    return found
+
+
+def default_buffer(config: dict[str, Any], benchmark: str, scenario: str, method: str) -> str:
+    """The buffer size of a rehearsal method's cell without ``buffer_sizes``: hparams, else the
+    method's default on the benchmark (tuned/buffer.yaml)."""
+    value = _hparams_buffer(config, benchmark, scenario, method)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):  # wrong types: check_hparams
+        value = catalog.default_buffer_size(method, benchmark)
+    return buffer_label(value)
+
+
+def buffer_axis(config: dict[str, Any], benchmark: str, scenario: str, method: str) -> list[str]:
+    """The sizes of a rehearsal method's cells: ``buf<N>`` per ``buffer_sizes`` entry, or the
+    one :func:`default_buffer`. Setting ``buffer.size`` in hparams as well is refused."""
+    listed = config.get("buffer_sizes")
+    if not listed:
+        return [default_buffer(config, benchmark, scenario, method)]
+    if _hparams_buffer(config, benchmark, scenario, method) is not None:
+        raise StudyError(
+            f"study config: hparams set buffer.size for {method} on {benchmark} {scenario}, and "
+            "buffer_sizes lists the buffer sizes of every rehearsal method; give the sizes in "
+            "one place (buffer_sizes, or hparams without buffer_sizes)."
+        )
+    return [buffer_label(n) for n in listed]
+
+
+def buffer_of(cell: Cell) -> int | None:
+    """``buffer.size`` of a rehearsal method's cell (from its ``buf<N>`` size), else None."""
+    match = BUFFER.match(cell.size) if rehearsal(cell.method) else None
+    return int(match.group(1)) if match else None
 
 
 def _check_report(config: dict[str, Any]) -> None:
@@ -193,6 +247,12 @@ def expand(config: dict[str, Any]) -> list[Cell]:
     _check_report(config)
     _check_tuning(config)
     sizes = config.get("sizes", ["official"])
+    if config.get("buffer_sizes") and not any(rehearsal(m) for m in config["methods"]):
+        raise StudyError(
+            "study config: buffer_sizes is given, but no method of the study stores training "
+            f"samples ({', '.join(config['methods'])}), so it multiplies nothing; add a "
+            "rehearsal method (e.g. replay) or drop buffer_sizes."
+        )
     for i, pattern in enumerate(config.get("exclude", [])):
         for axis in ("benchmark", "method", "scenario"):
             if axis in pattern:
@@ -206,7 +266,13 @@ def expand(config: dict[str, Any]) -> list[Cell]:
         for sc, m, seed in itertools.product(
             scenarios_of(config, b), config["methods"], config["seeds"]
         ):
-            for size in sizes if sized(m) else [NO_SIZE]:
+            if sized(m):
+                axis = sizes
+            elif rehearsal(m):
+                axis = buffer_axis(config, b, sc, m)
+            else:
+                axis = [NO_SIZE]
+            for size in axis:
                 cell = Cell(b, sc, m, size, int(seed))
                 product.append(cell)
                 if excluded.matching(cell):  # excluded: need not be supported
@@ -219,6 +285,15 @@ def expand(config: dict[str, Any]) -> list[Cell]:
         if sized(inc["method"]):
             size = inc.get("size", "official")
             _check_name(f"include[{i}].size", size, "size")
+        elif rehearsal(inc["method"]):
+            size = inc.get("size") or default_buffer(
+                config, inc["benchmark"], inc["scenario"], inc["method"]
+            )
+            if not BUFFER.match(size):
+                raise StudyError(
+                    f"study config: include[{i}].size = {size!r}: the size of rehearsal method "
+                    f"{inc['method']!r} is its buffer, buf<N> for buffer.size N (e.g. buf500)."
+                )
         elif "size" in inc:
             raise StudyError(
                 f"study config: include[{i}].size: method {inc['method']!r} has no "
@@ -348,6 +423,10 @@ def overrides(
     out.update(hp.get("benchmarks", {}).get(cell.benchmark, {}))
     out.update(hp.get("scenarios", {}).get(cell.scenario, {}))
     out.update(hp.get("methods", {}).get(cell.method, {}))
+    if not rehearsal(cell.method):  # hparams' buffer keys are for the rehearsal methods only
+        out = {k: v for k, v in out.items() if k.split(".")[0] != "buffer"}
+    elif (n := buffer_of(cell)) is not None:
+        out["buffer.size"] = n  # the cell's place on the buffer axis
     if cell.point:
         out["data.val_fraction"] = config["tuning"].get("val_fraction", 0.1)
         out.update(sweeps.values_of(cell.point))
@@ -370,7 +449,7 @@ def train_args(config: dict[str, Any], cell: Cell, selected: dict[str, Any] | No
         "--device",
         config.get("device", "auto"),
     ]
-    if cell.size != NO_SIZE:
+    if sized(cell.method):
         args += ["--size", cell.size]
     for key, value in sorted(overrides(config, cell, selected).items()):
         args += ["--set", f"{key}={json.dumps(value)}"]

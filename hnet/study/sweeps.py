@@ -87,6 +87,8 @@ def default_of(benchmark: str, method: str, key: str, where: str, action: str = 
             f"study config: {where}: {key} is derived from train.epochs and the task sizes and "
             f"cannot be {action}; {action} train.epochs, or train.iters with train.epochs: 0."
         )
+    if section == "buffer":
+        return _buffer_default(benchmark, method, key, where, action)
     if section == method:
         hparams = methods[method]["hparams"]
         if sub not in hparams:
@@ -117,6 +119,24 @@ def default_of(benchmark: str, method: str, key: str, where: str, action: str = 
         known += [f"{method}.{k}" for k in methods[method]["hparams"]]
         raise _unknown(where, key, known, method, benchmark, action)
     return shared[key]
+
+
+def _buffer_default(benchmark: str, method: str, key: str, where: str, action: str) -> int:
+    """The shared ``buffer`` section: rehearsal methods only, set (hparams) but not tuned."""
+    if not catalog.is_rehearsal(method):
+        raise StudyError(
+            f"study config: {where}: method {method!r} stores no training samples, so it has no "
+            f"{key} (only the rehearsal methods have a buffer section)."
+        )
+    if action == "sweep":
+        raise StudyError(
+            f"study config: {where}: {key} is not tuned (a larger buffer always wins on "
+            "validation, so selecting it would only pick the largest); compare buffer sizes as "
+            "a grid axis instead: buffer_sizes: [...] (docs/studies.md)."
+        )
+    if key != "buffer.size":
+        raise _unknown(where, key, ["buffer.size"], method, "", action)
+    return catalog.default_buffer_size(method, benchmark)
 
 
 def check_value(benchmark: str, method: str, key: str, value: Any, where: str, action: str) -> Any:

@@ -187,7 +187,7 @@ def _no_match(where: str, pattern: dict[str, Any], product: list[Any]) -> str:
 def check_hparams(config: dict[str, Any], cells: list[Any]) -> None:
     """Each hparams entry applies to some cell; each key exists, with the default's type, in
     the job config of every (benchmark, method) it applies to (catalog defaults: no torch)."""
-    from hnet.study import sweeps
+    from hnet.study import catalog, sweeps
 
     hp = config.get("hparams") or {}
     pairs = sorted({(c.benchmark, c.scenario, c.method) for c in cells})
@@ -208,5 +208,15 @@ def check_hparams(config: dict[str, Any], cells: list[Any]) -> None:
             layers.append((where, values or {}, applies))
     for where, values, applies in layers:
         for key, value in values.items():
-            for benchmark, method in sorted(applies):
+            targets = applies
+            if key.split(".")[0] == "buffer" and not where.startswith("hparams.methods."):
+                # like the size axis: buffer keys apply to the rehearsal methods only
+                targets = {(b, m) for b, m in applies if catalog.is_rehearsal(m)}
+                if not targets:
+                    raise StudyError(
+                        f"study config: {where}.{key}: no rehearsal method (one that stores "
+                        "training samples) is among the cells it applies to, so it applies to "
+                        "no job; add one to methods or drop the key."
+                    )
+            for benchmark, method in sorted(targets):
                 sweeps.check_value(benchmark, method, key, value, f"{where}.{key}", "set")

@@ -13,6 +13,8 @@ Metric scheme (live logging and sync use the same one, so a sync re-writes ident
     acc_task{j}         score on task j (1-based) at step i: 0 = before training (acc_init),
                         i = after training task i (row i of the matrix R, 1-based)
     ti_task{j}          task-inference accuracy on task j after task i (step i), when recorded
+    memory_task_mb,     what the method keeps after task i (step i, 1-based): MB and exemplar
+    memory_task_exemplars   equivalents (metrics.json ``memory.per_task``, hnet.job.memory)
     acc_final, bwt, …   every numeric scalar of metrics.json, at step 0
 
 Every metric's timestamp is the run's start time + step (ms), not the wall clock: MLflow's SQL
@@ -209,6 +211,8 @@ class Mirror:
             elif kind == "row":
                 acc = {f"acc_task{j + 1}": v for j, v in enumerate(data["scores"])}
                 self.log_metrics(acc, data["task"] + 1)
+                if data.get("memory") is not None:
+                    self.log_metrics(memory_values(data["memory"]), data["task"] + 1)
                 self.flush()
             elif kind == "done":
                 self.upload()
@@ -287,7 +291,18 @@ def metric_rows(
     for prefix, key in (("acc_task", "acc_matrix"), ("ti_task", "task_inference_matrix")):
         for i, row in enumerate(res.get(key) or []):
             yield {f"{prefix}{j + 1}": v for j, v in enumerate(row)}, i + 1
+    for i, rec in enumerate((res.get("memory") or {}).get("per_task") or []):
+        if rec is not None:
+            yield memory_values(rec), i + 1
     yield {k: v for k, v in res.items() if k != "seed"}, 0  # the scalars (others are skipped)
+
+
+def memory_values(rec: dict[str, Any]) -> dict[str, float]:
+    """The MLflow metrics of one task's memory record (metrics.json ``memory.per_task``)."""
+    return {
+        "memory_task_mb": rec["total_mb"],
+        "memory_task_exemplars": rec["exemplar_equivalents"],
+    }
 
 
 def artifacts(run_dir: Path, res: dict[str, Any], tmp: Path) -> list[Path]:

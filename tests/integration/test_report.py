@@ -283,6 +283,8 @@ def synthetic_metrics(bench, scen, method, size, seed):
         "acc_init": b.tolist(),
         **metrics.all_metrics(R, b),
         "train_seconds": 5.0 + seed + len(method),
+        # what it keeps (hnet.job.memory): finetune and scratch nothing
+        "memory_exemplars": {"hnet": 300.0, "ewc": 4000.0}.get(method, 0.0),
     }
     if method == "hnet":
         rng = np.random.default_rng(seed)
@@ -359,6 +361,7 @@ def test_layout_rules():
         "acc_final",
         "forgetting",
         "compression",
+        "memory",
         "matrices",
         "final_per_task",
         "during_vs_final",

@@ -333,4 +333,13 @@ def test_live_job_then_rerun(store, tmp_path):
     n_losses = len((tmp_path / "run" / "losses.jsonl").read_text().splitlines())
     hist = m._client.get_metric_history(m.run_id, "train_loss")
     assert len(hist) == n_losses == 5 * 5  # steps 0, 5, 10, 15, 19 of each task
+    # memory after every task: logged live at step t + 1, the same rows the upload writes
+    res = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key, field in (("memory_task_mb", "total_mb"), ("memory_task_exemplars",
+                                                         "exemplar_equivalents")):  # fmt: skip
+        got = {x.step: x.value for x in m._client.get_metric_history(m.run_id, key)}
+        assert got == {t + 1: r[field] for t, r in enumerate(res["memory"]["per_task"])}
+    final = m._client.get_run(m.run_id).data.metrics
+    assert final["memory_mb"] == res["memory_mb"] > 0
+    assert final["memory_exemplars"] == res["memory_exemplars"]
     torch.set_num_threads(threads)

@@ -25,10 +25,24 @@ TINY = {
     "seeds": [0, 1],
     "hparams": {"all": {"train.iters": 5}},
     # a replay method: its generated-samples figure is one file per method in the HTML report
-    "include": [{"benchmark": "split_digits", "scenario": "cl1", "method": "hnet_r", "seed": 0}],
+    "include": [
+        {"benchmark": "split_digits", "scenario": "cl1", "method": "hnet_r", "seed": 0},
+        # a rehearsal method at two buffer sizes: one line of the accuracy-vs-memory figure
+        *(
+            {
+                "benchmark": "split_digits",
+                "scenario": "cl1",
+                "method": "replay",
+                "seed": 0,
+                "size": size,
+            }
+            for size in ("buf30", "buf90")
+        ),
+    ],
 }
-# (hnet and hnet_scratch) × 2 sizes + 2 baselines, × 2 seeds; + the included hnet_r cell
-N_CELLS = 13
+# (hnet and hnet_scratch) × 2 sizes + 2 baselines, × 2 seeds; + the included hnet_r and replay
+# cells
+N_CELLS = 15
 
 
 def snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
@@ -91,7 +105,11 @@ def test_study_trains_every_cell_and_writes_tables_and_figures(study):
     assert f"All {N_CELLS} expected cells finished" in (out / "tables/missing.md").read_text()
     for kind in FIGURE_KINDS:
         assert (out / "figures" / kind).is_dir()
-    for kind in ("acc_final", "forgetting", "matrices", "compression", "embeddings"):
+    replay = {r["size"]: r for r in rows if r["method"] == "replay"}
+    assert set(replay) == {"buf30", "buf90"}  # the report's groups are the grid's buffer sizes
+    assert float(replay["buf90"]["memory_exemplars"]) > float(replay["buf30"]["memory_exemplars"])
+    assert "memory (exemplars)" in (out / "tables/summary.md").read_text()
+    for kind in ("acc_final", "forgetting", "matrices", "compression", "embeddings", "memory"):
         for ext in ("png", "svg"):
             f = out / "figures" / kind / f"split_digits__cl1.{ext}"
             assert f.stat().st_size > 1000, f

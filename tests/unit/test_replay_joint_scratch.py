@@ -33,8 +33,8 @@ def train(m, tasks=None, iters=None):
 # -- replay ----------------------------------------------------------------------------------
 def test_replay_keeps_the_first_task_in_cl3():
     """Class-incrementally, finetuning forgets task 1 completely; replay must keep it."""
-    without = train(make("replay", "cl3", **{"replay.buffer_per_task": 0}), range(2), iters=100)
-    with_ = train(make("replay", "cl3", **{"replay.buffer_per_task": 40}), range(2), iters=100)
+    without = train(make("replay", "cl3", **{"buffer.size": 0}), range(2), iters=100)
+    with_ = train(make("replay", "cl3", **{"buffer.size": 200}), range(2), iters=100)
     assert without[1, 0] < 20.0
     assert with_[1, 0] > without[1, 0] + 50.0
     assert with_[1, 1] > 80.0  # and still learns the new task
@@ -42,7 +42,7 @@ def test_replay_keeps_the_first_task_in_cl3():
 
 @pytest.mark.parametrize("selection", ["reservoir", "class_balanced"])
 def test_buffer_size_contents_and_seeding(selection):
-    over = {"replay.buffer_per_task": 51, "replay.selection": selection}
+    over = {"buffer.size": 5 * 51, "replay.selection": selection}  # 51 per task of 5
     a, b, c = make("replay", **over), make("replay", **over), make("replay", seed=1, **over)
     for m in (a, b, c):
         for t in range(3):
@@ -61,14 +61,37 @@ def test_buffer_size_contents_and_seeding(selection):
     assert not torch.equal(a.buf_x, c.buf_x)
 
 
-def test_buffer_larger_than_a_task_keeps_the_whole_task():
-    m = make("replay", **{"replay.buffer_per_task": 10_000})
-    m.end_task(0)
-    assert len(m.buf_t) == m.bench.tasks[0].n_train
+def test_the_budget_is_split_over_tasks_the_remainder_to_the_first():
+    """buffer.size over 5 tasks: 1000 → 200 each (the old per-task default); 1003 → 201 for
+    the first three, 200 for the others; the buffer holds exactly buffer.size rows."""
+    for size, want in ((1000, [200] * 5), (1003, [201, 201, 201, 200, 200]), (3, [1, 1, 1, 0, 0])):
+        m = make("replay", **{"buffer.size": size})
+        for t in range(5):
+            m.end_task(t)
+        assert torch.bincount(m.buf_t, minlength=5).tolist() == want
+        assert len(m.buf_t) == size
+
+
+def test_a_buffer_no_task_can_fill_is_a_config_error():
+    """More than the smallest task holds (known only from the loaded digits) or < 0: refused,
+    naming buffer.size and the largest size that fits."""
+    m = make("replay")
+    n = [t.n_train for t in m.bench.tasks]
+    fits = len(n) * min(n)
+    with pytest.raises(ConfigError, match=r"buffer\.size=1000000 .*Use buffer\.size ≤ \d+"):
+        make("replay", **{"buffer.size": 1_000_000})
+    make("replay", **{"buffer.size": fits})  # the bound itself fits
+    with pytest.raises(ConfigError, match=r"buffer\.size must be an integer ≥ 0"):
+        config.resolve("split_digits", "replay", overrides={"buffer.size": -1})
+
+
+def test_declared_task_sizes_refuse_a_buffer_before_any_data_is_read():
+    with pytest.raises(ConfigError, match=r"task 1 a quota of 12001 .* only 12000"):
+        config.resolve("split_fmnist", "replay", overrides={"buffer.size": 5 * 12001})
 
 
 def test_replayed_inputs_use_their_own_tasks_permutation():
-    m = make("replay", "cl2", "permuted_digits", **{"replay.buffer_per_task": 30})
+    m = make("replay", "cl2", "permuted_digits", **{"buffer.size": 150})  # 30 per task
     for t in range(3):
         m.end_task(t)
     x, y, tids = m.replay_batch()
@@ -169,7 +192,7 @@ def roundtrip(state):
 def test_state_round_trip_continues_identically(method, mid_task):
     """torch.save → torch.load(weights_only=True) → a new instance continues bit-identically,
     from a task boundary (begin_task follows) or mid-task (the job resumes without it)."""
-    over = {"replay.buffer_per_task": 20} if method == "replay" else {}
+    over = {"buffer.size": 100} if method == "replay" else {}
     a = make(method, "cl3", **over)
     train(a, range(2), iters=10)
     x, y = a.bench.tasks[2].train_batch(torch.arange(16))
@@ -196,7 +219,7 @@ def test_state_round_trip_continues_identically(method, mid_task):
 @pytest.mark.parametrize(
     "method,key,value,needle",
     [
-        ("replay", "replay.buffer_per_task", -1, "replay.buffer_per_task"),
+        ("replay", "buffer.size", -1, "buffer.size"),
         ("replay", "replay.selection", "herding", "replay.selection"),
         ("replay", "replay.replay_batch_size", 0, "replay.replay_batch_size"),
         ("replay", "replay.weighting", "loss", "replay.weighting"),
@@ -213,9 +236,42 @@ def test_class_balanced_needs_classes():
         config.resolve("toy_regression", "replay", overrides={"replay.selection": "class_balanced"})
 
 
-def test_permuted_family_uses_the_smaller_literature_budget():
-    cfg = config.resolve("permuted_digits", "replay")
-    assert cfg["replay"]["buffer_per_task"] == 100 and "van de Ven" in cfg["replay"]["source"]
+@pytest.mark.parametrize(
+    "benchmark,per_task",
+    [("split_fmnist", 200), ("split_mnist", 200), ("permuted_fmnist", 100), ("permuted_mnist", 100),
+     ("permuted_mnist_100", 100), ("permuted_digits", 100), ("split_digits", 200),
+     ("split_cifar10", 200), ("split_cifar100", 200), ("split_cifar10_100", 200),
+     ("toy_regression", 20)],
+)  # fmt: skip
+def test_the_shared_budget_keeps_the_old_per_task_buffers(benchmark, per_task):
+    """buffer.size (default or tuned/buffer.yaml) gives every task the samples replay stored
+    per task before the shared key existed, so earlier results stay exactly as they were."""
+    from hnet.data import BENCHMARKS
+    from hnet.methods.common.budget import quotas
+
+    cfg = config.resolve(benchmark, "replay")
+    spec = BENCHMARKS.get(benchmark)
+    if spec.task_sizes is not None:
+        n = len(spec.task_sizes(cfg["data"]))
+    else:  # the digits: 10 classes in pairs, or data.n_tasks permutations
+        n = cfg["data"].get("n_tasks") or 10 // cfg["data"]["classes_per_task"]
+    assert quotas(cfg["buffer"]["size"], n) == [per_task] * n
+
+
+def test_print_config_names_the_source_of_the_buffer_size():
+    _, tuned_src = config.resolve_with_sources("permuted_mnist_100", "replay")
+    _, default_src = config.resolve_with_sources("split_fmnist", "replay")
+    _, set_src = config.resolve_with_sources(
+        "split_fmnist", "replay", overrides={"buffer.size": 500}
+    )
+    assert "van de Ven" in tuned_src["buffer.size"] and tuned_src["buffer.size"].startswith("tuned")
+    assert default_src["buffer.size"] == "default" and set_src["buffer.size"] == "--set"
+
+
+def test_methods_without_rehearsal_have_no_buffer():
+    assert "buffer" not in config.resolve("split_digits", "ewc")
+    with pytest.raises(ConfigError, match=r"buffer\.size: method .ewc. stores no .*replay"):
+        config.resolve("split_digits", "ewc", overrides={"buffer.size": 10})
 
 
 @pytest.mark.parametrize(

@@ -13,17 +13,25 @@ from hnet.scenarios import SCENARIOS
 FILES = sorted(p.stem for p in tuned.DIR.glob("*.yaml"))
 
 
-def test_every_file_belongs_to_a_method():
+def test_every_file_belongs_to_a_method_or_a_shared_section():
     assert FILES, "no tuned/*.yaml found"
-    assert set(FILES) <= set(METHODS.names())
+    assert set(FILES) <= set(METHODS.names()) | set(tuned.SHARED)
+
+
+def defaults_of(name: str) -> dict:
+    """The keys a tuned file may set: its method's hyperparameters, or the shared section's."""
+    return {"buffer": config.REHEARSAL_DEFAULTS}.get(name) or METHODS.get(name).defaults
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_entries_name_real_benchmarks_keys_and_types(name):
-    defaults = METHODS.get(name).defaults
+    defaults = defaults_of(name)
     for i, entry in enumerate(tuned.entries(name)):
         where = f"tuned/{name}.yaml entry {i}"
-        assert set(entry) <= {"benchmarks", "scenarios", "values", "source"}, where
+        shared = {"methods"} if name in tuned.SHARED else set()
+        assert set(entry) <= {"benchmarks", "scenarios", "values", "source"} | shared, where
+        rehearsal = {m for m, cls in METHODS.items() if cls.rehearsal}
+        assert set(entry.get("methods", [])) <= rehearsal, where
         assert isinstance(entry["source"], str) and entry["source"], where
         assert set(entry["benchmarks"]) <= set(BENCHMARKS.names()), where
         assert set(entry.get("scenarios", [])) <= set(SCENARIOS), where

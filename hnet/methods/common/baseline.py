@@ -26,6 +26,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from hnet.methods.common.base import Method
+from hnet.methods.common.memory import tensor_bytes
 from hnet.methods.common.optim import adam
 from hnet.models.batchnorm import get_stats, init_stats, num_stats, set_stats
 from hnet.models.target import build_target, head_outputs, num_weights
@@ -185,3 +186,10 @@ class Baseline(Method):
 
     def param_counts(self) -> dict[str, Any]:
         return {"n_params_target": num_weights(self.net)}
+
+    def memory_bytes(self) -> dict[str, int]:
+        """With ``train.bn_per_task``: the BatchNorm statistics of the learned tasks other than
+        the one in the network; nothing else (subclasses add what they keep)."""
+        if self.bn is None or self.seen < 2:
+            return {}
+        return {"batchnorm": (self.seen - 1) * tensor_bytes(self.bn.sets[0])}

@@ -29,6 +29,7 @@ from hnet import rng
 from hnet.errors import ConfigError
 from hnet.fast.output_layer import upgrade_checkpoint
 from hnet.methods.common import lookahead, optim
+from hnet.methods.common.memory import parameter_bytes, regularizer_bytes
 from hnet.methods.common.optim import adam
 from hnet.methods.common.regularizer import OutputRegularizer
 from hnet.models.sizes import SIZES, is_valid_size, resolve_size
@@ -260,6 +261,22 @@ class ReplayModel:
                 opt.load_state_dict(theta if key == "theta" else opts[key])
         self.reg.load(frozen, reg["n_prev"], reg["use_gram"], self.device)
         self.gen.set_state(state["gen"].cpu())
+
+    def memory_bytes(self, seen: int) -> dict[str, int]:
+        """After ``seen`` tasks: the VAE (encoder, decoder hypernetwork, its embeddings), the
+        decoder regularizer's targets for the tasks it has learned and the frozen decoders of
+        those tasks, the replay source of the next task (:meth:`begin_task`). Nothing without
+        replay (no VAE is trained)."""
+        if not self.hp["replay"]:
+            return {}
+        hnet = self.vae.hnet
+        learned = min(seen, len(hnet.task_embs))  # the VAE never learns the last task
+        element = next(hnet.parameters()).element_size()
+        return {
+            "generator": parameter_bytes(self.vae),
+            "generator_targets": regularizer_bytes(self.reg, hnet, learned),
+            "replay_source": learned * hnet.target_numel * element,
+        }
 
     def param_counts(self) -> dict[str, Any]:
         hnet = self.vae.hnet

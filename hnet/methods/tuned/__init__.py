@@ -16,6 +16,9 @@ from typing import Any
 import yaml
 
 DIR = Path(__file__).parent
+#: files of config sections shared by several methods rather than one method's section:
+#: ``buffer.yaml`` sets ``buffer.size`` for every rehearsal method (hnet.config.REHEARSAL_DEFAULTS)
+SHARED = ("buffer",)
 
 
 @cache
@@ -28,12 +31,17 @@ def entries(name: str) -> tuple[dict[str, Any], ...]:
     return tuple(data)
 
 
-def matches(name: str, benchmark: str, scenario: str) -> list[tuple[dict[str, Any], str]]:
-    """(values, source) of each entry of ``name`` that matches, in file order (later win)."""
+def matches(
+    name: str, benchmark: str, scenario: str, method: str | None = None
+) -> list[tuple[dict[str, Any], str]]:
+    """(values, source) of each entry of ``name`` that matches, in file order (later win). An
+    entry of a shared file (:data:`SHARED`) may name the ``methods`` it is for."""
     return [
         (entry["values"], entry["source"])
         for entry in entries(name)
-        if benchmark in entry["benchmarks"] and scenario in entry.get("scenarios", (scenario,))
+        if benchmark in entry["benchmarks"]
+        and scenario in entry.get("scenarios", (scenario,))
+        and (method is None or method in entry.get("methods", (method,)))
     ]
 
 
