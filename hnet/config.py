@@ -384,11 +384,10 @@ def validate(cfg: dict, spec: Any, mcls: Any) -> None:
     from hnet.data.validation import check_fraction
 
     check_fraction(cfg["data"].get("val_fraction", 0.0))
-    if mcls.rehearsal:
+    if mcls.rehearsal:  # the method checks what its way of filling the buffer needs
         from hnet.methods.common import budget
 
-        sizes = spec.task_sizes(cfg["data"]) if spec.task_sizes is not None else None
-        budget.check(cfg["buffer"]["size"], sizes, spec.name)
+        budget.check_size(cfg["buffer"]["size"])
     mcls.check_config(cfg)
 
 

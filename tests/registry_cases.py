@@ -34,6 +34,7 @@ TINY = {
     "dec_size": "digits_dec",
 }
 TINY_BUFFER = 6  # buffer.size of rehearsal methods on the tiny files
+ICARL_TINY_BUFFER = 40  # ≥ the classes of two tasks of every benchmark (split_cifar10_100: 20)
 TRIPLES = [
     (m, sc, b)
     for m, mcls in METHODS.items()
@@ -74,8 +75,11 @@ def other_triples() -> list[tuple[str, str, str]]:
 
 
 def tiny_buffer(method: str) -> dict:
-    """A buffer the tiny files can fill (2 or 3 samples per task), for rehearsal methods."""
-    return {"buffer.size": TINY_BUFFER} if METHODS.get(method).rehearsal else {}
+    """A buffer the tiny files can fill (2 or 3 samples per task), for rehearsal methods; iCaRL
+    needs at least one exemplar per class seen (its herding keeps what a class has)."""
+    if not METHODS.get(method).rehearsal:
+        return {}
+    return {"buffer.size": ICARL_TINY_BUFFER if method == "icarl" else TINY_BUFFER}
 
 
 def tiny_overrides(benchmark: str, root) -> dict:

@@ -81,6 +81,9 @@ class Replay(Baseline):
             "classification"
         ):
             raise ConfigError("replay.selection=class_balanced needs classes; use reservoir.")
+        spec = BENCHMARKS.get(cfg["benchmark"])  # every task can fill its quota (declared sizes)
+        sizes = spec.task_sizes(cfg["data"]) if spec.task_sizes is not None else None
+        check(cfg["buffer"]["size"], sizes, spec.name)
 
     def __init__(self, cfg: dict[str, Any], bench, device: torch.device) -> None:
         super().__init__(cfg, bench, device)
