@@ -38,6 +38,9 @@ rule train:
         mem_mb=job_resource("mem_mb"),
         runtime=job_resource("runtime"),
         gpu=job_resource("gpu"),
+        hnet_cell=cell_slot,
+    group:
+        batch_of
     params:
         args=job_args,
         run_dir=lambda wildcards, output: os.path.dirname(output[0]),
@@ -86,9 +89,13 @@ for _pack in PACKS:
             "../../envs/hnet.yaml"
         threads: resources(config, _first.benchmark)["threads"]
         resources:
-            mem_mb=resources(config, _first.benchmark)["mem_mb"] * len(_pack),
-            runtime=resources(config, _first.benchmark)["runtime"] * len(_pack),
+            mem_mb=AUTO_RESOURCES.value(_first.benchmark, _first.method, "mem_mb") * len(_pack),
+            runtime=AUTO_RESOURCES.value(_first.benchmark, _first.method, "runtime")
+            * len(_pack),
             gpu=resources(config, _first.benchmark)["gpu"],
+            hnet_cell=cell_slot,
+        group:
+            BATCH_OF.get(_first)
         params:
             args=pack_args(config, _pack),
             # a function: Snakemake would otherwise expand "{seed}" as a wildcard
@@ -100,3 +107,31 @@ for _pack in PACKS:
             "--tracking-file {input.tracking} --if-changed restart --quiet >> {log} 2>&1"
 
     workflow.ruleorder(pack_name(_pack), "train")
+
+
+# cluster.cells_per_job > 1: the record of a batch, written last in its group job after its
+# cells have trained (which cluster job trained which cells). Depending on every cell of the
+# batch, it makes the batch one connected group: one cluster job.
+rule batch_done:
+    """Write which cells a batch (one cluster job) trained, and where."""
+    input:
+        lambda wildcards: [
+            f"{OUT}/{c.run_dir}/metrics.json" for c in BATCH_BY_NAME[wildcards.batch].cells
+        ],
+    output:
+        f"{OUT}/{RECORDS}/{{batch}}.json",
+    log:
+        f"{LOGS}/{RECORDS}/{{batch}}.log",
+    conda:
+        "../../envs/hnet.yaml"
+    threads: 1
+    resources:
+        mem_mb=100,
+        runtime=1,
+        gpu=0,
+    group:
+        lambda wildcards: wildcards.batch
+    params:
+        cells=lambda wildcards: [c.run_dir for c in BATCH_BY_NAME[wildcards.batch].cells],
+    script:
+        "../scripts/batch_record.py"
