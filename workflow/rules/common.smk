@@ -33,9 +33,8 @@ try:
     CELLS = expand(config)
     TUNING = tuning_cells(config, CELLS)  # [] unless the study sweeps (docs/studies.md)
     PACKS = packs(config, CELLS)  # [] unless pack_seeds > 1 (docs/studies.md)
-    BATCHES = batches(
-        config, CELLS, TUNING, PACKS
-    )  # [] unless cluster.cells_per_job > 1
+    # [] unless cluster.cells_per_job > 1 (docs/cluster.md)
+    BATCHES = batches(config, CELLS, TUNING, PACKS)
 except HnetError as e:
     raise WorkflowError(str(e)) from None
 
