@@ -91,7 +91,10 @@ def run_bench(
         f"{cfg['benchmark']} · {cfg['scenario']} · size {cfg['size']} · {bench.n_tasks} tasks · "
         f"device {device} · threads {torch.get_num_threads()} · {sizes}"
     )
-    machine = Machine(matmul_peak(device), *memory_bandwidth(device))
+    # an estimate's peak memory is the job's: the bandwidth test's large buffers (256 MB)
+    # would raise this process's high-water mark, so it measures small working sets only
+    small = {"sizes": (2**14, 2**20)} if ends else {}
+    machine = Machine(matmul_peak(device), *memory_bandwidth(device, **small))
     rows = time_steps(method, bench, cfg, steps, device, ks, machine, top_ops, echo)
     print_steps(rows, steps, machine, echo)
     out: dict[str, Any] = {
