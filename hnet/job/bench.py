@@ -97,6 +97,11 @@ def run_bench(
     machine = Machine(matmul_peak(device), *memory_bandwidth(device, **small))
     rows = time_steps(method, bench, cfg, steps, device, ks, machine, top_ops, echo)
     print_steps(rows, steps, machine, echo)
+    evals: dict[str, float] = {}
+    if ends:  # a job scores every task before training and after each task (Job.evaluate_row)
+        evals["eval_seconds"] = _timed(lambda: method.evaluate(0), device)
+        if cfg["data"].get("val_fraction"):
+            evals["val_eval_seconds"] = _timed(lambda: method.evaluate(0, split="val"), device)
     out: dict[str, Any] = {
         "step_seconds": {t: r["seconds"] for t, r in rows.items()},
         "step_flops": {t: r["flops"] for t, r in rows.items()},
@@ -104,6 +109,7 @@ def run_bench(
         "step_ops": {t: r["ops"] for t, r in rows.items()},
         "roofline_seconds": {t: r["roofline"] for t, r in rows.items()},
         "reg_state_mb": {t: r["reg_mb"] for t, r in rows.items()},
+        **evals,
         "n_tasks": bench.n_tasks,
         "startup_seconds": startup,
         "matmul_peak_flops": machine.peak,
@@ -124,16 +130,20 @@ def run_bench(
 def estimate_job(cfg: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
     """One whole job's time and memory from :func:`run_bench` with ``ends=True``: start-up, then
     every task's steps at a step time interpolated between the first and the last task (hnet's
-    regularizer grows about linearly with the earlier tasks). Evaluations are not timed: a lower
-    bound, which ``resources: auto``'s safety factor covers (hnet.study.autores)."""
+    regularizer grows about linearly with the earlier tasks), then the evaluations: every task
+    is scored before training and after each task, (n + 1) · n times one task's measured score
+    (and as often its validation rows). Checkpoints and the log are not counted."""
     n = measured["n_tasks"]
     steps = cfg["train"].get("iters_per_task") or [cfg["train"]["iters"]] * n
     first, last = measured["step_seconds"][0], measured["step_seconds"][n - 1]
     per_task = [first + (last - first) * t / max(1, n - 1) for t in range(n)]
     train = sum(k * s for k, s in zip(steps, per_task, strict=True))
+    one_eval = measured.get("eval_seconds", 0.0) + measured.get("val_eval_seconds", 0.0)
+    evaluate = (n + 1) * n * one_eval
     out = {
-        "seconds": (measured["startup_seconds"] or 0.0) + train,
+        "seconds": (measured["startup_seconds"] or 0.0) + train + evaluate,
         "train_seconds": train,
+        "eval_seconds": evaluate,
         "startup_seconds": measured["startup_seconds"],
         "step_seconds_first": first,
         "step_seconds_last": last,

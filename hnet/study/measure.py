@@ -65,7 +65,8 @@ def bench_study(path: str, results: str = "results", steps: int = 10, echo=print
         echo(
             f"{cell.path}: {e['seconds'] / 60:.1f} min ({e['steps']} steps, "
             f"{e['step_seconds_first'] * 1e3:.1f}–{e['step_seconds_last'] * 1e3:.1f} ms each, "
-            f"start-up {e['startup_seconds'] or 0:.1f} s), peak {e['peak_rss_mb']:.0f} MB"
+            f"start-up {e['startup_seconds'] or 0:.1f} s, evaluations {e['eval_seconds']:.1f} s), "
+            f"peak {e['peak_rss_mb']:.0f} MB"
         )
         entry = {**e, "cell": cell.path, "threads": threads}
         if key not in pairs or entry["seconds"] > pairs[key]["seconds"]:

@@ -43,7 +43,8 @@ def test_bench_for_study_writes_what_resources_auto_asks_for(tmp_path):
         steps = e["step_seconds_first"], e["step_seconds_last"]
         assert e["steps"] == 5 * 40 and e["n_tasks"] == 5
         assert min(steps) * 200 <= e["train_seconds"] <= max(steps) * 200 + 1e-9
-        assert e["seconds"] == e["startup_seconds"] + e["train_seconds"]
+        assert e["eval_seconds"] > 0  # 6 · 5 scores of one task's test set
+        assert e["seconds"] == e["startup_seconds"] + e["train_seconds"] + e["eval_seconds"]
         assert e["peak_rss_mb"] > 100
     hnet = pairs["split_digits/hnet"]
     want_mb = 100 * math.ceil(2.0 * hnet["peak_rss_mb"] / 100)
@@ -56,5 +57,5 @@ def test_bench_for_study_writes_what_resources_auto_asks_for(tmp_path):
     )
     assert dry.returncode == 0, dry.stdout[-2000:]
     line = f"split_digits × hnet: runtime {want_min}, mem_mb {want_mb} (from bench.json"
-    assert line in dry.stdout
-    assert f"runtime={want_min}," in dry.stdout and f"mem_mb={want_mb}," in dry.stdout
+    assert line in dry.stderr  # the parse-time line
+    assert f"runtime={want_min}," in dry.stdout and f"mem_mb={want_mb}," in dry.stdout  # jobs
