@@ -10,9 +10,9 @@ parsed, from the first of:
    metrics.json; at most :data:`SAMPLE` cells per pair are read, so parsing stays fast;
 2. **a bench file**, ``results/<study>/bench.json``, written by ``hnet bench --for-study
    CONFIG``: per pair, one cell's measured start-up, training steps timed at the first and the
-   last task (a whole cell's training = steps per task × tasks × their mean, as the step time of
-   hnet grows about linearly with the earlier tasks), and its peak memory. It does not time the
-   evaluations, so it is a lower bound that the safety factor has to cover;
+   last task (a whole cell's training = steps per task × tasks at step times interpolated
+   between the two, as hnet's grows about linearly with the earlier tasks), one task's scoring
+   times the (n + 1) · n scores of a job, and its peak memory;
 3. **nothing yet**: the benchmark's fixed numbers below ``auto`` (``resources.default``, else
    the built-in 60 minutes and 2000 MB), said once when the Snakefile is parsed.
 
