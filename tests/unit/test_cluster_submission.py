@@ -144,3 +144,22 @@ def test_bad_cluster_keys_are_refused_by_the_schema(tmp_path, change, message):
         text=True,
     )
     assert res.returncode != 0 and message in res.stdout + res.stderr, res.stderr[-2000:]
+
+
+def test_a_bench_estimate_is_start_up_steps_and_every_score():
+    from hnet.job.bench import estimate_job
+
+    cfg = {"train": {"iters": 10, "iters_per_task": None}}
+    measured = {
+        "n_tasks": 3,
+        "step_seconds": {0: 1.0, 2: 3.0},  # task 2's steps: 3 s; task 1's: halfway, 2 s
+        "startup_seconds": 5.0,
+        "eval_seconds": 0.5,
+        "peak_rss_mb": 700.0,
+    }
+    e = estimate_job(cfg, measured)
+    assert e["train_seconds"] == 10 * (1.0 + 2.0 + 3.0)
+    assert e["eval_seconds"] == (3 + 1) * 3 * 0.5  # b, then after each task: 4 rows of 3
+    assert e["seconds"] == 5.0 + 60.0 + 6.0 and e["peak_rss_mb"] == 700.0
+    cfg["train"]["iters_per_task"] = [1, 2, 3]  # epochs: each task its own steps
+    assert estimate_job(cfg, measured)["train_seconds"] == 1 * 1.0 + 2 * 2.0 + 3 * 3.0
