@@ -19,7 +19,7 @@ pytestmark = pytest.mark.cluster
 
 SEEDS = list(range(8))
 METHODS = ["hnet", "finetune", "ewc"]  # 3 × 8 seeds = 24 cells, one batch of 8 per method
-ITERS = 50  # a cell is seconds; its batch's start-ups give ample time to kill between cells
+ITERS = 100  # a cell is seconds: time to kill its batch while a cell is between tasks
 SCORES = ("acc_matrix", "acc_init", "acc_final", "bwt", "forgetting")
 
 
@@ -71,12 +71,14 @@ def test_batches_of_eight_cells_are_three_slurm_jobs_and_a_killed_one_reruns_onl
     victim = "final-split_digits-cl1-hnet-official-0"  # the batch of hnet's 8 seeds
     hnet_dirs = [runs / f"hnet/official/seed{s}" for s in SEEDS]
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:  # kill the hnet batch once 2 of its cells are done
-        if sum((d / "metrics.json").exists() for d in hnet_dirs) >= 2:
+    while time.monotonic() < deadline:  # kill the hnet batch: 2 cells done, one mid-way
+        finished = [d for d in hnet_dirs if (d / "metrics.json").exists()]
+        midway = [d for d in hnet_dirs if (d / "state/ckpt.pt").exists() and d not in finished]
+        if len(finished) >= 2 and midway:
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     else:
-        pytest.fail("the hnet batch never finished two cells")
+        pytest.fail("the hnet batch never had two cells done and a third past its first task")
     queue = subprocess.run(
         ["squeue", "-h", "-o", "%i|%k"], capture_output=True, text=True, check=True
     ).stdout
@@ -104,6 +106,7 @@ def test_batches_of_eight_cells_are_three_slurm_jobs_and_a_killed_one_reruns_onl
         for d in [*done, *others]
     }
     interrupted = [d for d in unfinished if (d / "state/ckpt.pt").exists()]
+    assert interrupted  # killed while one cell was training
 
     log2 = finish(
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
