@@ -53,6 +53,7 @@ wildcard_constraints:
     size=r"[A-Za-z0-9_.]+",
     seed=r"\d+",
     point=r"[^/]*=[^/]*",  # a swept point, e.g. beta=0.01 (tuning cells only)
+    batch=BATCH_NAME,  # cluster.cells_per_job: a batch of cells (hnet.study.batches)
 
 
 localrules:
@@ -65,6 +66,10 @@ rule all:
     default_target: True
     input:
         study_targets(),
+
+
+onstart:
+    batch_warning()
 
 
 onsuccess:

@@ -14,7 +14,21 @@ def add_parser(sub: Any) -> None:
         "bench",
         help="time training steps (and the fraction of peak FLOP/s they reach) and the regularizer",
     )
-    add_job_args(p)
+    add_job_args(p, require_benchmark=False)  # not with --for-study
+    p.add_argument(
+        "--for-study",
+        metavar="CONFIG",
+        default=None,
+        help="instead: estimate every benchmark × method × size of this study config (one "
+        "process each) and write results/<study>/bench.json, which `resources: auto` reads",
+    )
+    p.add_argument(
+        "--estimate",
+        metavar="FILE",
+        default=None,
+        help="instead: time the first and last task's steps and write one whole job's estimated "
+        "seconds and peak memory to FILE (JSON; what `--for-study` runs per benchmark × method)",
+    )
     p.add_argument(
         "--prev-tasks",
         type=int,
@@ -45,9 +59,27 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hnet.job.bench import compare_steps, run_bench
+    from hnet.job.bench import compare_steps, estimate_job, run_bench
 
+    if args.for_study:
+        from hnet.study.measure import bench_study
+
+        bench_study(args.for_study, steps=args.steps)
+        return 0
+    if not args.benchmark:
+        from hnet.errors import ConfigError
+
+        raise ConfigError("hnet bench: give --benchmark (or --for-study CONFIG).")
     spec = job_spec(args)
+    if args.estimate:
+        from pathlib import Path
+
+        from hnet.files import write_json
+
+        cfg, _ = spec.config(args.seed)
+        measured = run_bench(cfg, steps=args.steps, ends=True)
+        write_json(Path(args.estimate), {**estimate_job(cfg, measured), "config": cfg})
+        return 0
     if args.compare:
         cfgs = [dataclasses.replace(spec, method=m).config(args.seed)[0] for m in args.compare]
         compare_steps(cfgs, steps=args.steps)

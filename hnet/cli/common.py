@@ -7,8 +7,10 @@ import argparse
 from hnet.job.request import JobSpec
 
 
-def add_job_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--benchmark", "-b", required=True, help="benchmark name (see `hnet list`)")
+def add_job_args(p: argparse.ArgumentParser, require_benchmark: bool = True) -> None:
+    p.add_argument(
+        "--benchmark", "-b", required=require_benchmark, help="benchmark name (see `hnet list`)"
+    )
     p.add_argument("--scenario", default="cl1", help="cl1 | cl2 | cl3 (default: cl1)")
     p.add_argument("--method", "-m", default="hnet", help="method name (default: hnet)")
     p.add_argument("--seed", type=int, default=0, help="fixes init, permutations, data order")

@@ -34,7 +34,7 @@ from hnet.data import load_benchmark
 from hnet.errors import ConfigError
 from hnet.fast.cpu import tune_allocator
 from hnet.job.breakdown import measure_ops, print_breakdown
-from hnet.job.environment import apply_threads, peak_rss_mb, resolve_device
+from hnet.job.environment import apply_threads, peak_rss_mb, process_age, resolve_device
 from hnet.job.limits import matmul_peak, memory_bandwidth, sync_device
 from hnet.job.roofline import Machine, by_name, count_ops, roofline
 from hnet.methods import METHODS
@@ -56,6 +56,7 @@ def run_bench(
     repeats: int = 20,
     echo=print,
     top_ops: int = 0,
+    ends: bool = False,
 ) -> dict[str, Any]:
     """Run the measurements, print tables, return the numbers (seconds, FLOP, MB).
 
@@ -69,6 +70,8 @@ def run_bench(
     rng.seed_globals(cfg["seed"])
     bench = load_benchmark(cfg["benchmark"], dict(cfg["data"]), cfg["seed"]).to(device)
     ks = sorted(set(prev_tasks)) if prev_tasks else list(range(bench.n_tasks))
+    if ends:  # a whole job's estimate: the first and the last task (estimate_job)
+        ks = sorted({0, bench.n_tasks - 1})
     for k in ks:
         if not 0 <= k < bench.n_tasks:
             raise ConfigError(
@@ -76,6 +79,7 @@ def run_bench(
                 f"({cfg['benchmark']} has {bench.n_tasks} tasks)."
             )
     method = METHODS.get(cfg["method"])(cfg, bench, device)
+    startup = process_age()  # interpreter, imports, data and model: a job's fixed cost
     counts = method.param_counts()
     sizes = (
         f"hnet {counts['n_params_hnet']:,} params · target {counts['n_params_target']:,} weights"
@@ -87,9 +91,17 @@ def run_bench(
         f"{cfg['benchmark']} · {cfg['scenario']} · size {cfg['size']} · {bench.n_tasks} tasks · "
         f"device {device} · threads {torch.get_num_threads()} · {sizes}"
     )
-    machine = Machine(matmul_peak(device), *memory_bandwidth(device))
+    # an estimate's peak memory is the job's: the bandwidth test's large buffers (256 MB)
+    # would raise this process's high-water mark, so it measures small working sets only
+    small = {"sizes": (2**14, 2**20)} if ends else {}
+    machine = Machine(matmul_peak(device), *memory_bandwidth(device, **small))
     rows = time_steps(method, bench, cfg, steps, device, ks, machine, top_ops, echo)
     print_steps(rows, steps, machine, echo)
+    evals: dict[str, float] = {}
+    if ends:  # a job scores every task before training and after each task (Job.evaluate_row)
+        evals["eval_seconds"] = _timed(lambda: method.evaluate(0), device)
+        if cfg["data"].get("val_fraction"):
+            evals["val_eval_seconds"] = _timed(lambda: method.evaluate(0, split="val"), device)
     out: dict[str, Any] = {
         "step_seconds": {t: r["seconds"] for t, r in rows.items()},
         "step_flops": {t: r["flops"] for t, r in rows.items()},
@@ -97,10 +109,13 @@ def run_bench(
         "step_ops": {t: r["ops"] for t, r in rows.items()},
         "roofline_seconds": {t: r["roofline"] for t, r in rows.items()},
         "reg_state_mb": {t: r["reg_mb"] for t, r in rows.items()},
+        **evals,
+        "n_tasks": bench.n_tasks,
+        "startup_seconds": startup,
         "matmul_peak_flops": machine.peak,
         "memory_bandwidth": dict(zip(machine.sizes, machine.bandwidth, strict=True)),
     }
-    if isinstance(getattr(method, "reg", None), OutputRegularizer):
+    if isinstance(getattr(method, "reg", None), OutputRegularizer) and not ends:
         reg_ks = [k for k in ks if k >= 1] if prev_tasks else list(range(1, bench.n_tasks))
         reg_times, impls = time_regularizer(method, bench.n_tasks, reg_ks, repeats, device)
         print_regularizer(method, bench.n_tasks, reg_times, impls, repeats, echo)
@@ -110,6 +125,35 @@ def run_bench(
         mem["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     echo("\npeak memory: " + ", ".join(f"{k} {v:.0f}" for k, v in mem.items()))
     return {**out, **mem}
+
+
+def estimate_job(cfg: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
+    """One whole job's time and memory from :func:`run_bench` with ``ends=True``: start-up, then
+    every task's steps at a step time interpolated between the first and the last task (hnet's
+    regularizer grows about linearly with the earlier tasks), then the evaluations: every task
+    is scored before training and after each task, (n + 1) · n times one task's measured score
+    (and as often its validation rows). Checkpoints and the log are not counted."""
+    n = measured["n_tasks"]
+    steps = cfg["train"].get("iters_per_task") or [cfg["train"]["iters"]] * n
+    first, last = measured["step_seconds"][0], measured["step_seconds"][n - 1]
+    per_task = [first + (last - first) * t / max(1, n - 1) for t in range(n)]
+    train = sum(k * s for k, s in zip(steps, per_task, strict=True))
+    one_eval = measured.get("eval_seconds", 0.0) + measured.get("val_eval_seconds", 0.0)
+    evaluate = (n + 1) * n * one_eval
+    out = {
+        "seconds": (measured["startup_seconds"] or 0.0) + train + evaluate,
+        "train_seconds": train,
+        "eval_seconds": evaluate,
+        "startup_seconds": measured["startup_seconds"],
+        "step_seconds_first": first,
+        "step_seconds_last": last,
+        "steps": sum(steps),
+        "n_tasks": n,
+        "peak_rss_mb": measured["peak_rss_mb"],
+    }
+    if "peak_cuda_mb" in measured:
+        out["peak_cuda_mb"] = measured["peak_cuda_mb"]
+    return out
 
 
 def reg_state_mb(method) -> float:

@@ -36,7 +36,7 @@ from typing import Any
 
 from hnet.errors import StudyError
 from hnet.models.sizes import BUFFER, RATIO, buffer_label
-from hnet.study import catalog, sweeps, validate
+from hnet.study import autores, catalog, sweeps, validate
 from hnet.study.sweeps import Point
 
 NO_SIZE = "none"  # the size wildcard of methods the size axis does not apply to
@@ -456,12 +456,11 @@ def train_args(config: dict[str, Any], cell: Cell, selected: dict[str, Any] | No
     return shlex.join(args)
 
 
-def resources(config: dict[str, Any], benchmark: str) -> dict[str, int]:
-    """Per-job resources: built-in defaults < resources.default < resources.<benchmark>."""
-    res = {"threads": 1, "mem_mb": 2000, "runtime": 60, "gpu": 0}
-    res.update(config.get("resources", {}).get("default", {}))
-    res.update(config.get("resources", {}).get(benchmark, {}))
-    return res
+def resources(config: dict[str, Any], benchmark: str) -> dict[str, Any]:
+    """Per-job resources: built-in defaults < resources.default < resources.<benchmark>.
+    ``runtime`` and ``mem_mb`` may be ``"auto"``: measured per benchmark × method
+    (:mod:`hnet.study.autores`)."""
+    return autores.fixed(config, benchmark)
 
 
 def grid_record(

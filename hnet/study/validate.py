@@ -108,6 +108,8 @@ def check_seeds(config: dict[str, Any]) -> None:
 
 def check_resources(config: dict[str, Any]) -> None:
     for entry, res in (config.get("resources") or {}).items():
+        if res == "auto":  # runtime and mem_mb measured (hnet.study.autores)
+            continue
         for key, value in (res or {}).items():
             limit = LIMITS.get(key)
             if limit is not None and isinstance(value, int) and value > limit:

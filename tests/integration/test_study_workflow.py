@@ -158,7 +158,13 @@ def test_dry_run_checks_the_whole_config(tmp_path, config, expected):
 SWEPT = {"sweeps": {"methods": {"ewc": {"ewc.lambda": [1.0, 10.0]}}}, "tuning": TUNE}
 
 
-@pytest.mark.parametrize("extra", [{}, SWEPT], ids=["grid", "with-sweeps"])
+# grouped submission and measured resources are parse-time too (hnet.study.batches, .autores)
+CLUSTER = {"cluster": {"cells_per_job": 4}, "resources": {"split_digits": "auto"}}
+
+
+@pytest.mark.parametrize(
+    "extra", [{}, SWEPT, {**SWEPT, **CLUSTER}], ids=["grid", "with-sweeps", "grouped-auto"]
+)
 def test_snakefile_dry_run_lists_every_cell_without_importing_torch(tmp_path, extra):
     config = cfg(**extra)
     res = snakemake_dry_run(config, tmp_path)
@@ -171,6 +177,13 @@ def test_snakefile_dry_run_lists_every_cell_without_importing_torch(tmp_path, ex
     assert counts["train"] == len(expand(config))
     assert counts.get("train_tuning", 0) == len(tuning_cells(config, expand(config)))
     assert counts["check_study"] == counts["mlflow_init"] == counts["aggregate"] == 1
+    if "cluster" in extra:  # one record per batch, one group job per batch
+        groups = {
+            line.split("Group job ")[1].split()[0]
+            for line in res.stdout.splitlines()
+            if "Group job " in line
+        }
+        assert counts["batch_done"] == len(groups) < counts["train"] + counts["train_tuning"]
     code = (
         "import sys, runpy; sys.argv = ['snakemake', '-n', '--snakefile', sys.argv[1], "
         "'--directory', sys.argv[2], '--configfile', sys.argv[3], '--cores', '1', '--quiet']\n"

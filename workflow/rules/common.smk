@@ -22,6 +22,9 @@ from hnet.study.grid import (
     tuning_record,
 )
 from hnet.rundir import move_aside
+from hnet.study.autores import AutoResources
+from hnet.study.batches import NAME_PATTERN as BATCH_NAME
+from hnet.study.batches import RECORDS, batches, by_cell
 from hnet.study.packs import pack_args, pack_name, packs
 from hnet.study.repair import (
     damage_message,
@@ -37,6 +40,8 @@ try:
     CELLS = expand(config)
     TUNING = tuning_cells(config, CELLS)  # [] unless the study sweeps (docs/studies.md)
     PACKS = packs(config, CELLS)  # [] unless pack_seeds > 1 (docs/studies.md)
+    # [] unless cluster.cells_per_job > 1 (docs/cluster.md)
+    BATCHES = batches(config, CELLS, TUNING, PACKS)
 except HnetError as e:
     raise WorkflowError(str(e)) from None
 
@@ -54,6 +59,13 @@ TUNING_PATTERN = "{benchmark}/{scenario}/{method}/{size}/{point}/seed{seed}"
 TUNING_METRICS = [f"{TUNING_RUNS}/{c.path}/metrics.json" for c in TUNING]
 TUNING_BY_PATH = {c.path: c for c in TUNING}
 SELECTION = f"{OUT}/tuning/selection.json"
+# Grouped submission (cluster.cells_per_job > 1, docs/cluster.md): each batch of cells is one
+# Snakemake group job, i.e. one cluster job training its cells one after another. The batch's
+# record (written by rule batch_done, last in the group) joins its cells into one connected
+# piece of the DAG: Snakemake puts connected jobs of one group name into one group job.
+BATCH_OF = by_cell(BATCHES)
+BATCH_BY_NAME = {b.name: b for b in BATCHES}
+BATCH_RECORDS = [f"{OUT}/{RECORDS}/{b.name}.json" for b in BATCHES]
 
 # Jobs call the `hnet` command. When Snakemake runs from a venv that is not activated
 # (e.g. .venv/bin/snakemake), put that venv's bin/ on the PATH the jobs inherit. This is done
@@ -150,8 +162,62 @@ def selection_input(wildcards):
     return ancient(checkpoints.select.get().output[0])
 
 
+# resources: auto (docs/cluster.md): runtime and mem_mb per benchmark × method from the study's
+# finished cells or results/<study>/bench.json, measured lazily (a cluster job re-parsing this
+# file reads only its own pair). The main process says what the auto pairs ask for.
+AUTO_RESOURCES = AutoResources(config, OUT, CELLS + TUNING)
+if workflow.is_main_process:
+    for _line in AUTO_RESOURCES.lines():
+        print(_line, file=sys.stderr)
+
+
 def job_resource(name):
+    if name in ("runtime", "mem_mb"):
+        return lambda wildcards: AUTO_RESOURCES.value(
+            wildcards.benchmark, wildcards.method, name
+        )
     return lambda wildcards: resources(config, wildcards.benchmark)[name]
+
+
+def batch_of(wildcards):
+    """The Snakemake group of a training job: its batch (None: submitted alone)."""
+    return BATCH_OF.get(cell_of(wildcards)) if BATCHES else None
+
+
+if BATCHES:
+    # A group job's resources are laid out in layers no wider than the workflow's resources;
+    # the layers' runtimes add up, their memory and threads are the largest layer's. The SLURM
+    # executor runs a group's jobs one at a time (its job step runs Snakemake with --jobs 1),
+    # so one training job per layer: each asks for one `hnet_cell` of the one there is. The
+    # resource is local (not counted across cluster jobs), and local runs, where groups do
+    # not apply, ask for none (cell_slot).
+    workflow.register_resource("hnet_cell", 1)
+
+    resource_scopes:
+        hnet_cell="local",
+
+
+def batch_warning():
+    """Before the first job of a grouped cluster study: when a group job fails (a batch killed
+    at its time limit, say), Snakemake deletes the outputs of *all* its jobs unless it keeps
+    incomplete outputs, so the batch's finished cells would lose their metrics.json (the rerun
+    recomputes them from their final checkpoints, without training, but needlessly). A failed
+    hnet job never leaves a partial metrics.json (it is written atomically at the end), so
+    keeping them is safe; the SLURM profile sets keep-incomplete."""
+    if BATCHES and not workflow.local_exec:
+        if not workflow.execution_settings.keep_incomplete:
+            print(
+                "hnet: cluster.cells_per_job is set but Snakemake runs without "
+                "--keep-incomplete: a failed batch would delete its finished cells' "
+                "metrics.json (recomputed on the rerun without training). Add "
+                "keep-incomplete: true to the profile (workflow/profiles/slurm has it).",
+                file=sys.stderr,
+            )
+
+
+def cell_slot(wildcards):
+    """`hnet_cell` of a training job: 1 in a grouped cluster study, else 0 (see above)."""
+    return 1 if BATCHES and not workflow.local_exec else 0
 
 
 def _labels_text(kind):
@@ -172,7 +238,7 @@ def report_outputs():
 
 
 def study_targets():
-    targets = [*CELL_METRICS, *TUNING_METRICS, *report_outputs()]
+    targets = [*CELL_METRICS, *TUNING_METRICS, *BATCH_RECORDS, *report_outputs()]
     if TUNING:
         targets.append(SELECTION)
     # a live study's lost store is rebuilt by the sync step too

@@ -31,6 +31,8 @@ rule train:
         f"{RUNS}/{CELL_PATTERN}/metrics.json",
     log:
         f"{LOGS}/train/{CELL_PATTERN}.log",
+    group:
+        batch_of
     conda:
         "../../envs/hnet.yaml"
     threads: lambda wildcards: resources(config, wildcards.benchmark)["threads"]
@@ -38,6 +40,7 @@ rule train:
         mem_mb=job_resource("mem_mb"),
         runtime=job_resource("runtime"),
         gpu=job_resource("gpu"),
+        hnet_cell=cell_slot,
     params:
         args=job_args,
         run_dir=lambda wildcards, output: os.path.dirname(output[0]),
@@ -82,13 +85,18 @@ for _pack in PACKS:
             [f"{RUNS}/{c.path}/metrics.json" for c in _pack],
         log:
             f"{LOGS}/train/{_first.path.rsplit('/', 1)[0]}/pack{_first.seed}-{_pack[-1].seed}.log",
+        group:
+            BATCH_OF.get(_first)
         conda:
             "../../envs/hnet.yaml"
         threads: resources(config, _first.benchmark)["threads"]
         resources:
-            mem_mb=resources(config, _first.benchmark)["mem_mb"] * len(_pack),
-            runtime=resources(config, _first.benchmark)["runtime"] * len(_pack),
+            mem_mb=AUTO_RESOURCES.value(_first.benchmark, _first.method, "mem_mb")
+            * len(_pack),
+            runtime=AUTO_RESOURCES.value(_first.benchmark, _first.method, "runtime")
+            * len(_pack),
             gpu=resources(config, _first.benchmark)["gpu"],
+            hnet_cell=cell_slot,
         params:
             args=pack_args(config, _pack),
             # a function: Snakemake would otherwise expand "{seed}" as a wildcard
@@ -100,3 +108,34 @@ for _pack in PACKS:
             "--tracking-file {input.tracking} --if-changed restart --quiet >> {log} 2>&1"
 
     workflow.ruleorder(pack_name(_pack), "train")
+
+
+# cluster.cells_per_job > 1: the record of a batch, written last in its group job after its
+# cells have trained (which cluster job trained which cells). Depending on every cell of the
+# batch, it makes the batch one connected group: one cluster job.
+rule batch_done:
+    """Write which cells a batch (one cluster job) trained, and where."""
+    input:
+        lambda wildcards: [
+            f"{OUT}/{c.run_dir}/metrics.json"
+            for c in BATCH_BY_NAME[wildcards.batch].cells
+        ],
+    output:
+        f"{OUT}/{RECORDS}/{{batch}}.json",
+    log:
+        f"{LOGS}/{RECORDS}/{{batch}}.log",
+    group:
+        lambda wildcards: wildcards.batch
+    conda:
+        "../../envs/hnet.yaml"
+    threads: 1
+    resources:
+        mem_mb=100,
+        runtime=1,
+        gpu=0,
+    params:
+        cells=lambda wildcards: [
+            c.run_dir for c in BATCH_BY_NAME[wildcards.batch].cells
+        ],
+    script:
+        "../scripts/batch_record.py"
