@@ -262,30 +262,12 @@ class Study:
 
 
 def _cells_of_grid(record: dict[str, Any]) -> list[Expected]:
-    final = [
-        Expected(
-            str(c["benchmark"]),
-            str(c["scenario"]),
-            str(c["method"]),
-            str(c["size"]),
-            int(c["seed"]),
-            str(c["run_dir"]),
-        )
-        for c in record["cells"]
-    ]
-    tuning = [
-        Expected(
-            str(c["benchmark"]),
-            str(c["scenario"]),
-            str(c["method"]),
-            str(c["size"]),
-            int(c["seed"]),
-            str(c["run_dir"]),
-            "tuning",
-            str(c["point_dir"]),
-        )
-        for c in record.get("tuning", [])
-    ]
+    def expected(c: dict[str, Any], *stage: str) -> Expected:
+        axes = (str(c["benchmark"]), str(c["scenario"]), str(c["method"]), str(c["size"]))
+        return Expected(*axes, int(c["seed"]), str(c["run_dir"]), *stage)
+
+    final = [expected(c) for c in record["cells"]]
+    tuning = [expected(c, "tuning", str(c["point_dir"])) for c in record.get("tuning", [])]
     return final + tuning
 
 
