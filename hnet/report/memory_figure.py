@@ -34,6 +34,20 @@ def _points(cell: Cell) -> dict[str, list[tuple[float, float, float, Group]]]:
     return {m: sorted(p, key=lambda t: t[0]) for m, p in out.items()}
 
 
+def _spread(points: dict[str, list[tuple]], zero: float) -> dict[tuple[str, int], float]:
+    """(method, index) → a factor that spreads points of equal memory sideways (rehearsal methods
+    at one buffer size keep the same bytes), ±0.03 decades apart, so none hides another."""
+    at: dict[float, list[tuple[str, int]]] = {}
+    for method, pts in points.items():
+        for i, (x, *_) in enumerate(pts):
+            at.setdefault(round(math.log10(max(x, zero)), 2), []).append((method, i))
+    factor = {}
+    for keys in at.values():
+        for k, key in enumerate(keys):
+            factor[key] = 10 ** (0.03 * (k - (len(keys) - 1) / 2))
+    return factor
+
+
 def fig_memory(cell: Cell) -> tuple[Figure | None, str]:
     points = _points(cell)
     if not points:
@@ -43,8 +57,9 @@ def fig_memory(cell: Cell) -> tuple[Figure | None, str]:
     zero = 10 ** (math.floor(math.log10(lo)) - 1)  # where "keeps nothing" is drawn
     fig = new_figure(9.0, 5.0)
     ax = fig.add_subplot()
+    spread = _spread(points, zero)
     for method, pts in points.items():
-        xs = [max(x, zero) for x, *_ in pts]
+        xs = [max(x, zero) * spread[(method, i)] for i, (x, *_) in enumerate(pts)]
         ys = [y for _, y, _, _ in pts]
         several = len(pts) > 1
         one_colour = len({str(g.color) for *_, g in pts}) == 1  # a buffer axis: one entry
@@ -79,6 +94,7 @@ def fig_memory(cell: Cell) -> tuple[Figure | None, str]:
         f"final {cell.noun} vs memory",
         "memory: bytes a method keeps beyond its network / bytes of one stored training input "
         "(0: keeps nothing). Points: mean over seeds; whiskers: 95 % CI; lines join one "
-        "method's sizes (hnet: hypernetwork sizes, rehearsal methods: buffer sizes).",
+        "method's sizes (hnet: hypernetwork sizes, rehearsal methods: buffer sizes); points of "
+        "equal memory are spread slightly sideways.",
     )
     return fig, ""

@@ -45,6 +45,15 @@ METHOD_COLORS = {
     "joint": "#000000",
     "scratch": "#7F7F7F",
     "hnet_scratch": "#BDBDBD",
+    "lwf": "#B8860B",
+    "agem": "#17BECF",
+    "icarl": "#9467BD",
+    "derpp": "#2CA02C",
+    "er_ace": "#AA4499",
+    "gdumb": "#DDCC77",
+    "hat": "#117733",
+    "packnet": "#661100",
+    "xdg": "#E7298A",
 }
 EXTRA_COLORS = ("#B8860B", "#17BECF", "#BCBD22", "#E377C2", "#2CA02C", "#9467BD")
 METHOD_MARKERS = {
@@ -61,6 +70,15 @@ METHOD_MARKERS = {
     "joint": "*",
     "scratch": ".",
     "hnet_scratch": "x",
+    "lwf": "<",
+    "agem": ">",
+    "icarl": "H",
+    "derpp": "8",
+    "er_ace": "D",
+    "gdumb": "s",
+    "hat": "^",
+    "packnet": "P",
+    "xdg": "h",
 }
 
 
@@ -121,10 +139,13 @@ def make_cell(bench: str, scen: str, runs: pd.DataFrame, summary: pd.DataFrame, 
     if all(np.isfinite(cr.get(s, math.nan)) for s in sizes):  # darker = bigger hypernetwork
         sizes.sort(key=lambda s: cr[s])
     blues = sns.blend_palette(["#9ECAE1", "#08306B"], len(sizes)) if len(sizes) > 1 else ["#0072B2"]
-    extra = iter(EXTRA_COLORS * 4)
+    # a method without a fixed colour gets one per method (all its sizes alike), never a repeat
+    # of another unlisted method's until the extra colours run out
+    unlisted = list(dict.fromkeys(m for m, _ in keys if m != REFERENCE and m not in METHOD_COLORS))
+    extra = {m: EXTRA_COLORS[i % len(EXTRA_COLORS)] for i, m in enumerate(unlisted)}
     groups = []
     for m, s in keys:
-        color = blues[sizes.index(s)] if m == REFERENCE else METHOD_COLORS.get(m) or next(extra)
+        color = blues[sizes.index(s)] if m == REFERENCE else METHOD_COLORS.get(m) or extra[m]
         rows = runs[(runs["method"] == m) & (runs["size"] == s)]
         groups.append(Group(m, s, label(m, s), color, METHOD_MARKERS.get(m, "o"), rows))
     stats = {(r.method, r.size, r.metric): r for r in summary.itertuples()}

@@ -118,3 +118,16 @@ def test_methods_package_holds_one_module_per_method_and_names_come_from_the_dec
                 assert "name" not in assigned, f"{module}.{node.name} sets name itself"
     for name, cls in METHODS.items():
         assert cls.name == name
+
+
+def test_every_method_has_its_own_colour_and_a_marker_in_the_report():
+    """Figures put many methods on one plot (accuracy vs memory): each registered method has a
+    fixed colour no other method uses (hnet: the size blues) and a marker, so a new method that
+    forgets its entry in hnet/report/style.py fails here instead of sharing a colour."""
+    from hnet.report.style import METHOD_COLORS, METHOD_MARKERS
+
+    methods = [m for m in METHODS.names() if m != "hnet"]
+    assert sorted(m for m in methods if m not in METHOD_COLORS) == []
+    assert sorted(m for m in METHODS.names() if m not in METHOD_MARKERS) == []
+    colours = [METHOD_COLORS[m].lower() for m in methods]
+    assert len(set(colours)) == len(colours)
