@@ -23,8 +23,12 @@ STUDY = {
     "scenarios": ["cl1"],
     "methods": ["finetune", "ewc"],
     "seeds": [0, 1, 2],
-    # long enough per task that the kill lands mid-cell, short enough for the test tier
-    "hparams": {"all": {"train.iters": 150, "train.log_every": 10}},
+    # finetune's cells finish quickly; ewc's are ten times longer, so on a fast machine too a
+    # kill lands mid-cell after a finished one (a heartbeat is written every 5 s)
+    "hparams": {
+        "all": {"train.iters": 150, "train.log_every": 10},
+        "methods": {"ewc": {"train.iters": 1500}},
+    },
     "resources": {"default": {"threads": 1}},
 }
 
@@ -100,7 +104,8 @@ def test_status_of_a_killed_study_agrees_with_what_the_rerun_trains(tmp_path):
     interrupted = {d: c for d, c in cells.items() if c["state"] == "interrupted"}
     for d, c in interrupted.items():
         p = c["progress"]
-        assert p["tasks"] == 5 and p["steps"] == 150 and 1 <= p["task"] <= 5
+        iters = 1500 if c["method"] == "ewc" else 150
+        assert p["tasks"] == 5 and p["steps"] == iters and 1 <= p["task"] <= 5
         # the record still says "running" (nothing could update it): the dead pid decided
         assert beats(runs)[d]["state"] == "running"
         # SIGKILL leaves the last task-end checkpoint: the rerun starts the task it was in
