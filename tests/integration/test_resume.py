@@ -134,6 +134,9 @@ REHEARSAL = sorted(m for m, c in METHODS.items() if c.rehearsal)
 # Rehearsal methods on digits take about a millisecond a step: more steps, so the signal sent
 # mid-task still arrives before the task ends.
 ITERS_OF = dict.fromkeys(REHEARSAL, 200)
+# GDumb's stream step only fills its buffer (~0.2 ms): many more of them, or a quiet machine
+# ends the task before the signal lands
+ITERS_OF["gdumb"] = 2000
 
 
 def iters_of(method: str) -> int:
