@@ -5,11 +5,7 @@ so it imports neither torch nor Snakemake: names and capabilities come from the 
 :mod:`hnet.study.catalog`. A cell is one training job; its wildcards are
 ``{benchmark}/{scenario}/{method}/{size}/seed{seed}``. Methods without a hypernetwork are not
 multiplied by the size axis: their size is ``none`` (:data:`hnet.models.sizes.NO_SIZE`). The
-rehearsal methods (those with ``buffer.size``) have a size axis of their own, the buffer:
-``buf<N>`` for each of the study's ``buffer_sizes`` (without it, the one ``buffer.size`` their
-hparams or their default give), so a study compares methods at several memory budgets as it
-compares hypernetworks at several sizes; the report reads the same ``buf<N>`` from each run's
-config.
+rehearsal methods have a size axis of their own, the buffer (:mod:`hnet.study.buffers`).
 
 A study with sweeps (:mod:`hnet.study.sweeps`) runs in two stages. The *tuning* cells are the
 final cells' benchmark × scenario × method × size groups of swept methods, times every point of
@@ -35,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hnet.errors import StudyError
-from hnet.models.sizes import BUFFER, RATIO, buffer_label
-from hnet.study import autores, catalog, sweeps, validate
+from hnet.models.sizes import RATIO
+from hnet.study import autores, buffers, catalog, sweeps, validate
 from hnet.study.sweeps import Point
 
 NO_SIZE = "none"  # the size wildcard of methods the size axis does not apply to
@@ -146,54 +142,6 @@ sized = catalog.is_sized
 rehearsal = catalog.is_rehearsal
 
 
-def _hparams_buffer(config: dict[str, Any], benchmark: str, scenario: str, method: str) -> Any:
-    """``buffer.size`` as the study's hparams set it for these cells (later layers win), or
-    None."""
-    hp = config.get("hparams") or {}
-    found = None
-    for layer in (
-        hp.get("all"),
-        (hp.get("benchmarks") or {}).get(benchmark),
-        (hp.get("scenarios") or {}).get(scenario),
-        (hp.get("methods") or {}).get(method),
-    ):
-        if layer and "buffer.size" in layer:
-            found = layer["buffer.size"]
-    return found
-
-
-def default_buffer(config: dict[str, Any], benchmark: str, scenario: str, method: str) -> str:
-    """The buffer size of a rehearsal method's cell without ``buffer_sizes``: hparams, else the
-    method's default on the benchmark (tuned/buffer.yaml)."""
-    value = _hparams_buffer(config, benchmark, scenario, method)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):  # wrong types: check_hparams
-        value = catalog.default_buffer_size(method, benchmark)
-    return buffer_label(value)
-
-
-def buffer_axis(config: dict[str, Any], benchmark: str, scenario: str, method: str) -> list[str]:
-    """The sizes of a rehearsal method's cells: ``buf<N>`` per ``buffer_sizes`` entry, or the
-    one :func:`default_buffer`. Setting ``buffer.size`` in hparams as well is refused."""
-    listed = config.get("buffer_sizes")
-    if not listed:
-        return [default_buffer(config, benchmark, scenario, method)]
-    if _hparams_buffer(config, benchmark, scenario, method) is not None:
-        raise StudyError(
-            f"study config: hparams set buffer.size for {method} on {benchmark} {scenario}, and "
-            "buffer_sizes lists the buffer sizes of every rehearsal method; give the sizes in "
-            "one place (buffer_sizes, or hparams without buffer_sizes)."
-        )
-    return [buffer_label(n) for n in listed]
-
-
-def buffer_of(cell: Cell) -> int | None:
-    """``buffer.size`` of a rehearsal method's cell (from its ``buf<N>`` size), else None."""
-    match = BUFFER.match(cell.size) if rehearsal(cell.method) else None
-    return int(match.group(1)) if match else None
-
-
 def _check_report(config: dict[str, Any]) -> None:
     ref = (config.get("report") or {}).get("hnet_reference")
     if ref is not None and ref not in config.get("sizes", ["official"]):
@@ -247,12 +195,7 @@ def expand(config: dict[str, Any]) -> list[Cell]:
     _check_report(config)
     _check_tuning(config)
     sizes = config.get("sizes", ["official"])
-    if config.get("buffer_sizes") and not any(rehearsal(m) for m in config["methods"]):
-        raise StudyError(
-            "study config: buffer_sizes is given, but no method of the study stores training "
-            f"samples ({', '.join(config['methods'])}), so it multiplies nothing; add a "
-            "rehearsal method (e.g. replay) or drop buffer_sizes."
-        )
+    buffers.check_axis(config)
     for i, pattern in enumerate(config.get("exclude", [])):
         for axis in ("benchmark", "method", "scenario"):
             if axis in pattern:
@@ -269,7 +212,7 @@ def expand(config: dict[str, Any]) -> list[Cell]:
             if sized(m):
                 axis = sizes
             elif rehearsal(m):
-                axis = buffer_axis(config, b, sc, m)
+                axis = buffers.axis(config, b, sc, m)
             else:
                 axis = [NO_SIZE]
             for size in axis:
@@ -286,14 +229,7 @@ def expand(config: dict[str, Any]) -> list[Cell]:
             size = inc.get("size", "official")
             _check_name(f"include[{i}].size", size, "size")
         elif rehearsal(inc["method"]):
-            size = inc.get("size") or default_buffer(
-                config, inc["benchmark"], inc["scenario"], inc["method"]
-            )
-            if not BUFFER.match(size):
-                raise StudyError(
-                    f"study config: include[{i}].size = {size!r}: the size of rehearsal method "
-                    f"{inc['method']!r} is its buffer, buf<N> for buffer.size N (e.g. buf500)."
-                )
+            size = buffers.include_size(config, i, inc)
         elif "size" in inc:
             raise StudyError(
                 f"study config: include[{i}].size: method {inc['method']!r} has no "
@@ -425,7 +361,7 @@ def overrides(
     out.update(hp.get("methods", {}).get(cell.method, {}))
     if not rehearsal(cell.method):  # hparams' buffer keys are for the rehearsal methods only
         out = {k: v for k, v in out.items() if k.split(".")[0] != "buffer"}
-    elif (n := buffer_of(cell)) is not None:
+    elif (n := buffers.size_of(cell.method, cell.size)) is not None:
         out["buffer.size"] = n  # the cell's place on the buffer axis
     if cell.point:
         out["data.val_fraction"] = config["tuning"].get("val_fraction", 0.1)
