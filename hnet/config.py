@@ -291,22 +291,6 @@ def derive_iters(cfg: dict[str, Any], spec: Any) -> bool:
     return True
 
 
-def task_iters(cfg: dict[str, Any], n_tasks: int) -> list[int]:
-    """Optimizer steps of every task: ``train.iters_per_task`` if derived, else ``train.iters``
-    each (configs written before the key existed have only ``train.iters``)."""
-    per = cfg["train"].get("iters_per_task")
-    return list(per) if per else [cfg["train"]["iters"]] * n_tasks
-
-
-def global_step(cfg: dict[str, Any], task: int, step: int) -> int:
-    """One step axis over all tasks (MLflow's ``train_loss``): the steps of earlier tasks plus
-    ``step``; monotone when tasks differ in length."""
-    per = cfg["train"].get("iters_per_task")
-    if not per:
-        return task * cfg["train"]["iters"] + step
-    return sum(per[:task]) + step
-
-
 def resolve(*args: Any, **kwargs: Any) -> dict[str, Any]:
     """The complete job config (see :func:`resolve_with_sources`)."""
     return resolve_with_sources(*args, **kwargs)[0]

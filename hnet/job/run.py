@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hnet import metrics, rng
-from hnet.config import run_key, task_iters
+from hnet.config import run_key
 from hnet.data import BENCHMARKS, Benchmark, load_benchmark
 from hnet.errors import DataError, JobInterrupted
 from hnet.fast.cpu import tune_allocator
@@ -42,6 +42,7 @@ from hnet.job.result import Transfer, scratch_reference, write_result
 from hnet.job.sampler import Sampler
 from hnet.methods import METHODS
 from hnet.rundir import CKPT, CKPT_PREV, CONFIG, FAILED, LOSSES, METRICS
+from hnet.steps import task_iters
 
 Listener = Callable[[str, dict[str, Any]], None]
 

@@ -29,6 +29,7 @@ from torch import Tensor
 from hnet.errors import ConfigError
 from hnet.methods.common.base import METHODS
 from hnet.methods.common.isolation import Isolation
+from hnet.steps import steps_of
 
 MAX_TASKS = 254  # owners are uint8, 0 = free
 
@@ -83,9 +84,7 @@ class PackNet(Isolation):
 
     def prune_step(self, task: int) -> int:
         """The step of ``task`` before which it is pruned."""
-        per = self.cfg["train"].get("iters_per_task")  # as hnet.config.task_iters reads it
-        iters = per[task] if per else self.cfg["train"]["iters"]
-        return round(iters * (1 - self.hp["retrain"]))
+        return round(steps_of(self.cfg, task) * (1 - self.hp["retrain"]))
 
     def begin_task(self, task: int) -> None:
         super().begin_task(task)

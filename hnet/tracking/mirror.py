@@ -9,7 +9,7 @@ Metric scheme (live logging and sync use the same one, so a sync re-writes ident
 
     train_loss          step = steps of all earlier tasks + step (one continuous, monotone curve
                         over all tasks; task * train.iters + step when all tasks have
-                        train.iters steps, hnet.config.global_step)
+                        train.iters steps, hnet.steps.global_step)
     acc_task{j}         score on task j (1-based) at step i: 0 = before training (acc_init),
                         i = after training task i (row i of the matrix R, 1-based)
     ti_task{j}          task-inference accuracy on task j after task i (step i), when recorded
@@ -38,9 +38,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hnet.config import global_step, identity_config, run_key
+from hnet.config import identity_config, run_key
 from hnet.errors import HnetError
 from hnet.files import write_json
+from hnet.steps import global_step
 from hnet.tracking.plots import is_bad, plot_matrix, write_matrix_csv
 from hnet.tracking.provenance import dataset_input, run_times, source_tags
 from hnet.tracking.store import (

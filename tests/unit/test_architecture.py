@@ -14,7 +14,7 @@ PACKAGE = ROOT / "hnet"
 
 # Bottom → top. A module may import its own layer or lower ones, never a higher one.
 LAYERS = [
-    {"errors", "registry", "scenarios", "files", "rng", "metrics", "rundir"},
+    {"errors", "registry", "scenarios", "files", "rng", "metrics", "rundir", "steps"},
     {"fast"},  # performance-only code: imports no other hnet module
     {"data", "models"},
     {"methods"},

@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from hnet import config
-from hnet.config import NEUTRAL_KEYS, global_step, identity_config, run_key, task_iters
+from hnet.config import NEUTRAL_KEYS, identity_config, run_key
 from hnet.data import BENCHMARKS, load_benchmark
 from hnet.errors import ConfigError
 from hnet.job.run import run_job
 from hnet.methods.common.schedule import lr_factor
+from hnet.steps import global_step, task_iters
 
 
 def test_epochs_become_steps_per_task_from_the_declared_sizes():
