@@ -30,7 +30,7 @@ def add_parser(sub: Any) -> None:
         metavar="GRID_JSON",
         default=None,
         help="the study's grid file: expected cells without a result are listed in "
-        "tables/missing.csv|md (failed, interrupted or not run)",
+        "tables/missing.csv|md (failed, running, interrupted or not started)",
     )
     p.set_defaults(func=run)
 

@@ -1,10 +1,14 @@
-"""Expected cells without results: read a study's grid file and say, per missing cell, whether
-it failed (with the error from its failed.json), was interrupted (a checkpoint to resume from),
-never ran, or left an unreadable metrics.json. Used by ``hnet report --expected``."""
+"""Expected cells without results: read a study's grid file and say, per missing cell, why:
+``failed`` (with the error from its failed.json), ``running``, ``interrupted``, ``not started``
+(the states ``hnet status`` prints, from :func:`hnet.study.status.classify`: one classification
+for both), or ``unreadable`` (a metrics.json the report could not read). Used by
+``hnet report --expected``."""
 
 from __future__ import annotations
 
 import json
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +18,13 @@ import pandas as pd
 from hnet.errors import HnetError
 from hnet.models.sizes import NO_SIZE
 from hnet.report.runs import KEYS, sort_groups
-from hnet.rundir import CKPT, CKPT_PREV
+from hnet.rundir import FAILED
 from hnet.study.catalog import is_rehearsal, is_sized
+from hnet.study.status import FAILED_STATE, INTERRUPTED, NOT_STARTED, RUNNING, Expected, classify
 
 MISSING_COLUMNS = [*KEYS, "seed", "status", "run_dir", "error", "exit_code", "time", "message"]
 MESSAGE_CHARS = 200
-STATUSES = ("failed", "interrupted", "not run", "unreadable")
+STATUSES = (FAILED_STATE, RUNNING, INTERRUPTED, NOT_STARTED, "unreadable")
 
 
 @dataclass
@@ -67,14 +72,24 @@ def _short(text: Any, limit: int = MESSAGE_CHARS) -> str:
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
-def cell_status(run_dir: Path) -> dict[str, Any]:
-    """Why an expected cell has no result: ``failed`` (failed.json), ``interrupted`` (a
-    checkpoint to resume from) or ``not run``; with the error of failed.json when there is one."""
+def _position(task: int | None, step: int | None, iters: list[int] | None) -> str:
+    if task is None:
+        return ""
+    of = f" of {len(iters)}" if iters else ""
+    return f"task {task + 1}{of}, step {step}"
+
+
+def cell_status(cell: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Why the expected ``cell`` (a grid row, its run directory below ``root``) has no result,
+    in ``hnet status``'s words; with the error of failed.json when there is one."""
     info: dict[str, Any] = {"error": "", "exit_code": "", "time": "", "message": ""}
-    failed = run_dir / "failed.json"
-    if failed.exists():
+    axes = (cell["benchmark"], cell["scenario"], cell["method"], cell["size"])
+    state = classify(
+        Expected(*axes, cell["seed"], cell["run_dir"]), root, time.time(), socket.gethostname()
+    )
+    if state.state == FAILED_STATE:
         try:
-            f = json.loads(failed.read_text())
+            f = json.loads((root / cell["run_dir"] / FAILED).read_text())
             if not isinstance(f, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as e:
@@ -86,9 +101,18 @@ def cell_status(run_dir: Path) -> dict[str, Any]:
             "time": _short(f.get("time", ""), 40),
             "message": _short(f.get("message", "")),
         }
-    if any((run_dir / name).exists() for name in (CKPT, CKPT_PREV)):
-        return info | {"status": "interrupted", "message": "checkpoint found: rerun to resume"}
-    return info | {"status": "not run"}
+    where = _position(state.task, state.step, state.iters)
+    if state.state == RUNNING:
+        message = f"running on {state.host} (pid {state.pid})" + (f", at {where}" if where else "")
+    elif state.state == INTERRUPTED and state.resume is not None:
+        message = "stopped; a rerun resumes it at " + _position(*state.resume, state.iters)
+    elif state.state == INTERRUPTED and state.checkpoint:
+        message = "stopped with a checkpoint: a rerun resumes it"
+    elif state.state == INTERRUPTED:
+        message = "stopped before its first checkpoint: a rerun starts it again"
+    else:
+        message = ""
+    return info | {"status": state.state, "message": message}
 
 
 def missing_cells(
@@ -113,7 +137,7 @@ def missing_cells(
             blank = {"error": "", "exit_code": "", "time": ""}
             rows.append(c | blank | {"status": "unreadable", "message": why})
         else:
-            rows.append(c | cell_status(d))
+            rows.append(c | cell_status(c, grid.path.parent))
     notes = []
     extra = len(have - in_grid)
     if extra:

@@ -369,9 +369,10 @@ def missing_markdown(missing: pd.DataFrame | None, n_expected: int | None) -> st
         + ", ".join(f"{n} {s}" for s, n in counts.sort_index().items())
         + ".",
         "",
-        "failed: the job raised an error (failed.json); interrupted: stopped with a checkpoint, "
-        "rerunning resumes it; not run: nothing in its run directory yet; unreadable: its "
-        "metrics.json could not be read.",
+        "failed: the job raised an error (failed.json); running: its job is alive (a fresh "
+        "heartbeat); interrupted: stopped, rerunning resumes it from its checkpoint; not "
+        "started: nothing in its run directory yet; unreadable: its metrics.json could not be "
+        "read. The states are hnet status's.",
         "",
         "| benchmark | scenario | method | size | seed | status | error | message | run dir |",
         "|---|---|---|---|---:|---|---|---|---|",

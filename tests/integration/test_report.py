@@ -437,7 +437,7 @@ def test_study_missing_cells(study_report):
     assert status == {
         base(FAILED): "failed",
         base(INTERRUPTED): "interrupted",
-        base(NOT_RUN): "not run",
+        base(NOT_RUN): "not started",
     }
     failed = missing[missing["status"] == "failed"].iloc[0]
     assert failed["error"] == "TrainingDiverged" and failed["exit_code"] == 1
@@ -446,13 +446,13 @@ def test_study_missing_cells(study_report):
     assert failed["run_dir"] == run_dir(*FAILED)
     assert list(missing["method"]) == ["hnet", "ewc", "ewc"]  # report order: hnet first
     md = (out / "tables" / "missing.md").read_text()
-    assert "3 of 19 expected cells have no result: 1 failed, 1 interrupted, 1 not run." in md
+    assert "3 of 19 expected cells have no result: 1 failed, 1 interrupted, 1 not started." in md
     assert md.count("\n| benchA |") == 3
     summary_md = (out / "tables" / "summary.md").read_text()
     assert summary_md.startswith("16 of 19 expected cells finished (study synthetic)")
     assert rep.n_expected == 19
     assert rep.missing_summary().startswith(
-        "missing 3 of 19 expected cells (1 failed, 1 interrupted, 1 not run)"
+        "missing 3 of 19 expected cells (1 failed, 1 interrupted, 1 not started)"
     )
 
 
@@ -541,7 +541,7 @@ def test_bad_or_empty_grid(tmp_path):
     with pytest.raises(HnetError, match=r"No metrics.json found.*lists the 1 expected cells"):
         make_report(tmp_path / "r", tmp_path / "out", expected=tmp_path / "grid.json")
     missing_md = (tmp_path / "out/tables/missing.md").read_text()
-    assert "| b | cl1 | ewc | none | 0 | not run |" in missing_md
+    assert "| b | cl1 | ewc | none | 0 | not started |" in missing_md
 
 
 def test_cli_expected(study, tmp_path, capsys):
@@ -556,7 +556,7 @@ def test_cli_expected(study, tmp_path, capsys):
     args = ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep")]
     assert main([*args, "--expected", str(tmp_path / "grid.json")]) == 0
     stdout = capsys.readouterr().out
-    assert "missing 1 of 5 expected cells (1 not run)" in stdout
+    assert "missing 1 of 5 expected cells (1 not started)" in stdout
     assert figure_files(tmp_path / "rep") == {
         figure_path(k, "benchB", "cl1", e)
         for k in figure_kinds_for(["finetune", "ewc"])
@@ -620,7 +620,7 @@ def test_report_of_a_few_hundred_cells(tmp_path):
     assert set(paired["n_pairs"]) == {9, 10}  # a missing seed drops out of its pair only
     missing = read(out, "missing.csv")
     assert sorted(missing["run_dir"]) == sorted(run_dir(*c) for c in gone)
-    assert set(missing["status"]) == {"not run"}
+    assert set(missing["status"]) == {"not started"}
     summary_md = (out / "tables" / "summary.md").read_text()
     assert summary_md.startswith("257 of 260 expected cells finished (study synthetic)")
     expected = set()

@@ -12,7 +12,16 @@ import pytest
 from synthetic_runs import write_status_study
 
 from hnet.report.state import compute_hours, state_files
-from hnet.study.status import STATES, load_study, study_status
+from hnet.study.status import (
+    DONE,
+    FAILED_STATE,
+    INTERRUPTED,
+    NOT_STARTED,
+    RUNNING,
+    STATES,
+    load_study,
+    study_status,
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +74,24 @@ def test_failed_cells_and_what_is_counted_are_on_the_front_page(study):
     assert "system-message" not in body, body
     assert body.count("TrainingDiverged") == written["failed"]
     assert "<table" in body and "not started" in body
+
+
+def test_missing_cells_are_in_hnet_status_words(study):
+    """tables/missing.* classifies each unfinished cell as ``hnet status`` does (one
+    classification), with the resume point or the running process in its message."""
+    import pandas as pd
+
+    from hnet.report.missing import load_grid, missing_cells
+
+    root, written, _ = study
+    status = study_status(load_study(root))
+    done = [s.cell.run_dir for s in status.cells if s.state == DONE]
+    missing, _ = missing_cells(load_grid(root / "grid.json"), root, pd.DataFrame({"run_dir": done}))
+    assert len(missing) == 240 - written[DONE] > 0
+    expected = {s.cell.run_dir: s.state for s in status.cells if s.state != DONE}
+    assert dict(zip(missing["run_dir"], missing["status"], strict=True)) == expected
+    by_state = missing.groupby("status")["message"]
+    assert all(m.startswith("running on ") for m in by_state.get_group(RUNNING))
+    assert all("rerun" in m for m in by_state.get_group(INTERRUPTED))
+    assert all(m == "" for m in by_state.get_group(NOT_STARTED))
+    assert {RUNNING, INTERRUPTED, NOT_STARTED, FAILED_STATE} <= set(missing["status"])
