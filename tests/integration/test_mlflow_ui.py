@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -93,11 +94,27 @@ def ui(study_store, tmp_path_factory):
             env={**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )
     address = f"http://127.0.0.1:{port}"
+    from mlflow import MlflowClient
+
     try:
         wait_healthy(address, proc, log, seconds=180)
+        warm_up(address, MlflowClient(uri).get_experiment_by_name(EXPERIMENT).experiment_id)
         yield address
     finally:
         stop_group(proc)
+
+
+def warm_up(address: str, experiment_id: str) -> None:
+    """Make the search the runs table makes once before a browser does: a cold server's first
+    answer (imports, the store's first query) can outlast the page's virtual-time budget."""
+    query = json.dumps({"experiment_ids": [experiment_id], "max_results": 10}).encode()
+    request = urllib.request.Request(
+        f"{address}/ajax-api/2.0/mlflow/runs/search",
+        data=query,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        assert len(json.loads(answer.read())["runs"]) == 2
 
 
 def browse(chromium: str, url: str, *args: str, budget: int = 30_000) -> str:
