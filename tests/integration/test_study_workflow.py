@@ -24,13 +24,17 @@ def snakemake_dry_run(config: dict, tmp_path: Path) -> subprocess.CompletedProce
 
 
 def test_shipped_study_configs_expand(tmp_path):
-    """default, paper, fashion and the sweep configs validate and expand; paper lists the full
+    """Every shipped config validates and expands to the grid it describes; paper lists the full
     grid, and so does paper_sweep with its tuning stage."""
     counts, tuning = {}, {}
-    for name in ("default", "paper", "fashion", "tuned_digits", "paper_sweep", "cifar"):
-        config = yaml.safe_load((REPO / "workflow" / "config" / f"{name}.yaml").read_text())
-        counts[name] = len(expand(config))
-        tuning[name] = len(tuning_cells(config, expand(config)))
+    for path in sorted((REPO / "workflow" / "config").glob("*.yaml")):
+        config = yaml.safe_load(path.read_text())
+        counts[path.stem] = len(expand(config))
+        tuning[path.stem] = len(tuning_cells(config, expand(config)))
+    assert set(counts) == {
+        *("default", "paper", "fashion", "tuned_digits", "paper_sweep", "cifar"),
+        *("replay", "field", "transfer_fmnist"),
+    }
     assert counts["default"] == 5 * 9 * 3  # 5 benchmark×scenario, hnet×3 sizes + 6 baselines
     # SM, PM-10 in CL1-3 + PM-100 CL1; hnet×3 + 8 baselines; + hnet_r and dgr_distill on SM and
     # PM-10 in CL1-3, hnet_tir (official) on SM and PM-10 in CL2-3, hnet_scratch×3 sizes on the
@@ -40,6 +44,13 @@ def test_shipped_study_configs_expand(tmp_path):
     assert counts["cifar"] == 2 * 10 * 5
     # split_fmnist CL1, CL3: hnet×2 + 7 baselines + hnet_r + dgr_distill, hnet_tir in CL3; 3 seeds
     assert counts["fashion"] == (2 * (2 + 7 + 2) + 1) * 3
+    # split_fmnist: 7 methods × 3 seeds in CL2 and CL3, CL1 without hnet_tir and 1 seed
+    assert counts["replay"] == 2 * 7 * 3 + 6
+    # split and permuted fmnist; CL1: hnet×2, 9 one-size methods (hnet_r, dgr_distill, finetune,
+    # joint, ewc, online_ewc, si, mas, lwf), 5 rehearsal methods × 2 buffers, HAT, PackNet, XdG;
+    # CL2: hnet×2, hnet_tir, the 9, the rehearsal 10; CL3: as CL2 + iCaRL × 2 buffers; 3 seeds
+    assert counts["field"] == 2 * ((2 + 9 + 10 + 3) + (2 + 1 + 9 + 10) + (2 + 1 + 9 + 10 + 2)) * 3
+    assert counts["transfer_fmnist"] == 4  # hnet, hnet_scratch, scratch, finetune; CL1, 1 seed
     assert tuning["default"] == tuning["paper"] == tuning["cifar"] == 0
     assert (counts["tuned_digits"], tuning["tuned_digits"]) == (2 * 3 * 3, 2 * (3 + 4) * 2)
     # SM and PM-10 (6 pairs): hnet 3 sizes × 7 β, ewc and online_ewc 6 λ, si 7 c; PM-100 CL1:
