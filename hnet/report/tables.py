@@ -133,13 +133,18 @@ def _wide(summary: pd.DataFrame):
         yield bench, scen, cols, groups, why
 
 
+def fixed(v: float, digits: int = 2) -> str:
+    """``v`` to ``digits`` decimals, never "-0.00" (a mean of ±1e-15 is zero, not a loss)."""
+    return f"{round(v, digits) + 0.0:.{digits}f}"
+
+
 def _cell(r, bold: tuple[str, str], pm: str) -> str:
     if getattr(r, "not_applicable", ""):
         return "n/a"
     if not np.isfinite(r.mean):
         return "–"
     digits = 3 if r.metric == "compression_ratio" else 2
-    text = f"{r.mean:.{digits}f}" + (f"{pm}{r.std:.{digits}f}" if np.isfinite(r.std) else "")
+    text = fixed(r.mean, digits) + (f"{pm}{fixed(r.std, digits)}" if np.isfinite(r.std) else "")
     return f"{bold[0]}{text}{bold[1]}" if r.best else text
 
 
@@ -330,7 +335,7 @@ def paired_markdown(paired: pd.DataFrame) -> str:
         return "\n".join([*lines, "", "No comparisons: no hnet runs."]) + "\n"
 
     def f(v: float, digits: int = 2) -> str:
-        return f"{v:.{digits}f}" if np.isfinite(v) else "–"
+        return fixed(v, digits) if np.isfinite(v) else "–"
 
     for (bench, scen), g in paired.groupby(["benchmark", "scenario"], sort=False):
         lines += [
