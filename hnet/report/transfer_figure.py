@@ -67,7 +67,7 @@ def fig_transfer_per_task(cell: Cell) -> tuple[Figure | None, str]:
         fig,
         cell,
         f"{cell.noun} per task: hypernetwork against fine-tuning and training from scratch",
-        "bars: mean over seeds; whiskers: 95 % CI. Above the scratch bar = forward transfer; "
-        "hatched vs solid hnet bar = forgetting.",
+        "bars: mean over seeds; whiskers: 95 % CI. Above a task-alone bar = forward transfer "
+        "(hnet_scratch: the paper's control); hatched vs solid hnet bar = forgetting.",
     )
     return fig, ""
