@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hnet.report import published
+from hnet.report.numbers import fixed, or_dash
 from hnet.report.runs import KEYS, sort_groups
 
 #: the summary tables' two extra headings, placed right after the final accuracy
@@ -266,11 +267,11 @@ def cells(
     if m is None:
         return "–", "–"
     ref = _source_numbers(matches, bench, scen)[m.table]
-    text = f"{m.published:.2f}" + (
-        f"{pm}{m.published_std:.2f}" if np.isfinite(m.published_std) else ""
+    text = fixed(m.published) + (
+        f"{pm}{fixed(m.published_std)}" if np.isfinite(m.published_std) else ""
     )
     text += f" [{ref}]" + (mark if m.protocol_differs else "")
-    diff = f"{m.diff:+.2f}" if np.isfinite(m.diff) else "–"
+    diff = or_dash(m.diff, sign=True)
     return text, diff
 
 
@@ -325,11 +326,10 @@ def published_markdown(matches: pd.DataFrame) -> str:
             "|---|---|---:|---:|---:|---:|---|---|",
         ]
         for r in g.itertuples():
-            pub = f"{r.published:.2f}" + (
-                f" ± {r.published_std:.2f}" if np.isfinite(r.published_std) else ""
+            pub = fixed(r.published) + (
+                f" ± {fixed(r.published_std)}" if np.isfinite(r.published_std) else ""
             )
-            ours = f"{r.measured:.2f}" if np.isfinite(r.measured) else "–"
-            diff = f"{r.diff:+.2f}" if np.isfinite(r.diff) else "–"
+            ours, diff = or_dash(r.measured), or_dash(r.diff, sign=True)
             source = f"{_md(r.cite)}: {_md(r.original_method)}, {_md(r.where)}"
             differ = _md(r.protocol_differences) or "none"
             lines.append(

@@ -11,6 +11,7 @@ from scipy import stats
 
 from hnet.metrics import METRICS, TRANSFER_CONTROLS
 from hnet.report import published_column
+from hnet.report.numbers import fixed, or_dash
 from hnet.report.runs import CONTROLS, KEYS, NA_METRICS, NA_SUFFIX, REFERENCE, size_key, sort_groups
 from hnet.report.stats import holm
 
@@ -131,11 +132,6 @@ def _wide(summary: pd.DataFrame):
             LABELS[r.metric]: r.not_applicable for r in na.drop_duplicates("metric").itertuples()
         }
         yield bench, scen, cols, groups, why
-
-
-def fixed(v: float, digits: int = 2) -> str:
-    """``v`` to ``digits`` decimals, never "-0.00" (a mean of ±1e-15 is zero, not a loss)."""
-    return f"{round(v, digits) + 0.0:.{digits}f}"
 
 
 def _cell(r, bold: tuple[str, str], pm: str) -> str:
@@ -334,9 +330,6 @@ def paired_markdown(paired: pd.DataFrame) -> str:
     if paired.empty:
         return "\n".join([*lines, "", "No comparisons: no hnet runs."]) + "\n"
 
-    def f(v: float, digits: int = 2) -> str:
-        return fixed(v, digits) if np.isfinite(v) else "–"
-
     for (bench, scen), g in paired.groupby(["benchmark", "scenario"], sort=False):
         lines += [
             "",
@@ -347,6 +340,7 @@ def paired_markdown(paired: pd.DataFrame) -> str:
             "|---|---|---|---:|---:|---:|---:|---|---:|---:|",
         ]
         for r in g.itertuples():
+            f = or_dash
             ci = f"[{f(r.diff_ci_low)}, {f(r.diff_ci_high)}]" if np.isfinite(r.diff_ci95) else "–"
             lines.append(
                 f"| {r.method} | {r.size} | {r.hnet_size} | {r.n_pairs} | "
