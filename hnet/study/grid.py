@@ -17,7 +17,7 @@ values selected from the tuning cells (:mod:`hnet.study.select`).
 
 Errors are :class:`StudyError` messages that name the offending key (``methods[2]``,
 ``scenarios.toy_regression``, ``include[0].size``) and say how to fix it. The whole-config
-checks (name, seeds, resources, hparams, entries that must match a cell) live in
+checks (name, seeds, resources, hparams, tuning, entries that must match a cell) live in
 :mod:`hnet.study.validate`; :func:`expand` runs them.
 """
 
@@ -100,19 +100,6 @@ def _check_name(key: str, value: str, kind: str) -> None:
         raise _unknown(key, value, known, kind)
 
 
-def scenarios_of(config: dict[str, Any], benchmark: str) -> list[str]:
-    sc = config["scenarios"]
-    if isinstance(sc, dict):
-        if benchmark not in sc:
-            raise StudyError(
-                f"study config: scenarios has no entry for benchmark {benchmark!r}. When "
-                "scenarios is a mapping, list the scenarios of every benchmark "
-                f"(scenarios: {{{benchmark}: [cl1], ...}}), or make it one list for all."
-            )
-        return list(sc[benchmark])
-    return list(sc)
-
-
 def _check_supported(key: str, cell: Cell) -> None:
     cat = catalog.load()
     bench_sc = cat["benchmarks"][cell.benchmark]["scenarios"]
@@ -193,7 +180,7 @@ def expand(config: dict[str, Any]) -> list[Cell]:
     validate.check_config(config)
     _check_names(config)
     _check_report(config)
-    _check_tuning(config)
+    validate.check_tuning(config)
     sizes = config.get("sizes", ["official"])
     buffers.check_axis(config)
     for i, pattern in enumerate(config.get("exclude", [])):
@@ -207,7 +194,7 @@ def expand(config: dict[str, Any]) -> list[Cell]:
     cells: set[Cell] = set()
     for b in config["benchmarks"]:
         for sc, m, seed in itertools.product(
-            scenarios_of(config, b), config["methods"], config["seeds"]
+            validate.scenarios_of(config, b), config["methods"], config["seeds"]
         ):
             if sized(m):
                 axis = sizes
@@ -260,40 +247,6 @@ def expand(config: dict[str, Any]) -> list[Cell]:
 
 
 # -- two stages: tuning cells and the selection they feed -------------------------------------
-
-
-def _check_tuning(config: dict[str, Any]) -> None:
-    """``tuning`` and ``sweeps`` belong together; the selection metric is a validation one."""
-    has_sweeps, tuning = sweeps.any_sweeps(config), config.get("tuning")
-    sweeps.check_sweeps(config)
-    if has_sweeps and not tuning:
-        raise StudyError(
-            "study config: sweeps need a tuning stage: add tuning: {seeds: [...]} (the seeds "
-            "of the tuning cells; docs/studies.md, Sweeps)."
-        )
-    if tuning and not has_sweeps:
-        raise StudyError(
-            "study config: tuning is given but sweeps lists no values to tune; add sweeps or "
-            "drop tuning."
-        )
-    if tuning:
-        from hnet.metrics import VALIDATION_METRICS, not_applicable
-
-        names = [m.name for m in VALIDATION_METRICS]
-        if tuning.get("metric", names[0]) not in names:
-            raise StudyError(
-                f"study config: tuning.metric = {tuning['metric']!r} is not a validation metric; "
-                f"selection ranks {', '.join(names)} only (never a test metric)."
-            )
-        metric = tuning.get("metric", names[0])
-        for b in config["benchmarks"]:
-            for sc in scenarios_of(config, b):
-                why = not_applicable(sc, validation=True).get(metric)
-                if why:
-                    raise StudyError(
-                        f"study config: tuning.metric = {metric!r} is not applicable in {sc} "
-                        f"({why}); rank val_acc_final or another metric defined there."
-                    )
 
 
 def tuning_cells(config: dict[str, Any], cells: list[Cell]) -> list[Cell]:

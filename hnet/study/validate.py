@@ -1,7 +1,8 @@
 """Whole-config checks of a study that need no data: run while the Snakefile is parsed.
 
-:func:`hnet.study.grid.expand` calls :func:`check_config` before it builds the grid and
-:func:`check_entries` after, so ``snakemake -n`` refuses a study that would fail in a job:
+:func:`hnet.study.grid.expand` calls :func:`check_config` and :func:`check_tuning` before it
+builds the grid and :func:`check_entries` after, so ``snakemake -n`` refuses a study that would
+fail in a job:
 
 - the study name, matched as a whole string (``re.fullmatch``: a name ending in a line break is
   not a name);
@@ -13,7 +14,9 @@
   (the ``--set`` type rule, :func:`hnet.config.check_type`), against the torch-free catalog;
 - ``include`` adds a cell the product lacks, and every ``exclude`` pattern drops at least one
   cell (a misspelled value would silently do nothing): the message names the entry, the value
-  that matched nothing and the values the grid has.
+  that matched nothing and the values the grid has;
+- ``tuning`` and ``sweeps`` come together, and the selection metric is a validation metric
+  defined in every scenario of the study (:func:`check_tuning`).
 
 Values a method refuses for its own reasons (``hnet.targets: offline``) and compression ratios
 that no hypernetwork reaches on the benchmark's shapes are left to ``check_study``, which
@@ -222,3 +225,54 @@ def check_hparams(config: dict[str, Any], cells: list[Any]) -> None:
                     )
             for benchmark, method in sorted(targets):
                 sweeps.check_value(benchmark, method, key, value, f"{where}.{key}", "set")
+
+
+def scenarios_of(config: dict[str, Any], benchmark: str) -> list[str]:
+    """The scenarios of ``benchmark``: ``scenarios`` is one list for all benchmarks, or a
+    mapping that must name each of them."""
+    sc = config["scenarios"]
+    if isinstance(sc, dict):
+        if benchmark not in sc:
+            raise StudyError(
+                f"study config: scenarios has no entry for benchmark {benchmark!r}. When "
+                "scenarios is a mapping, list the scenarios of every benchmark "
+                f"(scenarios: {{{benchmark}: [cl1], ...}}), or make it one list for all."
+            )
+        return list(sc[benchmark])
+    return list(sc)
+
+
+def check_tuning(config: dict[str, Any]) -> None:
+    """``tuning`` and ``sweeps`` belong together; the selection metric is a validation one."""
+    from hnet.study import sweeps
+
+    has_sweeps, tuning = sweeps.any_sweeps(config), config.get("tuning")
+    sweeps.check_sweeps(config)
+    if has_sweeps and not tuning:
+        raise StudyError(
+            "study config: sweeps need a tuning stage: add tuning: {seeds: [...]} (the seeds "
+            "of the tuning cells; docs/studies.md, Sweeps)."
+        )
+    if tuning and not has_sweeps:
+        raise StudyError(
+            "study config: tuning is given but sweeps lists no values to tune; add sweeps or "
+            "drop tuning."
+        )
+    if tuning:
+        from hnet.metrics import VALIDATION_METRICS, not_applicable
+
+        names = [m.name for m in VALIDATION_METRICS]
+        if tuning.get("metric", names[0]) not in names:
+            raise StudyError(
+                f"study config: tuning.metric = {tuning['metric']!r} is not a validation metric; "
+                f"selection ranks {', '.join(names)} only (never a test metric)."
+            )
+        metric = tuning.get("metric", names[0])
+        for b in config["benchmarks"]:
+            for sc in scenarios_of(config, b):
+                why = not_applicable(sc, validation=True).get(metric)
+                if why:
+                    raise StudyError(
+                        f"study config: tuning.metric = {metric!r} is not applicable in {sc} "
+                        f"({why}); rank val_acc_final or another metric defined there."
+                    )
