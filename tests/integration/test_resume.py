@@ -136,7 +136,7 @@ REHEARSAL = sorted(m for m, c in METHODS.items() if c.rehearsal)
 # methods on digits take about a millisecond a step; GDumb's stream step only fills its buffer
 # (~0.2 ms), PackNet's and XdG's plain MLP step ~0.3-0.7 ms (60 steps were once over before
 # the signal landed), HAT's and hnet_scratch's ~1 ms. The replay family's steps are far slower.
-ITERS_OF = dict.fromkeys(REHEARSAL, 200) | {"gdumb": 2000, "packnet": 2000, "xdg": 2000}
+ITERS_OF = dict.fromkeys(REHEARSAL, 400) | {"gdumb": 2000, "packnet": 2000, "xdg": 2000}
 ITERS_OF |= {"hat": 1000, "hnet_scratch": 1000}
 
 
