@@ -50,7 +50,7 @@ def test_shipped_study_configs_expand(tmp_path):
     # joint, ewc, online_ewc, si, mas, lwf), 5 rehearsal methods × 2 buffers, HAT, PackNet, XdG;
     # CL2: hnet×2, hnet_tir, the 9, the rehearsal 10; CL3: as CL2 + iCaRL × 2 buffers; 3 seeds
     assert counts["field"] == 2 * ((2 + 9 + 10 + 3) + (2 + 1 + 9 + 10) + (2 + 1 + 9 + 10 + 2)) * 3
-    assert counts["transfer_fmnist"] == 4  # hnet, hnet_scratch, scratch, finetune; CL1, 1 seed
+    assert counts["transfer_fmnist"] == 4 * 3  # hnet, hnet_scratch, scratch, finetune; CL1
     assert tuning["default"] == tuning["paper"] == tuning["cifar"] == 0
     assert (counts["tuned_digits"], tuning["tuned_digits"]) == (2 * 3 * 3, 2 * (3 + 4) * 2)
     # SM and PM-10 (6 pairs): hnet 3 sizes × 7 β, ewc and online_ewc 6 λ, si 7 c; PM-100 CL1:
